@@ -1,0 +1,1 @@
+"""Thin command-line layer: each sub-command lives in its own module and calls the library."""

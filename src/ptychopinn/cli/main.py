@@ -1,0 +1,75 @@
+"""``ptychopinn <command>`` entry point.
+
+Each command is a module ``ptychopinn.cli.<module>`` exposing ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only for the command
+that runs (``--help`` of the top level imports them to read their one-line help)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ptychopinn.errors import PtychoPINNError
+
+# command name -> module name under ptychopinn.cli (order = order in --help)
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "simulate": "simulate",
+    "validate": "validate",
+    "train": "train",
+    "infer": "infer",
+    "compare": "compare",
+    "iterative": "iterative",
+    "photon-grid": "photon_grid",
+    "parity-log": "parity_log",
+    "parity-diff": "parity_diff",
+}
+
+
+def _load(module: str):
+    return importlib.import_module(f"ptychopinn.cli.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ptychopinn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ptychopinn",
+        description="Physics-informed neural-network ptychography: simulate, train, reconstruct, compare.",
+    )
+    parser.add_argument("--version", action="version", version=f"ptychopinn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, module in COMMANDS.items():
+        try:
+            mod = _load(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ptychopinn.cli.{module}":
+                continue  # command not available in this build
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args._run(args)
+    except PtychoPINNError as exc:
+        print(f"ptychopinn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ptychopinn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

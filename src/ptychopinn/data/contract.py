@@ -1,0 +1,331 @@
+"""The NPZ data contract (DESIGN section 3): reading, validating, normalising and writing.
+
+Readers accept the legacy variants users have (``diffraction`` key, (N, N, M) layout, integer
+counts, a trailing singleton axis, normalised amplitudes with a recorded intensity scale) and turn
+every malformed input into one :class:`~ptychopinn.errors.DataError` whose message names the file,
+the key and the problem. Files are opened with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ptychopinn._io import save_npz_atomic
+from ptychopinn.errors import DataError
+
+#: keys of the contract, in the order they are written
+CONTRACT_KEYS = (
+    "diff3d", "probeGuess", "objectGuess", "xcoords", "ycoords", "xcoords_start", "ycoords_start",
+    "scan_index", "ground_truth_patches", "_metadata",
+)
+
+
+@dataclass
+class PtychoDataset:
+    """One ptychography dataset in the project's conventions.
+
+    ``diff3d`` holds amplitudes = sqrt(photon counts), (M, N, N) float32, zero frequency at index
+    N//2. ``xcoords``/``ycoords`` are patch centres in object pixels (x = column, y = row).
+    """
+
+    diff3d: np.ndarray
+    probe: np.ndarray
+    xcoords: np.ndarray
+    ycoords: np.ndarray
+    object: np.ndarray | None = None
+    xcoords_start: np.ndarray | None = None
+    ycoords_start: np.ndarray | None = None
+    scan_index: np.ndarray | None = None
+    ground_truth_patches: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        m = self.diff3d.shape[0]
+        if self.xcoords_start is None:
+            self.xcoords_start = np.array(self.xcoords, dtype=np.float64)
+        if self.ycoords_start is None:
+            self.ycoords_start = np.array(self.ycoords, dtype=np.float64)
+        if self.scan_index is None:
+            self.scan_index = np.zeros(m, dtype=np.int64)
+
+    # -- derived quantities -------------------------------------------------------------------
+    @property
+    def n_patterns(self) -> int:
+        return int(self.diff3d.shape[0])
+
+    @property
+    def N(self) -> int:  # noqa: N802 - the field's symbol
+        return int(self.diff3d.shape[-1])
+
+    @property
+    def positions_yx(self) -> np.ndarray:
+        """(M, 2) float64 patch centres as (y, x)."""
+        return np.stack([self.ycoords, self.xcoords], axis=1).astype(np.float64)
+
+    def photons_per_pattern(self) -> float:
+        """Measured mean over patterns of sum(diff3d**2) (the dose)."""
+        d = self.diff3d.astype(np.float64)
+        return float(np.mean(np.sum(d * d, axis=(1, 2))))
+
+    def subset(self, idx: np.ndarray) -> "PtychoDataset":
+        """A dataset with the patterns ``idx`` (object and probe shared)."""
+        idx = np.asarray(idx)
+        gtp = None if self.ground_truth_patches is None else self.ground_truth_patches[idx]
+        return replace(
+            self, diff3d=self.diff3d[idx], xcoords=self.xcoords[idx], ycoords=self.ycoords[idx],
+            xcoords_start=self.xcoords_start[idx], ycoords_start=self.ycoords_start[idx],
+            scan_index=self.scan_index[idx], ground_truth_patches=gtp, metadata=dict(self.metadata),
+        )
+
+    # -- output -------------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {
+            "diff3d": np.asarray(self.diff3d, dtype=np.float32),
+            "probeGuess": np.asarray(self.probe),
+            "xcoords": np.asarray(self.xcoords, dtype=np.float64),
+            "ycoords": np.asarray(self.ycoords, dtype=np.float64),
+            "xcoords_start": np.asarray(self.xcoords_start, dtype=np.float64),
+            "ycoords_start": np.asarray(self.ycoords_start, dtype=np.float64),
+            "scan_index": np.asarray(self.scan_index, dtype=np.int64),
+        }
+        if self.object is not None:
+            out["objectGuess"] = np.asarray(self.object)
+        if self.ground_truth_patches is not None:
+            out["ground_truth_patches"] = np.asarray(self.ground_truth_patches, dtype=np.complex64)
+        out["_metadata"] = np.array(json.dumps(self.metadata, default=_jsonable))
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the contract NPZ atomically (temporary name, then rename)."""
+        return save_npz_atomic(path, **self.to_arrays())
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def _err(path: str, key: str | None, problem: str) -> DataError:
+    where = f"{path}" + (f": key '{key}'" if key else "")
+    return DataError(f"{where}: {problem}")
+
+
+def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of an NPZ without unpickling; errors name the file and key."""
+    p = str(path)
+    if not os.path.isfile(p):
+        raise _err(p, None, "file not found")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            names = list(z.files)
+            out = {}
+            for k in names:
+                try:
+                    out[k] = z[k]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower():
+                        raise _err(p, k, "holds a pickled object array; refused (never unpickled)") from None
+                    raise _err(p, k, f"unreadable array ({exc})") from None
+                except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                    raise _err(p, k, f"truncated or corrupt array ({exc})") from None
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise _err(p, None, f"not a readable NPZ file ({exc.__class__.__name__}: {exc})") from None
+    return out
+
+
+def _check_finite(p: str, key: str, a: np.ndarray) -> None:
+    if not np.all(np.isfinite(a)):
+        raise _err(p, key, "contains NaN or Inf values")
+
+
+def _read_diffraction(
+    p: str, z: dict[str, np.ndarray], nphotons: float | None, intensity_scale: float | None,
+    probe_n: int | None,
+) -> tuple[np.ndarray, str, dict[str, Any]]:
+    notes: dict[str, Any] = {}
+    key = "diff3d" if "diff3d" in z else ("diffraction" if "diffraction" in z else None)
+    if key is None:
+        raise _err(p, "diff3d", "missing (also looked for 'diffraction')")
+    a = z[key]
+    if np.iscomplexobj(a):
+        raise _err(p, key, "is complex; diffraction must be real amplitudes sqrt(counts)")
+    if a.dtype.kind not in "fiub":
+        raise _err(p, key, f"has unsupported dtype {a.dtype}")
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+        notes["squeezed_trailing_axis"] = True
+    if a.ndim != 3:
+        raise _err(p, key, f"must be 3-D (M, N, N); got shape {a.shape}")
+    if a.shape[1] != a.shape[2] and a.shape[0] == a.shape[1]:
+        a = np.moveaxis(a, -1, 0)  # legacy (N, N, M)
+        notes["converted_from_NNM_layout"] = True
+    elif a.shape[1] == a.shape[2] and a.shape[0] == a.shape[1] and probe_n is not None:
+        pass  # (N, N, N) is ambiguous; assume (M, N, N)
+    if a.shape[1] != a.shape[2]:
+        raise _err(p, key, f"patterns must be square; got shape {a.shape}")
+    if a.dtype.kind in "iub":
+        # integer arrays hold photon counts: convert in float64 *before* any arithmetic
+        counts = a.astype(np.float64)
+        if np.any(counts < 0):
+            raise _err(p, key, "contains negative counts")
+        amp = np.sqrt(counts)
+        notes["converted_from_integer_counts"] = str(a.dtype)
+    else:
+        amp = a.astype(np.float64)
+        _check_finite(p, key, amp)
+        if np.any(amp < 0):
+            raise _err(p, key, "contains negative values (amplitudes must be >= 0)")
+    if nphotons is not None or intensity_scale is not None:
+        # legacy files store normalised amplitudes: restore count-scale amplitudes
+        if intensity_scale is not None:
+            factor = float(intensity_scale)
+        else:
+            mean_sum = float(np.mean(np.sum(amp * amp, axis=(1, 2))))
+            if mean_sum <= 0:
+                raise _err(p, key, "all zero; cannot rescale to --nphotons")
+            factor = float(np.sqrt(float(nphotons) / mean_sum))
+        amp = amp * factor
+        notes["amplitude_rescale_factor"] = factor
+    return amp.astype(np.float32), key, notes
+
+
+def _read_1d(p: str, z: dict[str, np.ndarray], key: str, m: int, dtype: Any) -> np.ndarray:
+    a = np.asarray(z[key])
+    if a.ndim == 2 and 1 in a.shape:
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise _err(p, key, f"must be 1-D; got shape {a.shape}")
+    if a.shape[0] != m:
+        raise _err(p, key, f"has length {a.shape[0]} but there are {m} diffraction patterns")
+    if a.dtype.kind not in "fiu":
+        raise _err(p, key, f"has unsupported dtype {a.dtype}")
+    a = a.astype(dtype)
+    if dtype is np.float64:
+        _check_finite(p, key, a)
+    return a
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    *,
+    require_object: bool = False,
+    check_bounds: bool = True,
+    nphotons: float | None = None,
+    intensity_scale: float | None = None,
+) -> PtychoDataset:
+    """Load and validate a contract NPZ (or a legacy variant).
+
+    ``nphotons`` / ``intensity_scale`` restore count-scale amplitudes for files of the older
+    implementation that store normalised amplitudes: either multiply by ``intensity_scale`` or
+    rescale so that the mean of sum(diff3d**2) equals ``nphotons``.
+    ``check_bounds`` verifies that every patch lies inside ``objectGuess`` when it is present.
+    """
+    p = str(path)
+    if str(p).lower().endswith((".h5", ".hdf5", ".cxi")):
+        from ptychopinn.data.hdf5 import read_hdf5_arrays
+
+        z = read_hdf5_arrays(p)
+    else:
+        z = open_npz(p)
+    if "probeGuess" not in z:
+        raise _err(p, "probeGuess", "missing")
+    probe = np.asarray(z["probeGuess"])
+    if probe.ndim == 3 and probe.shape[-1] == 1:
+        probe = probe[..., 0]
+    if probe.ndim != 2 or probe.shape[0] != probe.shape[1]:
+        raise _err(p, "probeGuess", f"must be a square 2-D array; got shape {probe.shape}")
+    if probe.dtype.kind not in "fc":
+        raise _err(p, "probeGuess", f"has unsupported dtype {probe.dtype}")
+    _check_finite(p, "probeGuess", probe)
+    probe = probe.astype(np.complex128 if probe.dtype in (np.complex128, np.float64) else np.complex64)
+
+    diff, dkey, notes = _read_diffraction(p, z, nphotons, intensity_scale, probe.shape[0])
+    m, n = diff.shape[0], diff.shape[-1]
+    if probe.shape != (n, n):
+        raise _err(p, "probeGuess", f"shape {probe.shape} does not match the pattern size ({n}, {n}) of '{dkey}'")
+    for k in ("xcoords", "ycoords"):
+        if k not in z:
+            raise _err(p, k, "missing")
+    x = _read_1d(p, z, "xcoords", m, np.float64)
+    y = _read_1d(p, z, "ycoords", m, np.float64)
+    xs = _read_1d(p, z, "xcoords_start", m, np.float64) if "xcoords_start" in z else None
+    ys = _read_1d(p, z, "ycoords_start", m, np.float64) if "ycoords_start" in z else None
+    si = _read_1d(p, z, "scan_index", m, np.int64) if "scan_index" in z else None
+
+    obj = None
+    if "objectGuess" in z:
+        obj = np.asarray(z["objectGuess"])
+        if obj.ndim == 3 and obj.shape[-1] == 1:
+            obj = obj[..., 0]
+        if obj.ndim != 2:
+            raise _err(p, "objectGuess", f"must be 2-D; got shape {obj.shape}")
+        if obj.dtype.kind not in "fc":
+            raise _err(p, "objectGuess", f"has unsupported dtype {obj.dtype}")
+        _check_finite(p, "objectGuess", obj)
+        obj = obj.astype(np.complex128 if obj.dtype in (np.complex128, np.float64) else np.complex64)
+        if check_bounds:
+            check_positions_inside(obj.shape, y, x, n, source=p)
+    elif require_object:
+        raise _err(p, "objectGuess", "missing (needed here)")
+
+    gtp = None
+    if "ground_truth_patches" in z:
+        g = np.asarray(z["ground_truth_patches"])
+        if g.ndim == 3:
+            g = g[..., None]
+        if g.shape[:3] != (m, n, n):
+            raise _err(p, "ground_truth_patches", f"shape {g.shape} does not match ({m}, {n}, {n}, 1)")
+        gtp = g.astype(np.complex64)
+
+    meta: dict[str, Any] = {}
+    if "_metadata" in z:
+        try:
+            meta = json.loads(str(z["_metadata"].item() if z["_metadata"].ndim == 0 else z["_metadata"]))
+        except (json.JSONDecodeError, ValueError):
+            raise _err(p, "_metadata", "is not JSON text") from None
+        if not isinstance(meta, dict):
+            meta = {"value": meta}
+    if notes:
+        meta = {**meta, "load_notes": notes}
+    return PtychoDataset(
+        diff3d=diff, probe=probe, xcoords=x, ycoords=y, object=obj, xcoords_start=xs,
+        ycoords_start=ys, scan_index=si, ground_truth_patches=gtp, metadata=meta, source=p,
+    )
+
+
+def check_positions_inside(
+    object_shape: tuple[int, int], ycoords: np.ndarray, xcoords: np.ndarray, n: int,
+    source: str = "<memory>",
+) -> None:
+    """Raise DataError if any N x N patch centred at (y, x) leaves the object."""
+    h, w = object_shape
+    top = np.floor(np.asarray(ycoords) - n // 2)
+    left = np.floor(np.asarray(xcoords) - n // 2)
+    # sub-pixel positions read one more row/column
+    bottom = np.ceil(np.asarray(ycoords) - n // 2) + n
+    right = np.ceil(np.asarray(xcoords) - n // 2) + n
+    bad = (top < 0) | (left < 0) | (bottom > h) | (right > w)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        key = "ycoords" if (top[i] < 0 or bottom[i] > h) else "xcoords"
+        raise _err(
+            source, key,
+            f"{int(bad.sum())} position(s) put their {n}x{n} patch outside the {h}x{w} object "
+            f"(first: index {i}, centre y={ycoords[i]:.2f}, x={xcoords[i]:.2f})",
+        )

@@ -1,0 +1,1 @@
+"""iterative stage."""
