@@ -129,6 +129,8 @@ def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     p = str(path)
     if not os.path.isfile(p):
         raise _err(p, None, "file not found")
+    if not zipfile.is_zipfile(p):
+        raise _err(p, None, "not an NPZ file (not a zip archive, or truncated)")
     try:
         with np.load(p, allow_pickle=False) as z:
             names = list(z.files)

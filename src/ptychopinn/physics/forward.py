@@ -1,0 +1,129 @@
+"""Forward model and patch geometry (DESIGN section 2), as pure torch functions.
+
+One implementation serves the simulator (numpy in, numpy out through thin wrappers) and the
+network's physics layers (batched tensors, autograd).
+
+Conventions
+-----------
+* Far field: ``Psi = fftshift(fft2(psi, norm="ortho"))`` over the last two axes, so
+  ``sum|Psi|^2 == sum|psi|^2`` and the zero frequency lies at index ``N//2``.
+* Shifts: :func:`fourier_shift` moves image *content* by ``+s`` pixels, i.e. returns
+  ``img(r - s)`` (periodic, exact for band-limited images).
+* Patch extraction at a sub-pixel centre ``c``: the integer part selects a slightly larger window,
+  the fractional part is applied as a Fourier shift of that window (so integer centres reproduce the
+  plain slice exactly), then the window is cropped to N x N. The margin (``pad``, default 4 px)
+  keeps the periodic wrap of the Fourier shift away from the kept pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def far_field(psi: Tensor) -> Tensor:
+    """Centred, unitary 2-D Fourier transform over the last two axes."""
+    return torch.fft.fftshift(torch.fft.fft2(psi, norm="ortho"), dim=(-2, -1))
+
+
+def far_field_np(psi: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`far_field` (same convention)."""
+    return np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
+
+
+def _freq_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    fy = torch.fft.fftfreq(h, device=device, dtype=dtype)
+    fx = torch.fft.fftfreq(w, device=device, dtype=dtype)
+    return fy[:, None], fx[None, :]
+
+
+def fourier_shift(img: Tensor, shift_yx: Tensor) -> Tensor:
+    """Shift the content of ``img`` (..., H, W) by ``shift_yx`` (..., 2) pixels: out(r) = img(r - s).
+
+    Periodic boundary; exact for band-limited images. Real input gives real output.
+    """
+    real = not torch.is_complex(img)
+    h, w = img.shape[-2:]
+    rdtype = img.real.dtype if torch.is_complex(img) else img.dtype
+    fy, fx = _freq_grid(h, w, img.device, rdtype)
+    s = shift_yx.to(rdtype)
+    # separable ramp: exp(-2 pi i (fy sy + fx sx)) = exp(-2 pi i fy sy) * exp(-2 pi i fx sx)
+    ry = torch.polar(torch.ones_like(fy), -2.0 * math.pi * fy * s[..., 0, None, None])
+    rx = torch.polar(torch.ones_like(fx), -2.0 * math.pi * fx * s[..., 1, None, None])
+    out = torch.fft.ifft2(torch.fft.fft2(img) * ry * rx)
+    return out.real if real else out
+
+
+def extract_patches(obj: Tensor, centres_yx: Tensor, n: int, pad: int = 4) -> Tensor:
+    """Cut (M, n, n) patches centred at ``centres_yx`` (M, 2) (object pixels) from ``obj`` (H, W).
+
+    Integer centres give exactly ``obj[c-n//2 : c-n//2+n]`` on each axis. Sub-pixel centres are
+    Fourier-interpolated (see module docstring). The object is edge-padded so windows near the
+    border are defined; callers validate that the n x n patch itself lies inside the object.
+    """
+    centres_yx = centres_yx.to(torch.float64)
+    start = centres_yx - (n // 2)
+    base = torch.floor(start)
+    frac = start - base
+    base = base.to(torch.long)
+    if not torch.any(frac != 0):
+        iy = base[:, 0, None] + torch.arange(n, device=obj.device)
+        ix = base[:, 1, None] + torch.arange(n, device=obj.device)
+        return obj[iy[:, :, None], ix[:, None, :]]
+    padded = torch.nn.functional.pad(
+        _as_4d_real_view(obj), (pad, pad, pad, pad), mode="replicate"
+    )
+    padded = _from_4d_real_view(padded, obj)
+    win = n + 2 * pad
+    ar = torch.arange(win, device=obj.device)
+    iy = base[:, 0, None] + ar  # in padded coordinates: (base - pad) + pad
+    ix = base[:, 1, None] + ar
+    windows = padded[iy[:, :, None], ix[:, None, :]]
+    # patch[i] = O(base + frac + i) -> shift the window content by -frac
+    shifted = fourier_shift(windows, -frac.to(windows.real.dtype if windows.is_complex() else windows.dtype))
+    return shifted[:, pad:pad + n, pad:pad + n]
+
+
+def _as_4d_real_view(obj: Tensor) -> Tensor:
+    if torch.is_complex(obj):
+        return torch.view_as_real(obj).permute(2, 0, 1)[None]
+    return obj[None, None]
+
+
+def _from_4d_real_view(t: Tensor, like: Tensor) -> Tensor:
+    if torch.is_complex(like):
+        return torch.view_as_complex(t[0].permute(1, 2, 0).contiguous())
+    return t[0, 0]
+
+
+def diffraction_intensity(probe: Tensor, patches: Tensor) -> Tensor:
+    """|far_field(probe * patches)|^2 for (M, N, N) patches (noiseless, unscaled)."""
+    return far_field(probe * patches).abs().square()
+
+
+def dose_scale(intensities: Tensor | np.ndarray, nphotons: float) -> float:
+    """Scalar s with mean over patterns of sum(s^2 I) == nphotons."""
+    if isinstance(intensities, np.ndarray):
+        mean_total = float(np.mean(np.sum(intensities, axis=(-2, -1), dtype=np.float64)))
+    else:
+        mean_total = float(intensities.to(torch.float64).sum(dim=(-2, -1)).mean())
+    if mean_total <= 0:
+        raise ValueError("noiseless intensities are all zero; cannot scale to a dose")
+    return math.sqrt(nphotons / mean_total)
+
+
+def poisson_counts(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Photon counts k ~ Poisson(lam) drawn from an explicit generator (float64 result)."""
+    return rng.poisson(lam).astype(np.float64)
+
+
+def disc_overlap(d: np.ndarray | float, diameter: float) -> np.ndarray:
+    """Overlap fraction of two discs of diameter D whose centres are d apart (1 at d=0, 0 at d>=D)."""
+    d = np.asarray(d, dtype=np.float64)
+    r = diameter / 2.0
+    dc = np.clip(d, 0.0, diameter)
+    lens = 2 * r * r * np.arccos(dc / (2 * r)) - (dc / 2) * np.sqrt(np.maximum(4 * r * r - dc * dc, 0.0))
+    return np.where(d >= diameter, 0.0, lens / (math.pi * r * r))

@@ -1,0 +1,678 @@
+"""D0 parity logger (DESIGN section 9, seed 004): dataset / probe / baseline evidence for a dose sweep.
+
+For every ``data_p<dose>.npz`` under a dataset root this records the file's SHA-256 and size, the
+shape and dtype of each array, summary statistics of the diffraction values as stored (``raw``), of
+``diff / (diff.max() + 1e-12)`` (``normalized``) and of per-``scan_index`` averages (``grouped``),
+and amplitude / phase statistics of ``probeGuess``. An optional baseline ``params.dill`` adds a
+parameter excerpt and the metrics as ``[train, test]`` pairs. Outputs: ``dose_parity_log.json``,
+``dose_parity_log.md`` and ``probe_stats.csv``.
+
+``params.dill`` is a pickle: loading it runs code from the file, so only load files you trust.
+``dill`` is imported only when a params file is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ptychopinn._io import atomic_path
+from ptychopinn.errors import ConfigError, DataError, DependencyError
+
+#: output file names
+JSON_NAME = "dose_parity_log.json"
+MD_NAME = "dose_parity_log.md"
+CSV_NAME = "probe_stats.csv"
+#: default ``--dataset-root`` (seed 004)
+DEFAULT_DATASET_ROOT = "photon_grid_study_20250826_152459"
+SCHEMA = "d0_parity_log"
+SCHEMA_VERSION = "1.0"
+
+#: percentiles of the diffraction stages: (key, q)
+ARRAY_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p01", 1.0), ("p10", 10.0), ("median", 50.0), ("p90", 90.0), ("p99", 99.0),
+)
+#: percentiles of probe amplitude and phase: (key, q)
+PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0),
+)
+#: keys of :func:`summarize_array`, in order
+ARRAY_STAT_KEYS = ("min", "max", "mean", "std", "median", "p01", "p10", "p90", "p99", "nonzero_fraction")
+#: keys of each probe component block, in order
+PROBE_STAT_KEYS = ("min", "max", "mean", "std", "p01", "p05", "p50", "p95", "p99")
+#: metrics copied from params.dill as [train, test] pairs
+METRIC_KEYS = ("mae", "ms_ssim", "psnr", "mse", "frc50")
+#: scalar parameters copied into the baseline excerpt (missing ones are recorded as null)
+EXCERPT_KEYS = (
+    "N", "gridsize", "nimgs_train", "nimgs_test", "batch_size", "nepochs", "nphotons",
+    "default_probe_scale", "probe.trainable", "probe.mask", "intensity_scale.trainable",
+    "timestamp", "label",
+)
+PROBE_FLAG_KEYS = ("probe.trainable", "probe.mask")
+DIFF_KEYS = ("diff3d", "diffraction")
+NORM_EPS = 1e-12
+
+_DOSE_RE = re.compile(r"^data_p(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\.npz$")
+_CHUNK = 1 << 22  # elements per chunk for the mean / std passes
+
+
+@dataclass(frozen=True)
+class ParityLogConfig:
+    """Inputs of one parity-log run."""
+
+    dataset_root: str = DEFAULT_DATASET_ROOT
+    output: str = "."
+    baseline_params: str | None = None
+    scenario_id: str | None = None
+    limit_datasets: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["limit_datasets"] = None if self.limit_datasets is None else list(self.limit_datasets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ParityLogConfig:
+        lim = d.get("limit_datasets")
+        return cls(
+            dataset_root=str(d.get("dataset_root", DEFAULT_DATASET_ROOT)),
+            output=str(d.get("output", ".")),
+            baseline_params=None if d.get("baseline_params") is None else str(d["baseline_params"]),
+            scenario_id=None if d.get("scenario_id") is None else str(d["scenario_id"]),
+            limit_datasets=None if lim is None else tuple(str(x) for x in lim),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers
+# ---------------------------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk_size), b""):
+                h.update(block)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def parse_photon_dose(filename: str | os.PathLike) -> float | None:
+    """Photon dose encoded in a ``data_p<dose>.npz`` name (``data_p1e5.npz`` -> 1e5), else None."""
+    m = _DOSE_RE.match(Path(filename).name)
+    return float(m.group(1)) if m else None
+
+
+def _f(x: Any) -> float:
+    return float(x)
+
+
+def _moments(flat: np.ndarray, chunk: int) -> tuple[float, float]:
+    """Mean and population std in float64, two chunked passes (no full float64 copy)."""
+    n = flat.size
+    total = 0.0
+    for s in range(0, n, chunk):
+        total += float(np.sum(flat[s:s + chunk], dtype=np.float64))
+    mean = total / n
+    ss = 0.0
+    for s in range(0, n, chunk):
+        d = flat[s:s + chunk].astype(np.float64) - mean
+        ss += float(np.dot(d, d))
+    return mean, math.sqrt(ss / n)
+
+
+def _as_real(arr: Any, what: str) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{what}: needs a real numeric array; got dtype {a.dtype}")
+    if a.size == 0:
+        raise DataError(f"{what}: array is empty")
+    return a
+
+
+def summarize_array(arr: Any, *, chunk_elems: int = _CHUNK) -> dict[str, float]:
+    """``min, max, mean, std, median, p01, p10, p90, p99, nonzero_fraction`` of all values.
+
+    Percentiles use numpy's default (linear) interpolation; ``std`` is the population std
+    (ddof=0). Mean and std are accumulated in float64 over chunks of ``chunk_elems`` values.
+    """
+    a = _as_real(arr, "summarize_array")
+    flat = a.reshape(-1)
+    mean, std = _moments(flat, max(1, int(chunk_elems)))
+    pct = np.percentile(flat, [q for _, q in ARRAY_PERCENTILES])
+    out: dict[str, float] = {"min": _f(flat.min()), "max": _f(flat.max()), "mean": mean, "std": std}
+    out.update({k: _f(v) for (k, _), v in zip(ARRAY_PERCENTILES, pct)})
+    out["nonzero_fraction"] = np.count_nonzero(flat) / flat.size
+    return {k: out[k] for k in ARRAY_STAT_KEYS}
+
+
+def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
+    """Statistics of per-scan average intensity, grouped by ``scan_index``.
+
+    Each frame ``diff3d[i]`` is reduced to the mean of its values; frames sharing a
+    ``scan_index`` are averaged (``np.bincount`` over the unique indices). Returns the
+    :func:`summarize_array` keys over those per-scan averages plus ``n_unique_scans``,
+    ``n_patterns`` and ``patterns_per_scan_min`` / ``_max`` / ``_mean``.
+    """
+    d = _as_real(diff3d, "summarize_grouped: diff3d")
+    si = np.asarray(scan_index).reshape(-1)
+    if si.dtype.kind not in "iub":
+        if si.dtype.kind == "f" and np.all(np.isfinite(si)) and np.all(si == np.round(si)):
+            si = si.astype(np.int64)
+        else:
+            raise DataError(f"summarize_grouped: scan_index must hold integers; got dtype {si.dtype}")
+    m = d.shape[0]
+    if si.size != m:
+        raise DataError(f"summarize_grouped: scan_index has {si.size} entries for {m} frames")
+    frame_means = d.reshape(m, -1).mean(axis=1, dtype=np.float64)
+    uniq, inv = np.unique(si, return_inverse=True)
+    inv = inv.reshape(-1)
+    counts = np.bincount(inv, minlength=uniq.size)
+    sums = np.bincount(inv, weights=frame_means, minlength=uniq.size)
+    per_scan = sums / counts
+    out: dict[str, Any] = dict(summarize_array(per_scan))
+    out["n_unique_scans"] = int(uniq.size)
+    out["n_patterns"] = int(m)
+    out["patterns_per_scan_min"] = int(counts.min())
+    out["patterns_per_scan_max"] = int(counts.max())
+    out["patterns_per_scan_mean"] = float(counts.mean())
+    return out
+
+
+def _component_stats(x: np.ndarray) -> dict[str, float]:
+    flat = x.reshape(-1).astype(np.float64, copy=False)
+    pct = np.percentile(flat, [q for _, q in PROBE_PERCENTILES])
+    out = {"min": _f(flat.min()), "max": _f(flat.max()), "mean": _f(flat.mean()), "std": _f(flat.std())}
+    out.update({k: _f(v) for (k, _), v in zip(PROBE_PERCENTILES, pct)})
+    return {k: out[k] for k in PROBE_STAT_KEYS}
+
+
+def summarize_probe(probe_array: Any) -> dict[str, Any]:
+    """Amplitude (``np.abs``) and phase (``np.angle``, radians) statistics of a probe.
+
+    Returns ``shape``, ``dtype``, ``l2_norm`` (sqrt of sum |p|^2) and blocks ``amplitude`` and
+    ``phase`` with ``min, max, mean, std, p01, p05, p50, p95, p99``.
+    """
+    p = np.asarray(probe_array)
+    if p.dtype.kind not in "iufc" or p.size == 0:
+        raise DataError(f"summarize_probe: needs a non-empty numeric array; got dtype {p.dtype}, shape {p.shape}")
+    amp = np.abs(p).astype(np.float64)
+    return {
+        "shape": list(p.shape),
+        "dtype": str(p.dtype),
+        "l2_norm": float(np.sqrt(np.sum(amp * amp))),
+        "amplitude": _component_stats(amp),
+        "phase": _component_stats(np.angle(p)),
+    }
+
+
+def to_plain(obj: Any, *, max_list: int = 64, _depth: int = 0) -> Any:
+    """Convert a value to JSON-friendly Python types.
+
+    numpy scalars become Python scalars, complex numbers ``{"real", "imag"}``, arrays with at
+    most ``max_list`` elements lists (larger ones ``{"array_shape", "array_dtype"}``), tensors
+    (objects with ``.numpy()``) arrays, mappings dicts with string keys, and anything else its
+    ``repr`` (at most 200 characters).
+    """
+    if _depth > 20:
+        return "<nested too deep>"
+    kw = {"max_list": max_list, "_depth": _depth + 1}
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, complex):
+        return {"real": obj.real, "imag": obj.imag}
+    if isinstance(obj, np.generic):
+        return repr(obj)[:200] if isinstance(obj, np.void) else to_plain(obj.item(), **kw)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "O":
+            return to_plain(obj.tolist(), **kw) if obj.size <= max_list else {
+                "array_shape": list(obj.shape), "array_dtype": str(obj.dtype)}
+        if obj.ndim == 0:
+            return to_plain(obj.item(), **kw)
+        if obj.size <= max_list:
+            return [to_plain(v, **kw) for v in obj.tolist()] if obj.ndim == 1 else [
+                to_plain(v, **kw) for v in obj]
+        return {"array_shape": list(obj.shape), "array_dtype": str(obj.dtype)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v, **kw) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, **kw) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_plain(v, **kw) for v in obj), key=repr)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    numpy_fn = getattr(obj, "numpy", None)
+    if callable(numpy_fn):
+        try:
+            arr = np.asarray(numpy_fn())
+        except Exception:  # noqa: BLE001 - not convertible: fall back to repr
+            arr = None
+        if arr is not None:
+            return to_plain(arr, **kw)
+    return repr(obj)[:200]
+
+
+def load_params(path: str | os.PathLike) -> dict[str, Any]:
+    """Unpickle a baseline ``params.dill`` with dill and convert it to plain Python types.
+
+    Unpickling runs code from the file: only load files you trust. Raises DependencyError if
+    dill is not installed and DataError (naming the file) if it cannot be read or is not a dict.
+    """
+    try:
+        import dill  # optional dependency, imported only when needed
+    except ImportError:
+        raise DependencyError(
+            f"{path}: reading params.dill needs the optional dependency 'dill' (pip install dill)"
+        ) from None
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: params file not found")
+    try:
+        with open(p, "rb") as fh:
+            obj = dill.load(fh)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
+        msg = " ".join(str(exc).split())[:200]
+        raise DataError(f"{p}: cannot unpickle params file ({exc.__class__.__name__}: {msg})") from None
+    if not isinstance(obj, Mapping):
+        d = getattr(obj, "__dict__", None)
+        if not isinstance(d, Mapping):
+            raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
+        obj = d
+    return to_plain(obj)
+
+
+def _as_float(v: Any) -> float | None:
+    while isinstance(v, list) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _as_pair(v: Any) -> Any:
+    """A metric as ``[train, test]``; values that are not a pair are copied unchanged."""
+    if isinstance(v, Mapping) and "train" in v and "test" in v:
+        v = [v["train"], v["test"]]
+    if isinstance(v, list) and len(v) == 2:
+        return [_as_float(x) if _as_float(x) is not None else x for x in v]
+    return v
+
+
+def params_excerpt(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's excerpt of a (plain) params dict: scalars, loss weights, intensity scale, metrics."""
+    out: dict[str, Any] = {k: params.get(k) for k in EXCERPT_KEYS}
+    out["loss_weights"] = {k: params[k] for k in sorted(params) if k.endswith("_weight")}
+    raw_scale = params.get("intensity_scale", params.get("intensity_scale_value"))
+    out["intensity_scale_value"] = _as_float(raw_scale)
+    out["metrics"] = {k: _as_pair(params.get(k)) for k in METRIC_KEYS}
+    out["metrics_pair_order"] = ["train", "test"]
+    return out
+
+
+def git_sha(cwd: str | os.PathLike | None = None) -> str:
+    """``git rev-parse HEAD`` in ``cwd`` (default: the current directory), or ``"unknown"``."""
+    try:
+        out = subprocess.check_output(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, stderr=subprocess.DEVNULL, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = out.decode("ascii", "replace").strip()
+    return sha if re.fullmatch(r"[0-9a-f]{40,64}", sha) else "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets
+# ---------------------------------------------------------------------------------------------
+def parse_limit(text: str | None) -> tuple[str, ...] | None:
+    """``"a.npz, b.npz"`` -> ``("a.npz", "b.npz")`` (order kept, duplicates dropped); None stays None."""
+    if text is None:
+        return None
+    seen: dict[str, None] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            seen.setdefault(part, None)
+    return tuple(seen)
+
+
+def discover_datasets(root: str | os.PathLike, limit: Sequence[str] | None = None) -> list[Path]:
+    """Dataset files under ``root``, sorted by (photon dose, name).
+
+    Without ``limit``: every ``data_p<dose>.npz`` whose dose parses. With ``limit``: exactly those
+    names (relative to ``root`` unless absolute); a listed file that does not exist is a DataError.
+    Returns [] when ``root`` is not a directory or nothing matches.
+    """
+    root = Path(root)
+    if limit is None:
+        if not root.is_dir():
+            return []
+        files = [p for p in root.glob("data_p*.npz") if p.is_file() and parse_photon_dose(p) is not None]
+    else:
+        files = []
+        for name in limit:
+            p = Path(name) if Path(name).is_absolute() else root / name
+            if not p.is_file():
+                raise DataError(f"{p}: dataset listed in --limit-datasets not found")
+            files.append(p)
+    def dose_key(p: Path) -> tuple[bool, float, str]:
+        dose = parse_photon_dose(p)
+        return (dose is None, dose or 0.0, p.name)
+
+    return sorted(dict.fromkeys(files), key=dose_key)
+
+
+def _read_npz(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """Shapes/dtypes of every array, and the arrays the logger needs (loaded one at a time)."""
+    wanted = {*DIFF_KEYS, "probeGuess", "scan_index"}
+    shapes: dict[str, dict[str, Any]] = {}
+    kept: dict[str, np.ndarray] = {}
+    p = str(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise DataError(f"{p}: is a single .npy array, not an NPZ archive")
+            for k in z.files:
+                try:
+                    a = z[k]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower():
+                        raise DataError(f"{p}: key '{k}' holds a pickled object array; refused (never unpickled)") from None
+                    raise DataError(f"{p}: key '{k}' unreadable array ({exc})") from None
+                except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                    raise DataError(f"{p}: key '{k}' truncated or corrupt array ({exc})") from None
+                shapes[k] = {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)}
+                if k in wanted:
+                    kept[k] = a
+                del a
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise DataError(f"{p}: not a readable NPZ file ({exc.__class__.__name__}: {msg})") from None
+    return shapes, kept
+
+
+def _frames_first(p: str, key: str, diff: np.ndarray, m: int | None) -> np.ndarray:
+    """View of ``diff`` with frames on axis 0 (accepts the legacy (N, N, M) layout)."""
+    if diff.ndim < 2:
+        raise DataError(f"{p}: key '{key}' must have a frame axis and pixel axes; got shape {diff.shape}")
+    if m is None or diff.shape[0] == m:
+        return diff
+    if diff.shape[-1] == m:
+        return np.moveaxis(diff, -1, 0)
+    raise DataError(f"{p}: key 'scan_index' has {m} entries but '{key}' has shape {diff.shape}")
+
+
+def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parity entry of one NPZ (see the module docstring); errors name the file and key."""
+    path = Path(path)
+    p = str(path)
+    size = path.stat().st_size if path.is_file() else None
+    if size is None:
+        raise DataError(f"{p}: file not found")
+    shapes, arrays = _read_npz(path)
+    dkey = next((k for k in DIFF_KEYS if k in arrays), None)
+    if dkey is None:
+        raise DataError(f"{p}: key 'diff3d' missing (also looked for 'diffraction')")
+    if "probeGuess" not in arrays:
+        raise DataError(f"{p}: key 'probeGuess' missing")
+    diff = arrays.pop(dkey)
+    if diff.dtype == bool or diff.dtype.kind not in "iuf":
+        raise DataError(f"{p}: key '{dkey}' has unsupported dtype {diff.dtype} (needs real numbers)")
+    if diff.size == 0:
+        raise DataError(f"{p}: key '{dkey}' is empty")
+    probe = arrays.pop("probeGuess")
+    if probe.dtype.kind not in "iufc" or probe.size == 0:
+        raise DataError(f"{p}: key 'probeGuess' has unsupported dtype {probe.dtype} or is empty")
+    if "scan_index" in arrays:
+        si = arrays.pop("scan_index").reshape(-1)
+        si_source = "scan_index"
+        frames = _frames_first(p, dkey, diff, si.size)
+    else:
+        frames = _frames_first(p, dkey, diff, None)
+        si = np.zeros(frames.shape[0], dtype=np.int64)
+        si_source = "default_zeros"
+    if si.dtype.kind not in "iu" and not (
+        si.dtype.kind == "f" and np.all(np.isfinite(si)) and np.all(si == np.round(si))
+    ):
+        raise DataError(f"{p}: key 'scan_index' must hold integers; got dtype {si.dtype}")
+
+    raw = summarize_array(diff)
+    dmax = float(diff.max())
+    norm_arr = diff / (dmax + NORM_EPS)
+    normalized = summarize_array(norm_arr)
+    del norm_arr
+    grouped = summarize_grouped(frames, si)
+    probe_stats = summarize_probe(probe)
+    flags = {k: (params.get(k) if params is not None else None) for k in PROBE_FLAG_KEYS}
+    dose = parse_photon_dose(path)
+    return {
+        "filename": path.name,
+        "path": p,
+        "photon_dose": dose,
+        "photon_dose_label": _DOSE_RE.match(path.name).group(1) if dose is not None else None,
+        "sha256": sha256_file(path),
+        "size_bytes": int(size),
+        "arrays": shapes,
+        "diffraction_key": dkey,
+        "n_patterns": int(frames.shape[0]),
+        "stage_stats": {
+            "raw_diffraction": raw,
+            "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
+            "grouped_intensity": grouped,
+        },
+        "grouped_counts": {
+            "scan_index_source": si_source,
+            "n_patterns": grouped["n_patterns"],
+            "n_unique_scans": grouped["n_unique_scans"],
+            "patterns_per_scan_min": grouped["patterns_per_scan_min"],
+            "patterns_per_scan_max": grouped["patterns_per_scan_max"],
+        },
+        "probe": {**probe_stats, "flags": flags},
+    }
+
+
+def build_parity_log(
+    config: ParityLogConfig,
+    datasets: Iterable[str | os.PathLike] | None = None,
+    *,
+    timestamp: str | None = None,
+    sha: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the whole parity log (nothing is written). ``datasets`` defaults to discovery.
+
+    Raises ConfigError when no dataset is found, DataError / DependencyError for bad inputs.
+    """
+    files = list(datasets) if datasets is not None else discover_datasets(config.dataset_root, config.limit_datasets)
+    if not files:
+        raise ConfigError(f"{config.dataset_root}: no dataset found (no data_p*.npz files)")
+    params = load_params(config.baseline_params) if config.baseline_params else None
+    baseline = None
+    if params is not None:
+        baseline = {
+            "params_file": str(config.baseline_params),
+            "sha256": sha256_file(config.baseline_params),
+            "excerpt": params_excerpt(params),
+        }
+    entries = [summarize_dataset(f, params) for f in files]
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "metadata": {
+            "scenario_id": config.scenario_id,
+            "dataset_root": str(config.dataset_root),
+            "baseline_params": None if config.baseline_params is None else str(config.baseline_params),
+            "timestamp": timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_sha": sha if sha is not None else git_sha(),
+            "limit_datasets": None if config.limit_datasets is None else list(config.limit_datasets),
+            "tool": "ptychopinn parity-log",
+        },
+        "definitions": {
+            "raw_diffraction": "statistics of the diffraction array values as stored",
+            "normalized_diffraction": "statistics of diff / (diff.max() + 1e-12)",
+            "grouped_intensity": ("mean of each frame's stored values, averaged per scan_index "
+                                  "(np.bincount); statistics over those per-scan averages"),
+            "percentiles": "numpy linear interpolation; std is the population std (ddof=0)",
+            "probe_phase": "np.angle, radians in [-pi, pi]",
+            "metrics": "[train, test] pairs copied from params.dill",
+            "non_finite": "NaN / Inf values are written as null",
+        },
+        "datasets": entries,
+        "baseline": baseline,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering and writing
+# ---------------------------------------------------------------------------------------------
+def _finite_or_none(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite_or_none(v) for v in o]
+    return o
+
+
+def render_json(log: Mapping[str, Any]) -> str:
+    """Strict JSON text (non-finite floats become null)."""
+    return json.dumps(_finite_or_none(to_plain(log, max_list=1 << 30)), indent=2, allow_nan=False) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return lines + [""]
+
+
+def render_markdown(log: Mapping[str, Any]) -> str:
+    """Human-readable digest quoting the JSON values."""
+    md = log["metadata"]
+    ds = log["datasets"]
+    out = [f"# D0 dose parity log: {md.get('scenario_id') or 'unnamed scenario'}", ""]
+    out += [
+        "## Problem statement", "",
+        "Maintainers need evidence that the dose-sweep datasets, the probe and the baseline run used",
+        "for D0 parity are the ones the reference results were produced from. This digest quotes",
+        f"`{JSON_NAME}`: per-dataset checksums and array layouts, diffraction statistics at three",
+        "stages (raw as stored; normalised by `max + 1e-12`; per-`scan_index` averages of frame means),",
+        "probe amplitude/phase percentiles and the baseline parameters and metrics. Compare these",
+        "values against another run's log to locate a divergence.", "",
+        "## Metadata", "",
+    ]
+    out += _table(["field", "value"], [(k, md.get(k)) for k in
+                   ("scenario_id", "dataset_root", "baseline_params", "timestamp", "git_sha", "limit_datasets")])
+    out += ["## Datasets", ""]
+    out += _table(
+        ["file", "photon dose", "patterns", "diff shape", "diff dtype", "size (bytes)", "SHA-256"],
+        [(e["filename"], e["photon_dose_label"] or e["photon_dose"], e["n_patterns"],
+          str(tuple(e["arrays"][e["diffraction_key"]]["shape"])),
+          e["arrays"][e["diffraction_key"]]["dtype"], e["size_bytes"], f"`{e['sha256']}`") for e in ds],
+    )
+    out += ["### Arrays", ""]
+    out += _table(["file", "key", "shape", "dtype"],
+                  [(e["filename"], k, str(tuple(a["shape"])), a["dtype"])
+                   for e in ds for k, a in e["arrays"].items()])
+    for stage in ("raw_diffraction", "normalized_diffraction", "grouped_intensity"):
+        out += [f"## Stage: {stage}", ""]
+        extra = ["n_unique_scans"] if stage == "grouped_intensity" else []
+        out += _table(["file", *ARRAY_STAT_KEYS, *extra],
+                      [(e["filename"], *(e["stage_stats"][stage][k] for k in (*ARRAY_STAT_KEYS, *extra)))
+                       for e in ds])
+    out += ["## Probe", ""]
+    out += _table(["file", "component", *PROBE_STAT_KEYS, "l2_norm"],
+                  [(e["filename"], c, *(e["probe"][c][k] for k in PROBE_STAT_KEYS), e["probe"]["l2_norm"])
+                   for e in ds for c in ("amplitude", "phase")])
+    flags = ds[0]["probe"]["flags"] if ds else {}
+    out += [f"Probe flags (from params): {_fmt(flags)}", ""]
+    b = log.get("baseline")
+    out += ["## Baseline parameters", ""]
+    if not b:
+        out += ["No `--baseline-params` given.", ""]
+    else:
+        ex = b["excerpt"]
+        out += [f"File: `{b['params_file']}` (SHA-256 `{b['sha256']}`)", ""]
+        rows = [(k, ex.get(k)) for k in EXCERPT_KEYS]
+        rows += [(k, v) for k, v in ex["loss_weights"].items()]
+        rows += [("intensity_scale_value", ex["intensity_scale_value"])]
+        out += _table(["parameter", "value"], rows)
+        out += ["### Metrics (train, test)", ""]
+        mrows = []
+        for k in METRIC_KEYS:
+            v = ex["metrics"].get(k)
+            mrows.append((k, v[0], v[1]) if isinstance(v, list) and len(v) == 2 else (k, v, None))
+        out += _table(["metric", "train", "test"], mrows)
+    out += ["## Definitions", ""]
+    out += [f"- **{k}**: {v}" for k, v in log.get("definitions", {}).items()] + [""]
+    return "\n".join(out)
+
+
+def render_probe_csv(log: Mapping[str, Any]) -> str:
+    """One row per dataset and probe component (amplitude, phase)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["filename", "photon_dose", "component", *PROBE_STAT_KEYS, "l2_norm"])
+    for e in log["datasets"]:
+        for c in ("amplitude", "phase"):
+            s = e["probe"][c]
+            w.writerow([e["filename"], "" if e["photon_dose"] is None else repr(e["photon_dose"]), c,
+                        *(repr(float(s[k])) for k in PROBE_STAT_KEYS), repr(float(e["probe"]["l2_norm"]))])
+    return buf.getvalue()
+
+
+def write_parity_log(log: Mapping[str, Any], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Render all three outputs first, then write each atomically into ``output_dir``."""
+    texts = {JSON_NAME: render_json(log), MD_NAME: render_markdown(log), CSV_NAME: render_probe_csv(log)}
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --output exists and is not a directory")
+    written: dict[str, Path] = {}
+    for name, text in texts.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        written[name] = out / name
+    return written
