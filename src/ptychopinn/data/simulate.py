@@ -89,6 +89,11 @@ def make_scan(cfg: SimulationConfig, object_shape: tuple[int, int], rng: np.rand
     if step is None:  # spacing that gives about n_images positions
         span = (h - cfg.N - 2 * cfg.border) * (w - cfg.N - 2 * cfg.border)
         step = max(1.0, math.sqrt(max(span, 1) / cfg.n_images))
+        # shrink until the raster (with the jitter margin) holds at least n_images positions
+        margin = step / 4.0 if cfg.scan == "jitter" else 0.0
+        while step > 1.0 and len(scan_mod.raster_scan(object_shape, cfg.N, step, cfg.border + margin)) < cfg.n_images:
+            step *= 0.97
+            margin = step / 4.0 if cfg.scan == "jitter" else 0.0
     if cfg.scan == "raster":
         pos = scan_mod.raster_scan(object_shape, cfg.N, step, cfg.border)
     else:

@@ -120,15 +120,17 @@ def _refine_shift(reference: np.ndarray, moving: np.ndarray, start: np.ndarray, 
         return start
     inner = (slice(rim, sy - rim), slice(rim, sx - rim))
     r = ref[inner].ravel()
+    r = r - r.mean()
+    rr = float(np.vdot(r, r).real)
     cplx = np.iscomplexobj(ref) or np.iscomplexobj(moving)
 
     def cost(s: np.ndarray) -> float:
         m = np.fft.ifft2(fourier_shift(mov_f, s))
         m = (m if cplx else m.real)[inner].ravel()
-        a = np.stack([m, np.ones_like(m)], axis=1)
-        coef = np.linalg.lstsq(a, r, rcond=None)[0]
-        res = a @ coef - r
-        return float(np.vdot(res, res).real)
+        m = m - m.mean()
+        mm = float(np.vdot(m, m).real)
+        # residual of the best gain + offset fit, in closed form
+        return rr - (abs(np.vdot(m, r)) ** 2 / mm if mm > 0 else 0.0)
 
     opt = optimize.minimize(cost, np.asarray(start, dtype=np.float64), method="Nelder-Mead",
                             options={"xatol": 1e-3, "fatol": 1e-14, "maxiter": 400})

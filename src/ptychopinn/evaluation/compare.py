@@ -368,8 +368,8 @@ def save_comparison_plot(result: ComparisonResult, path: str | os.PathLike) -> P
         im = None
         for col, lab in enumerate(labels):
             ax = axes[row, col]
-            im = ax.imshow(arrays[f"{lab}_{comp}"], cmap="gray" if comp == "amplitude" else "twilight_shifted"
-                           if False else ("gray" if comp == "amplitude" else "viridis"), vmin=lo, vmax=hi)
+            im = ax.imshow(arrays[f"{lab}_{comp}"], cmap="gray" if comp == "amplitude" else "viridis",
+                           vmin=lo, vmax=hi)
             ax.set_xticks([])
             ax.set_yticks([])
             if lab == GROUND_TRUTH_LABEL:

@@ -362,10 +362,10 @@ def component_metrics(
         rng, src = component_data_range(a, phase=phase)
     else:
         rng, src = float(data_range), "given"
-    m = mse(a, b, phase=phase)
-    peak = 255.0 if psnr_convention == "legacy255" else rng
     if psnr_convention not in PSNR_CONVENTIONS:
         raise ValueError(f"unknown PSNR convention {psnr_convention!r}; choose from {PSNR_CONVENTIONS}")
+    m = mse(a, b, phase=phase)
+    peak = 255.0 if psnr_convention == "legacy255" else rng
     fr = frc(a, b, window=frc_window)
     names = metric_names(psnr_convention)
     values = [

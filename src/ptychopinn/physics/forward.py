@@ -9,10 +9,11 @@ Conventions
   ``sum|Psi|^2 == sum|psi|^2`` and the zero frequency lies at index ``N//2``.
 * Shifts: :func:`fourier_shift` moves image *content* by ``+s`` pixels, i.e. returns
   ``img(r - s)`` (periodic, exact for band-limited images).
-* Patch extraction at a sub-pixel centre ``c``: the integer part selects a slightly larger window,
-  the fractional part is applied as a Fourier shift of that window (so integer centres reproduce the
-  plain slice exactly), then the window is cropped to N x N. The margin (``pad``, default 4 px)
-  keeps the periodic wrap of the Fourier shift away from the kept pixels.
+* Patch extraction from an object at a sub-pixel centre uses separable Keys cubic convolution
+  (integer centres reproduce the plain slice exactly). A Fourier shift of a non-periodic object
+  window would ring at its edges (measured: ~2 % of the peak with a 4-px margin on a lines object,
+  against ~0.1 % for cubic), so the Fourier shift is used only where content is compactly supported
+  inside a zero border (the network's merge/re-extract of patches), where it is exact.
 """
 
 from __future__ import annotations
@@ -57,34 +58,47 @@ def fourier_shift(img: Tensor, shift_yx: Tensor) -> Tensor:
     return out.real if real else out
 
 
-def extract_patches(obj: Tensor, centres_yx: Tensor, n: int, pad: int = 4) -> Tensor:
+def _keys_weights(t: Tensor) -> Tensor:
+    """Keys cubic-convolution weights (a = -0.5) for taps at -1, 0, 1, 2 given fractions t in [0, 1)."""
+    d = torch.stack([1 + t, t, 1 - t, 2 - t], dim=-1).abs()
+    a = -0.5
+    near = (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
+    far = a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a
+    return torch.where(d <= 1, near, torch.where(d < 2, far, torch.zeros_like(d)))
+
+
+def extract_patches(obj: Tensor, centres_yx: Tensor, n: int) -> Tensor:
     """Cut (M, n, n) patches centred at ``centres_yx`` (M, 2) (object pixels) from ``obj`` (H, W).
 
     Integer centres give exactly ``obj[c-n//2 : c-n//2+n]`` on each axis. Sub-pixel centres are
-    Fourier-interpolated (see module docstring). The object is edge-padded so windows near the
-    border are defined; callers validate that the n x n patch itself lies inside the object.
+    interpolated with separable Keys cubic convolution (4 taps per axis; exact for integer
+    positions and for quadratics, no wrap-around ringing on non-periodic objects). The object is
+    edge-padded by 2 px so the kernel is defined at the border; callers validate that the n x n
+    patch itself lies inside the object.
     """
     centres_yx = centres_yx.to(torch.float64)
     start = centres_yx - (n // 2)
     base = torch.floor(start)
     frac = start - base
     base = base.to(torch.long)
+    ar = torch.arange(n, device=obj.device)
     if not torch.any(frac != 0):
-        iy = base[:, 0, None] + torch.arange(n, device=obj.device)
-        ix = base[:, 1, None] + torch.arange(n, device=obj.device)
+        iy = base[:, 0, None] + ar
+        ix = base[:, 1, None] + ar
         return obj[iy[:, :, None], ix[:, None, :]]
-    padded = torch.nn.functional.pad(
-        _as_4d_real_view(obj), (pad, pad, pad, pad), mode="replicate"
+    pad = 2
+    padded = _from_4d_real_view(
+        torch.nn.functional.pad(_as_4d_real_view(obj), (pad, pad, pad, pad), mode="replicate"), obj
     )
-    padded = _from_4d_real_view(padded, obj)
-    win = n + 2 * pad
-    ar = torch.arange(win, device=obj.device)
-    iy = base[:, 0, None] + ar  # in padded coordinates: (base - pad) + pad
-    ix = base[:, 1, None] + ar
-    windows = padded[iy[:, :, None], ix[:, None, :]]
-    # patch[i] = O(base + frac + i) -> shift the window content by -frac
-    shifted = fourier_shift(windows, -frac.to(windows.real.dtype if windows.is_complex() else windows.dtype))
-    return shifted[:, pad:pad + n, pad:pad + n]
+    win = torch.arange(n + 3, device=obj.device)  # rows base-1 .. base+n+1 (padded index +2)
+    iy = base[:, 0, None] + (pad - 1) + win
+    ix = base[:, 1, None] + (pad - 1) + win
+    windows = padded[iy[:, :, None], ix[:, None, :]]  # (M, n+3, n+3)
+    rdtype = obj.real.dtype if torch.is_complex(obj) else obj.dtype
+    wy = _keys_weights(frac[:, 0].to(rdtype))  # (M, 4)
+    wx = _keys_weights(frac[:, 1].to(rdtype))
+    rows = sum(wy[:, j, None, None] * windows[:, j:j + n, :] for j in range(4))  # (M, n, n+3)
+    return sum(wx[:, j, None, None] * rows[:, :, j:j + n] for j in range(4))
 
 
 def _as_4d_real_view(obj: Tensor) -> Tensor:

@@ -1,0 +1,237 @@
+"""Chunked prediction of object patches (DESIGN section 6).
+
+Memory stays bounded: network inputs are built from ``diff3d`` one chunk at a time and outputs are
+yielded chunk by chunk (:func:`iter_patches`), so a caller can accumulate them straight into a
+stitching canvas. :func:`predict` collects all patches for small datasets and tests.
+
+Input normalisation: ``x = diff3d * r`` with ``r = sqrt((N/2)^2 / mean_patterns sum diff3d^2)``
+computed from the data being reconstructed (DESIGN section 2), never taken from training.
+
+Gridsize > 1 models: every pattern is the anchor (column 0) of exactly one group
+(``make_groups(..., n_groups=None)``: no oversampling at inference); the group is fed with its
+neighbours and only the anchor's patch is kept, so each pattern contributes one patch at its own
+position and the stitched object weights every scan position equally.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ptychopinn.errors import BundleError, ConfigError, DataError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class InferenceModel:
+    """What inference needs from a model: the module (eval mode, on ``device``) and its geometry."""
+
+    module: nn.Module
+    N: int  # noqa: N815 - the field's symbol
+    gridsize: int
+    kind: str
+    neighbor_count: int
+    device: torch.device
+    source: str
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA request is a ConfigError."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        name = str(device)
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"device must be one of {DEVICES}; got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
+    return dev
+
+
+def _cfg_get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceModel:
+    """Accept a bundle directory, a loaded ``Bundle`` or a bare ``nn.Module``.
+
+    A bare module gives its geometry through attributes ``N`` / ``gridsize`` (or a ``config`` /
+    ``cfg`` object holding them); gridsize defaults to 1. The module is put in eval mode and moved
+    to ``device``.
+    """
+    dev = resolve_device(device)
+    if isinstance(model, (str, os.PathLike)):
+        path = str(model)
+        if not os.path.isdir(path):
+            raise BundleError(f"{path}: model bundle directory not found")
+        from ptychopinn.training.bundle import load_bundle
+
+        model = load_bundle(path, device=str(dev))
+    if isinstance(model, nn.Module):
+        cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+        module, source = model, type(model).__name__
+        n = getattr(model, "N", None) or _cfg_get(cfg, "N")
+        g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
+        kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
+        k = _cfg_get(cfg, "neighbor_count", 7)
+    elif hasattr(model, "model") and hasattr(model, "model_config"):  # a Bundle
+        module, cfg = model.model, model.model_config
+        source = str(getattr(model, "run_dir", "<bundle>"))
+        n = getattr(model, "N", None) or _cfg_get(cfg, "N")
+        g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
+        kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
+        k = _cfg_get(getattr(model, "train_config", None), "neighbor_count", None) or _cfg_get(cfg, "neighbor_count", 7)
+    else:
+        raise ConfigError(f"expected a bundle directory, a Bundle or a torch module; got {type(model).__name__}")
+    module = module.to(dev).eval()
+    return InferenceModel(module=module, N=int(n) if n else 0, gridsize=int(g), kind=str(kind),
+                          neighbor_count=int(k), device=dev, source=source)
+
+
+def input_scale_chunked(diff3d: np.ndarray, chunk: int = 8192) -> float:
+    """Normalisation r of DESIGN section 2 for ``diff3d`` (M, N, N), without a full-size copy.
+
+    Each chunk's r_k comes from :func:`ptychopinn.model.scaling.input_scale`; they are combined
+    exactly through the chunk mean intensities ``(N/2)^2 / r_k^2`` weighted by chunk length.
+    """
+    m, n = diff3d.shape[0], diff3d.shape[-1]
+    if m == 0:
+        raise DataError("diff3d: no diffraction patterns")
+    scale = _input_scale_fn()
+    if m <= chunk:
+        r = float(scale(diff3d))
+    else:
+        half2 = (n / 2.0) ** 2
+        total = 0.0
+        for i in range(0, m, chunk):
+            part = diff3d[i:i + chunk]
+            total += part.shape[0] * half2 / float(scale(part)) ** 2
+        r = math.sqrt(half2 / (total / m))
+    if not math.isfinite(r) or r <= 0:
+        raise DataError("diff3d: all patterns are zero; cannot normalise the network input")
+    return r
+
+
+def _input_scale_fn():
+    try:
+        from ptychopinn.model.scaling import input_scale
+    except ImportError:  # model stage not installed yet: the same formula, locally
+        return _input_scale_local
+    return input_scale
+
+
+def _input_scale_local(diff3d: np.ndarray) -> float:
+    n = diff3d.shape[-1]
+    mean_total = float(np.mean(np.sum(np.square(diff3d, dtype=np.float64), axis=(-2, -1))))
+    return math.sqrt((n / 2.0) ** 2 / mean_total) if mean_total > 0 else float("inf")
+
+
+def build_groups(positions_yx: np.ndarray, gridsize: int, neighbor_count: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (M, C) int64 with column 0 == arange(M), offsets (M, C, 2) float32) for inference."""
+    pos = np.asarray(positions_yx, dtype=np.float64)
+    m = pos.shape[0]
+    if gridsize == 1:
+        return np.arange(m, dtype=np.int64)[:, None], np.zeros((m, 1, 2), dtype=np.float32)
+    from ptychopinn.data.grouping import make_groups
+
+    groups = make_groups(pos, gridsize, neighbor_count=max(neighbor_count, gridsize * gridsize),
+                         n_groups=None, seed=0)
+    if not np.array_equal(groups.indices[:, 0], np.arange(m)):
+        raise ConfigError("internal: inference groups must have one anchor per pattern in order")
+    return groups.indices, groups.offsets.astype(np.float32)
+
+
+def _forward(module: nn.Module, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    if hasattr(module, "predict_patches"):
+        return module.predict_patches(x, offsets)
+    return module(x, offsets)["patches"]
+
+
+def iter_patches(
+    model: InferenceModel,
+    diff3d: np.ndarray,
+    positions_yx: np.ndarray,
+    *,
+    batch_size: int = 256,
+    r: float | None = None,
+    progress: bool | None = None,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(patterns slice, patches (B, N, N) complex on model.device)`` chunk by chunk.
+
+    Patches are the anchor (column 0) prediction of each pattern's group, in pattern order.
+    ``progress=None`` shows a tqdm bar only on a terminal.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1; got {batch_size}")
+    m, n = diff3d.shape[0], diff3d.shape[-1]
+    if model.N and n != model.N:
+        raise DataError(f"diff3d: pattern size {n} does not match the model's N={model.N}")
+    r = input_scale_chunked(diff3d) if r is None else float(r)
+    indices, offsets = build_groups(positions_yx, model.gridsize, model.neighbor_count)
+    dev = model.device
+    cuda = dev.type == "cuda"
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=m, unit="pat", desc="predict", disable=(None if progress is None else not progress),
+               leave=False, dynamic_ncols=True)
+    try:
+        with torch.inference_mode():
+            for i in range(0, m, batch_size):
+                sl = slice(i, min(i + batch_size, m))
+                if model.gridsize == 1:
+                    x_np = diff3d[sl][:, None]
+                else:
+                    x_np = diff3d[indices[sl]]
+                x = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32))
+                off = torch.from_numpy(offsets[sl])
+                if cuda:
+                    x = x.pin_memory().to(dev, non_blocking=True)
+                    off = off.to(dev, non_blocking=True)
+                x = x * r
+                p = _forward(model.module, x, off)
+                if p.ndim != 4 or p.shape[0] != x.shape[0] or p.shape[-2:] != (n, n):
+                    raise ConfigError(f"model returned patches of shape {tuple(p.shape)}; "
+                                      f"expected ({x.shape[0]}, C, {n}, {n})")
+                yield sl, p[:, 0]
+                bar.update(sl.stop - sl.start)
+    finally:
+        bar.close()
+
+
+def predict(
+    model: Any,
+    dataset: Any,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    *,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """All predicted patches (M, N, N) complex64 (anchor patch per pattern), chunked through the model.
+
+    ``model``: bundle directory, ``Bundle`` or ``nn.Module``; ``dataset``: a ``PtychoDataset`` or
+    an NPZ path. Holds every output patch in memory: use :func:`ptychopinn.inference.reconstruct`
+    (which stitches chunk by chunk) for large scans.
+    """
+    from ptychopinn.inference.reconstruct import as_dataset
+
+    im = model if isinstance(model, InferenceModel) else resolve_model(model, device)
+    ds = as_dataset(dataset)
+    out = np.empty((ds.n_patterns, ds.N, ds.N), dtype=np.complex64)
+    for sl, p in iter_patches(im, ds.diff3d, ds.positions_yx, batch_size=batch_size, progress=progress):
+        out[sl] = p.to(torch.complex64).cpu().numpy()
+    return out

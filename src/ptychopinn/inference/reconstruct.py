@@ -1,0 +1,191 @@
+"""End-to-end reconstruction: chunked prediction accumulated straight into the stitching canvas.
+
+Neither all network inputs nor all predicted patches are ever held at once: each chunk of
+``batch_size`` patterns is normalised, predicted and scatter-added into the canvas (on the model's
+device), then dropped. Outputs (``reconstruction.npz``, ``amplitude.png``, ``phase.png``) are written
+under temporary names and renamed into place only when all of them are complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptychopinn.errors import BundleError, ConfigError, DataError
+from ptychopinn.inference.predict import (
+    InferenceModel, input_scale_chunked, iter_patches, resolve_device, resolve_model,
+)
+from ptychopinn.inference.stitch import Stitcher, default_crop
+
+NPZ_NAME = "reconstruction.npz"
+PNG_NAMES = ("amplitude.png", "phase.png")
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A stitched object. Canvas pixel (i, j) is object pixel (origin[0] + i, origin[1] + j)."""
+
+    object: np.ndarray  # (H, W) complex64
+    amplitude: np.ndarray  # (H, W) float32
+    phase: np.ndarray  # (H, W) float32, radians in (-pi, pi]
+    counts: np.ndarray  # (H, W) int32 patches covering each pixel (0 = not covered, object 0)
+    origin: np.ndarray  # (2,) float64 [y0, x0] object pixels
+    stitch_crop: int
+    input_scale: float
+    timing: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | os.PathLike, xcoords: np.ndarray, ycoords: np.ndarray) -> dict[str, Path]:
+        """Write reconstruction.npz + PNGs atomically (all or none); returns their paths."""
+        return write_outputs(self, out_dir, xcoords, ycoords)
+
+
+def as_dataset(data: Any):
+    """A ``PtychoDataset`` from a dataset object or a path (validated by the data contract)."""
+    from ptychopinn.data.contract import PtychoDataset, load_dataset
+
+    if isinstance(data, PtychoDataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data)
+    raise ConfigError(f"expected a dataset path or PtychoDataset; got {type(data).__name__}")
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def reconstruct(
+    model: Any,
+    data: Any,
+    out_dir: str | os.PathLike | None = None,
+    stitch_crop: int | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    *,
+    subpixel: str = "fourier",
+    progress: bool | None = None,
+) -> Reconstruction:
+    """Predict every pattern of ``data`` with ``model`` and stitch the patches into one object.
+
+    ``model``: bundle directory, loaded ``Bundle`` or ``nn.Module`` (see
+    :func:`~ptychopinn.inference.predict.resolve_model`); ``data``: NPZ path or ``PtychoDataset``.
+    ``stitch_crop``: kept central square (default ``round(N*20/64)``); ``subpixel``: ``fourier`` or
+    ``round`` (see :mod:`ptychopinn.inference.stitch`). With ``out_dir``, writes
+    ``reconstruction.npz``, ``amplitude.png`` and ``phase.png`` there.
+    """
+    t0 = time.perf_counter()
+    if int(batch_size) < 1:
+        raise ConfigError(f"batch size must be >= 1; got {batch_size}")
+    # cheap checks first, then the data, then the (possibly large) model
+    dev = resolve_device(device)
+    if isinstance(model, (str, os.PathLike)) and not os.path.isdir(model):
+        raise BundleError(f"{model}: model bundle directory not found")
+    ds = as_dataset(data)
+    im: InferenceModel = model if isinstance(model, InferenceModel) else resolve_model(model, dev)
+    n = ds.N
+    if im.N and n != im.N:
+        raise DataError(f"{ds.source}: key 'diff3d': pattern size {n} does not match the model's N={im.N}")
+    if ds.n_patterns < im.gridsize ** 2:
+        raise DataError(f"{ds.source}: key 'diff3d': {ds.n_patterns} patterns are too few for "
+                        f"gridsize {im.gridsize} groups")
+    crop = default_crop(n) if stitch_crop is None else int(stitch_crop)
+    pos = ds.positions_yx
+    st = Stitcher.for_centres(pos, n, crop, subpixel=subpixel, device=im.device)
+    r = input_scale_chunked(ds.diff3d)
+    t_setup = time.perf_counter()
+
+    t_pred = t_stitch = 0.0
+    _sync(im.device)
+    tick = time.perf_counter()
+    for sl, patches in iter_patches(im, ds.diff3d, pos, batch_size=int(batch_size), r=r, progress=progress):
+        _sync(im.device)
+        t1 = time.perf_counter()
+        t_pred += t1 - tick
+        st.add(patches, pos[sl])
+        _sync(im.device)
+        tick = time.perf_counter()
+        t_stitch += tick - t1
+    t1 = time.perf_counter()
+    canvas, origin, counts = st.result()
+    t_stitch += time.perf_counter() - t1
+    total = time.perf_counter() - t0
+    timing = {
+        "setup_s": t_setup - t0, "predict_s": t_pred, "stitch_s": t_stitch, "total_s": total,
+        "patterns_per_s": ds.n_patterns / max(t_pred + t_stitch, 1e-12),
+    }
+    meta = {
+        "model": im.source, "kind": im.kind, "N": n, "gridsize": im.gridsize,
+        "group_patch_stitched": "anchor (column 0) of one group per pattern" if im.gridsize > 1 else "own patch",
+        "data": ds.source, "n_patterns": ds.n_patterns, "stitch_crop": crop, "subpixel": subpixel,
+        "input_scale_r": r, "input_scale_source": "data being reconstructed",
+        "origin_convention": "canvas[i, j] == object[origin_y + i, origin_x + j]",
+        "device": str(im.device), "batch_size": int(batch_size), "timing": timing,
+    }
+    try:
+        from ptychopinn import __version__
+        meta["package_version"] = __version__
+    except ImportError:  # pragma: no cover
+        pass
+    rec = Reconstruction(
+        object=canvas, amplitude=np.abs(canvas).astype(np.float32), phase=np.angle(canvas).astype(np.float32),
+        counts=counts, origin=origin, stitch_crop=crop, input_scale=r, timing=timing, metadata=meta,
+    )
+    if out_dir is not None:
+        write_outputs(rec, out_dir, ds.xcoords, ds.ycoords)
+    return rec
+
+
+def write_outputs(rec: Reconstruction, out_dir: str | os.PathLike, xcoords: np.ndarray,
+                  ycoords: np.ndarray) -> dict[str, Path]:
+    """reconstruction.npz + amplitude/phase PNGs; temporary files renamed only if all succeed."""
+    from ptychopinn._io import atomic_path
+
+    out = Path(out_dir)
+    paths = {"npz": out / NPZ_NAME, "amplitude_png": out / PNG_NAMES[0], "phase_png": out / PNG_NAMES[1]}
+    with contextlib.ExitStack() as stack:
+        tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        with open(tmp["npz"], "wb") as fh:
+            np.savez(
+                fh, object=rec.object.astype(np.complex64), amplitude=rec.amplitude, phase=rec.phase,
+                origin=rec.origin.astype(np.float64), counts=rec.counts,
+                xcoords=np.asarray(xcoords, dtype=np.float64), ycoords=np.asarray(ycoords, dtype=np.float64),
+                stitch_crop=np.int64(rec.stitch_crop),
+                _metadata=np.array(json.dumps(rec.metadata, default=float)),
+            )
+        save_png(rec.amplitude, rec.origin, tmp["amplitude_png"], "Amplitude", "gray", None)
+        save_png(rec.phase, rec.origin, tmp["phase_png"], "Phase (rad)", "twilight", (-np.pi, np.pi),
+                 mask=rec.counts > 0)
+    return paths
+
+
+def save_png(img: np.ndarray, origin: np.ndarray, path: str | os.PathLike, title: str, cmap: str,
+             vrange: tuple[float, float] | None, mask: np.ndarray | None = None) -> None:
+    """One image with a colour bar; axes in object pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = np.ma.masked_where(~mask, img) if mask is not None else img
+    h, w = img.shape
+    y0, x0 = float(origin[0]), float(origin[1])
+    fig = Figure(figsize=(5.0, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
+    im = ax.imshow(data, cmap=cmap, origin="upper", interpolation="nearest",
+                   extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5), **kw)
+    fig.colorbar(im, ax=ax, shrink=0.85)
+    ax.set_title(title)
+    ax.set_xlabel("x (object px)")
+    ax.set_ylabel("y (object px)")
+    fig.tight_layout()
+    fig.savefig(path, format="png")

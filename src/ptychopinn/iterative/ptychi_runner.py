@@ -1,0 +1,472 @@
+"""Iterative baseline: reconstruct a :class:`~ptychopinn.data.contract.PtychoDataset` with pty-chi.
+
+Conventions (pty-chi 2.2, DESIGN section 8; checked by ``tests/iterative``):
+
+* **Data.** pty-chi takes intensities: ``diff3d**2`` as float32. Its forward model is an
+  unnormalised ``fft2`` with the zero frequency at index 0, so the DC-centred patterns are
+  ``ifftshift``-ed here and passed with ``fft_shift=False`` (for even N this is exactly what
+  ``fft_shift=True`` does; for odd N it is the correct inverse of our centring).
+* **Object buffer.** The objectGuess frame when the dataset has an object, else the bounding box of
+  all N x N windows; plus an internal ``margin`` (2 px) on every side so that pty-chi's sub-pixel
+  patch extraction (one extra pixel) never pads. Object shape (1, Hb, Wb), probe (1, 1, N, N).
+* **Positions.** For our patch centre ``c`` (object pixels) the window's top-left corner in the
+  buffer is ``t = c - N//2 - buffer_top_left`` and pty-chi's position is
+  ``pos = t - (Hb - N)/2`` (y with Hb, x with Wb): the probe centre relative to the buffer centre.
+  The position origin is passed explicitly (``SPECIFIED`` = ``(Hb/2 - 0.5, Wb/2 - 0.5)``, which is
+  pty-chi's own ``SUPPORT`` value for even sizes), so the formula is exact for odd sizes too.
+* **Scale.** The probe is multiplied by ``probe_scale_factor`` so that its far field through the
+  initial object carries the measured mean photons per pattern (pty-chi's FFT is unnormalised:
+  sum |F(psi)|^2 = N^2 sum |psi|^2). pty-chi's own first-epoch intensity rescaling is therefore
+  switched off and every epoch updates. ``reconstructed_probe`` is returned in the units of the
+  input probe (divided by that factor). With ``probe_fixed`` the object-probe ambiguity removal is
+  off as well, so the probe stays exactly the input probe.
+* **Output frame.** ``reconstructed_object`` is (H, W) complex64 in the objectGuess pixel frame:
+  canvas pixel (i, j) is object pixel (origin[0] + i, origin[1] + j); origin is (0, 0) when the
+  dataset has an object.
+
+Building a pty-chi task changes torch's default device and dtype and seeds the global RNGs of
+torch, numpy and ``random``; :func:`run_ptychi` restores all of them afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+
+from ptychopinn.data.contract import PtychoDataset
+from ptychopinn.errors import ConfigError, DataError, DependencyError, TrainingDivergedError
+
+ALGORITHMS = ("LSQML", "EPIE", "DM")
+DEVICES = ("auto", "cpu", "cuda")
+OBJECT_INITS = ("ones", "dataset")
+PTYCHI_MISSING = "pty-chi is not installed: pip install -c constraints.txt 'ptychopinn[ptychi]'"
+OUTPUT_NPZ = "ptychi_reconstruction.npz"
+OUTPUT_PNG = "ptychi_reconstruction.png"
+LOSS_DEFINITION = ("pty-chi displayed loss (mse_sqrt): mean over pixels of (sqrt(I_pred) - sqrt(I_meas))^2, "
+                   "averaged over the minibatches of the epoch, I_pred from the estimate before each update")
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration and result
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PtychiConfig:
+    """Settings of one pty-chi reconstruction (round-trips to JSON)."""
+
+    algorithm: str = "LSQML"
+    epochs: int = 100
+    batch_size: int = 32
+    probe_fixed: bool = False
+    device: str = "auto"
+    seed: int | None = 0
+    object_init: str = "ones"  # "ones" or "dataset" (the dataset's objectGuess)
+    margin: int = 2
+
+    def __post_init__(self) -> None:
+        alg = str(self.algorithm).upper()
+        if alg not in ALGORITHMS:
+            raise ConfigError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
+        object.__setattr__(self, "algorithm", alg)
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}; got {self.device!r}")
+        if self.object_init not in OBJECT_INITS:
+            raise ConfigError(f"object_init must be one of {OBJECT_INITS}; got {self.object_init!r}")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1; got {self.epochs} and {self.batch_size}")
+        if int(self.margin) < 2:
+            raise ConfigError(f"margin must be >= 2 pixels; got {self.margin}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PtychiConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class PtychiResult:
+    """A pty-chi reconstruction in the project's frame (see the module docstring)."""
+
+    object: np.ndarray  # (H, W) complex64
+    probe: np.ndarray  # (N, N) complex64, units of the input probe
+    origin: tuple[float, float]  # object pixel (y, x) of canvas pixel (0, 0)
+    loss_history: np.ndarray  # (epochs,) float64
+    computation_time_seconds: float
+    config: PtychiConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PtychiGeometry:
+    """Where the output canvas and pty-chi's object buffer lie in object pixels."""
+
+    canvas_shape: tuple[int, int]
+    canvas_origin: tuple[int, int]  # object pixel (y, x) of canvas pixel (0, 0)
+    margin: int
+
+    @property
+    def buffer_shape(self) -> tuple[int, int]:
+        return (self.canvas_shape[0] + 2 * self.margin, self.canvas_shape[1] + 2 * self.margin)
+
+    @property
+    def buffer_top_left(self) -> tuple[int, int]:
+        return (self.canvas_origin[0] - self.margin, self.canvas_origin[1] - self.margin)
+
+    @property
+    def position_origin(self) -> tuple[float, float]:
+        """pty-chi's ``position_origin_coords`` for this buffer: (Hb/2 - 0.5, Wb/2 - 0.5)."""
+        hb, wb = self.buffer_shape
+        return (hb / 2.0 - 0.5, wb / 2.0 - 0.5)
+
+    def canvas_slices(self) -> tuple[slice, slice]:
+        """Slices of the buffer that give the canvas."""
+        m = self.margin
+        return slice(m, m + self.canvas_shape[0]), slice(m, m + self.canvas_shape[1])
+
+
+def plan_geometry(dataset: PtychoDataset, margin: int = 2) -> PtychiGeometry:
+    """The objectGuess frame if present, else the bounding box of every N x N window."""
+    n = dataset.N
+    if dataset.object is not None:
+        h, w = dataset.object.shape
+        return PtychiGeometry((int(h), int(w)), (0, 0), int(margin))
+    top = np.floor(np.asarray(dataset.ycoords) - n // 2)
+    left = np.floor(np.asarray(dataset.xcoords) - n // 2)
+    bottom = np.ceil(np.asarray(dataset.ycoords) - n // 2) + n
+    right = np.ceil(np.asarray(dataset.xcoords) - n // 2) + n
+    y0, x0 = int(top.min()), int(left.min())
+    return PtychiGeometry((int(bottom.max()) - y0, int(right.max()) - x0), (y0, x0), int(margin))
+
+
+def ptychi_positions(centres_yx: np.ndarray, n: int, buffer_shape: tuple[int, int],
+                     buffer_top_left: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """pty-chi 2.2 positions (M, 2) (y, x) for our patch centres: ``pos = t - (Hb - N)/2`` with
+    ``t = c - N//2 - buffer_top_left`` the window's top-left corner in the buffer.
+
+    Valid with the position origin ``(Hb/2 - 0.5, Wb/2 - 0.5)`` (:attr:`PtychiGeometry.position_origin`).
+    """
+    c = np.asarray(centres_yx, dtype=np.float64).reshape(-1, 2)
+    t = c - (n // 2) - np.asarray(buffer_top_left, dtype=np.float64)
+    return t - (np.asarray(buffer_shape, dtype=np.float64) - n) / 2.0
+
+
+# ---------------------------------------------------------------------------------------------
+# pty-chi import (with the torchvision stand-in) and torch global state
+# ---------------------------------------------------------------------------------------------
+def import_ptychi() -> SimpleNamespace:
+    """Import pty-chi (``api``, ``PtychographyTask``, ``utils``, version, torchvision status).
+
+    Raises :class:`DependencyError` if pty-chi is missing or cannot be imported. A broken
+    torchvision is replaced by the stand-in of :mod:`._torchvision_stub` for the import only.
+    """
+    from ptychopinn.iterative._torchvision_stub import GaussianBlur as _StubBlur
+    from ptychopinn.iterative._torchvision_stub import torchvision_stub
+
+    try:
+        import ptychi
+    except ImportError as exc:
+        if getattr(exc, "name", None) in ("ptychi", None) or "ptychi" in str(exc):
+            raise DependencyError(PTYCHI_MISSING) from None
+        raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
+    with torchvision_stub() as tv:
+        try:
+            import ptychi.api as api
+            import ptychi.utils as putils
+            from ptychi.api.task import PtychographyTask
+        except ImportError as exc:
+            raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
+    # the truth is what pty-chi bound, whoever imported it first
+    stub_used = getattr(putils, "GaussianBlur", None) is _StubBlur
+    status = tv.to_dict()
+    status["torchvision_stub_used"] = bool(stub_used)
+    return SimpleNamespace(api=api, PtychographyTask=PtychographyTask, utils=putils,
+                           version=getattr(ptychi, "__version__", "unknown"), torchvision=status)
+
+
+@contextlib.contextmanager
+def preserved_torch_state() -> Iterator[None]:
+    """Restore torch's default dtype and device and the torch / numpy / ``random`` RNG states."""
+    import torch
+
+    dtype = torch.get_default_dtype()
+    ctx = getattr(getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None), "device_context", False)
+    if ctx is False:  # private attribute gone: fall back to the public getter
+        dev = torch.get_default_device()
+        device = None if dev.type == "cpu" else dev
+    else:
+        device = None if ctx is None else ctx.device
+    torch_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    np_rng = np.random.get_state()
+    py_rng = random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_default_device(device)
+        torch.set_default_dtype(dtype)
+        torch.set_rng_state(torch_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        np.random.set_state(np_rng)
+        random.setstate(py_rng)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' if available else 'cpu'; 'cuda' without CUDA is a ConfigError."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
+    return device
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+def _check_dataset(dataset: PtychoDataset, config: PtychiConfig) -> None:
+    d = np.asarray(dataset.diff3d)
+    if d.ndim != 3 or d.shape[1] != d.shape[2]:
+        raise DataError(f"{dataset.source}: key 'diff3d': must be (M, N, N); got shape {d.shape}")
+    if not np.all(np.isfinite(d)) or np.any(d < 0):
+        raise DataError(f"{dataset.source}: key 'diff3d': must be finite and >= 0")
+    if dataset.probe.shape != d.shape[1:]:
+        raise DataError(f"{dataset.source}: key 'probeGuess': shape {dataset.probe.shape} does not match {d.shape[1:]}")
+    if config.object_init == "dataset" and dataset.object is None:
+        raise DataError(f"{dataset.source}: key 'objectGuess': missing (needed for object_init='dataset')")
+
+
+def _initial_object(dataset: PtychoDataset, geom: PtychiGeometry, config: PtychiConfig) -> np.ndarray:
+    hb, wb = geom.buffer_shape
+    obj = np.ones((hb, wb), dtype=np.complex64)
+    if config.object_init == "dataset":
+        sy, sx = geom.canvas_slices()
+        obj[sy, sx] = np.asarray(dataset.object, dtype=np.complex64)
+    return obj
+
+
+def _probe_scale_factor(intensities: np.ndarray, probe: np.ndarray, obj: np.ndarray,
+                        tl_buffer: np.ndarray) -> float:
+    """Factor f such that |fft2(f P O_patch)|^2 (unnormalised FFT) sums to the measured mean
+    photons per pattern, averaged over (up to 256 evenly spaced) positions of the initial object."""
+    n = probe.shape[0]
+    measured = float(np.mean(np.sum(intensities, axis=(1, 2), dtype=np.float64)))
+    idx = np.unique(np.linspace(0, len(tl_buffer) - 1, min(len(tl_buffer), 256)).round().astype(int))
+    p2 = np.abs(probe.astype(np.complex128)) ** 2
+    energy = []
+    for i in idx:
+        y, x = np.round(tl_buffer[i]).astype(int)
+        y = int(np.clip(y, 0, obj.shape[0] - n))
+        x = int(np.clip(x, 0, obj.shape[1] - n))
+        energy.append(float(np.sum(p2 * np.abs(obj[y:y + n, x:x + n]) ** 2)))
+    model = n * n * float(np.mean(energy))
+    if measured <= 0 or model <= 0:
+        raise DataError("diffraction data or probe x initial object carry no intensity; cannot scale the probe")
+    return math.sqrt(measured / model)
+
+
+def _build_options(api: Any, config: PtychiConfig, device: str, geom: PtychiGeometry) -> Any:
+    cls = {"LSQML": api.LSQMLOptions, "EPIE": api.EPIEOptions, "DM": api.DMOptions}[config.algorithm]
+    options = cls()
+    options.data_options.fft_shift = False  # the patterns are ifftshift-ed here
+    options.object_options.optimizable = True
+    options.object_options.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED
+    options.object_options.position_origin_coords = np.asarray(geom.position_origin, dtype=np.float64)
+    options.probe_options.optimizable = not config.probe_fixed
+    options.probe_position_options.optimizable = False
+    if config.probe_fixed:
+        options.object_options.remove_object_probe_ambiguity.enabled = False
+    ro = options.reconstructor_options
+    ro.num_epochs = int(config.epochs)
+    ro.batch_size = int(config.batch_size)
+    ro.default_device = api.Devices.GPU if device == "cuda" else api.Devices.CPU
+    ro.default_dtype = api.Dtypes.FLOAT32
+    ro.random_seed = None if config.seed is None else int(config.seed)
+    if config.algorithm == "LSQML":
+        ro.rescale_probe_intensity_in_first_epoch = False  # the probe is pre-scaled to the data
+    return options
+
+
+def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True) -> PtychiResult:
+    """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
+    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded)."""
+    config = config or PtychiConfig()
+    _check_dataset(dataset, config)
+    t_import = time.perf_counter()
+    pc = import_ptychi()
+    import_seconds = time.perf_counter() - t_import
+    device = resolve_device(config.device)
+
+    import torch
+    from tqdm.auto import tqdm
+
+    n = dataset.N
+    geom = plan_geometry(dataset, config.margin)
+    centres = dataset.positions_yx
+    pos = ptychi_positions(centres, n, geom.buffer_shape, geom.buffer_top_left)
+    tl_buffer = centres - n // 2 - np.asarray(geom.buffer_top_left, dtype=np.float64)
+    hb, wb = geom.buffer_shape
+    if tl_buffer.min() < 0 or np.any(tl_buffer + n > np.array([hb, wb])):
+        raise DataError(f"{dataset.source}: key 'ycoords'/'xcoords': positions put patches outside the object")
+
+    diff = np.asarray(dataset.diff3d, dtype=np.float32)
+    intensities = np.fft.ifftshift(diff * diff, axes=(-2, -1)).astype(np.float32)
+    obj0 = _initial_object(dataset, geom, config)
+    probe_in = np.asarray(dataset.probe, dtype=np.complex64)
+    scale = _probe_scale_factor(intensities, probe_in, obj0, tl_buffer)
+    probe0 = (probe_in * np.float32(scale)).astype(np.complex64)
+
+    losses: list[float] = []
+    with preserved_torch_state():
+        t0 = time.perf_counter()
+        options = _build_options(pc.api, config, device, geom)
+        task = pc.PtychographyTask(
+            options,
+            diffraction_data=intensities,
+            object_data=obj0[None],
+            probe_data=probe0[None, None],
+            probe_position_x_px=pos[:, 1].astype(np.float32),
+            probe_position_y_px=pos[:, 0].astype(np.float32),
+        )
+        build_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm}", unit="epoch",
+                   disable=not progress, leave=False)
+        for epoch in bar:
+            task.run(n_epochs=1)
+            loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if not math.isfinite(loss):
+                bar.close()
+                raise TrainingDivergedError(f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
+        bar.close()
+        epochs_seconds = time.perf_counter() - t1
+        obj_buf = task.get_data_to_cpu("object", as_numpy=True)
+        probe_buf = task.get_data_to_cpu("probe", as_numpy=True)
+        with contextlib.suppress(Exception):
+            task.__exit__(None, None, None)  # frees pty-chi's buffers (and the accelerator cache)
+        del task
+    total = build_seconds + epochs_seconds
+    sy, sx = geom.canvas_slices()
+    obj = np.ascontiguousarray(obj_buf[0][sy, sx]).astype(np.complex64)
+    probe = (np.asarray(probe_buf[0, 0]) / np.float32(scale)).astype(np.complex64)
+    if not np.all(np.isfinite(obj)):
+        raise TrainingDivergedError(f"pty-chi {config.algorithm} produced a non-finite object")
+
+    from ptychopinn import __version__
+
+    meta = {
+        "generator": "ptychopinn.iterative.ptychi_runner",
+        "package_version": __version__,
+        "ptychi_version": pc.version,
+        "torch_version": torch.__version__,
+        **pc.torchvision,
+        "config": config.to_dict(),
+        "device": device,
+        "dataset_source": dataset.source,
+        "n_patterns": dataset.n_patterns,
+        "N": n,
+        "canvas_shape": list(geom.canvas_shape),
+        "origin": [float(geom.canvas_origin[0]), float(geom.canvas_origin[1])],
+        "buffer_shape": [hb, wb],
+        "buffer_margin": geom.margin,
+        "position_origin_coords": list(geom.position_origin),
+        "position_convention": "pos = (c - N//2 - buffer_top_left) - (buffer_shape - N)/2, (y, x); "
+                               "origin SPECIFIED = buffer_shape/2 - 0.5",
+        "data": "intensities diff3d**2 (float32), ifftshift-ed here, fft_shift=False",
+        "probe_scale_factor": scale,
+        "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
+        "loss_definition": LOSS_DEFINITION,
+        "import_seconds": import_seconds,
+        "build_seconds": build_seconds,
+        "epochs_seconds": epochs_seconds,
+        "computation_time_seconds": total,
+        "final_loss": losses[-1] if losses else None,
+    }
+    return PtychiResult(object=obj, probe=probe, origin=(float(geom.canvas_origin[0]), float(geom.canvas_origin[1])),
+                        loss_history=np.asarray(losses, dtype=np.float64), computation_time_seconds=total,
+                        config=config, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+def result_arrays(result: PtychiResult) -> dict[str, np.ndarray]:
+    """The arrays of ``ptychi_reconstruction.npz``."""
+    return {
+        "reconstructed_object": np.asarray(result.object, dtype=np.complex64),
+        "reconstructed_probe": np.asarray(result.probe, dtype=np.complex64),
+        "algorithm": np.array(result.config.algorithm),
+        "epochs": np.array(len(result.loss_history), dtype=np.int64),
+        "computation_time_seconds": np.array(result.computation_time_seconds, dtype=np.float64),
+        "loss_history": np.asarray(result.loss_history, dtype=np.float64),
+        "origin": np.asarray(result.origin, dtype=np.float64),
+        "_metadata": np.array(json.dumps(result.metadata, default=_jsonable)),
+    }
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def plot_result(result: PtychiResult, path: str | os.PathLike) -> Path:
+    """PNG of the object amplitude and phase and the loss history (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from ptychopinn._io import atomic_path
+
+    obj = result.object
+    fig = Figure(figsize=(13, 4), constrained_layout=True)
+    axes = fig.subplots(1, 3)
+    extent = (result.origin[1] - 0.5, result.origin[1] + obj.shape[1] - 0.5,
+              result.origin[0] + obj.shape[0] - 0.5, result.origin[0] - 0.5)
+    for ax, data, title, cmap in ((axes[0], np.abs(obj), "amplitude", "gray"),
+                                  (axes[1], np.angle(obj), "phase (rad)", "twilight")):
+        im = ax.imshow(data, cmap=cmap, extent=extent)
+        ax.set_title(f"pty-chi {result.config.algorithm}: {title}")
+        ax.set_xlabel("x (object px)")
+        ax.set_ylabel("y (object px)")
+        fig.colorbar(im, ax=ax, shrink=0.85)
+    ax = axes[2]
+    if len(result.loss_history):
+        ax.semilogy(np.arange(1, len(result.loss_history) + 1), np.maximum(result.loss_history, 1e-300))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mse of sqrt intensities)")
+    ax.set_title(f"{len(result.loss_history)} epochs, {result.computation_time_seconds:.1f} s")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return Path(path)
+
+
+def save_result(result: PtychiResult, out_dir: str | os.PathLike, plot: bool = True) -> dict[str, Path]:
+    """Write ``ptychi_reconstruction.npz`` (and the PNG) into ``out_dir``, atomically."""
+    from ptychopinn._io import save_npz_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"npz": save_npz_atomic(out / OUTPUT_NPZ, **result_arrays(result))}
+    if plot:
+        written["png"] = plot_result(result, out / OUTPUT_PNG)
+    return written
