@@ -1,0 +1,79 @@
+"""Chunked prediction with a stand-in model whose output is known analytically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inference_helpers import StandInModel, make_dataset, oracle_r
+from ptychopinn.data.grouping import make_groups
+from ptychopinn.errors import ConfigError, DataError
+from ptychopinn.inference.predict import input_scale_chunked, predict, resolve_device
+from ptychopinn.inference.reconstruct import reconstruct
+
+
+def test_predict_gridsize1_matches_oracle_for_any_batch_size():
+    ds = make_dataset(m=37, n=16)
+    model = StandInModel(16, gridsize=1)
+    outs = {b: predict(model, ds, batch_size=b, device="cpu", progress=False) for b in (1, 7, 256)}
+    np.testing.assert_array_equal(outs[1], outs[7])
+    np.testing.assert_array_equal(outs[1], outs[256])
+    # oracle: normalised input as amplitude, zero offsets -> zero phase
+    expected = ds.diff3d.astype(np.float64) * oracle_r(ds.diff3d)
+    assert outs[7].dtype == np.complex64 and outs[7].shape == (37, 16, 16)
+    np.testing.assert_allclose(outs[7], expected, rtol=2e-6)
+
+
+def test_predict_gridsize2_keeps_anchor_patch():
+    ds = make_dataset(m=30, n=16, subpixel=True)
+    model = StandInModel(16, gridsize=2)
+    outs = {b: predict(model, ds, batch_size=b, device="cpu", progress=False) for b in (1, 7, 256)}
+    np.testing.assert_array_equal(outs[1], outs[7])
+    np.testing.assert_array_equal(outs[1], outs[256])
+    # anchor of group i is pattern i (one group per pattern, no oversampling); its offset is its
+    # position minus the group centroid
+    groups = make_groups(ds.positions_yx, 2, n_groups=None)
+    off = groups.offsets[:, 0]
+    phase = 0.1 * off[:, 0] - 0.05 * off[:, 1]
+    expected = ds.diff3d * oracle_r(ds.diff3d) * np.exp(1j * phase)[:, None, None]
+    np.testing.assert_allclose(outs[7], expected, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("gridsize", [1, 2])
+def test_reconstruct_identical_for_batch_sizes(gridsize):
+    ds = make_dataset(m=45, n=16, subpixel=True, seed=4)
+    model = StandInModel(16, gridsize=gridsize)
+    recs = [reconstruct(model, ds, batch_size=b, device="cpu", progress=False) for b in (1, 7, 256)]
+    for rec in recs[1:]:
+        np.testing.assert_array_equal(rec.object, recs[0].object)
+        np.testing.assert_array_equal(rec.counts, recs[0].counts)
+        np.testing.assert_array_equal(rec.origin, recs[0].origin)
+
+
+def test_input_scale_chunked_matches_formula():
+    rng = np.random.default_rng(5)
+    d = rng.gamma(2.0, 3.0, size=(50, 8, 8)).astype(np.float32)
+    r_ref = oracle_r(d)
+    assert abs(input_scale_chunked(d) / r_ref - 1) < 1e-6
+    assert abs(input_scale_chunked(d, chunk=7) / r_ref - 1) < 1e-6
+    with pytest.raises(DataError):
+        input_scale_chunked(np.zeros((4, 8, 8), np.float32))
+
+
+def test_pattern_size_mismatch_is_data_error():
+    ds = make_dataset(m=10, n=16)
+    with pytest.raises(DataError, match="N=32"):
+        reconstruct(StandInModel(32), ds, device="cpu", progress=False)
+
+
+def test_bad_options():
+    ds = make_dataset(m=10, n=16)
+    with pytest.raises(ConfigError):
+        reconstruct(StandInModel(16), ds, batch_size=0, device="cpu")
+    with pytest.raises(ConfigError):
+        reconstruct(StandInModel(16), ds, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
