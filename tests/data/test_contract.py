@@ -122,3 +122,19 @@ def test_validate_cli_summary(tmp_path, capsys):
     assert "patterns:           100 of 32x32" in out and "photons/pattern" in out and "overlap" in out
     assert main(["validate", str(tmp_path / "missing.npz")]) == 2
     assert not os.path.exists(tmp_path / "missing.npz")
+
+
+def test_hdf5_input_with_contract_keys(tmp_path):
+    import h5py
+
+    a = _arrays()
+    p = tmp_path / "d.h5"
+    with h5py.File(p, "w") as f:
+        for k, v in a.items():
+            f[k] = v
+    ds = load_dataset(p)
+    np.testing.assert_array_equal(ds.diff3d, a["diff3d"])
+    bad = tmp_path / "bad.h5"
+    bad.write_text("nope")
+    with pytest.raises(DataError, match="HDF5"):
+        load_dataset(bad)

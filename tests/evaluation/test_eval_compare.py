@@ -136,9 +136,16 @@ def test_non_overlapping_canvas_and_missing_ground_truth(dataset, tmp_path):
         compare(str(data), {"ground_truth": obj}, tmp_path / "z")
     with pytest.raises(ConfigError):
         CompareConfig(psnr_convention="opencv")
+    nan_outside = obj.copy()
+    nan_outside[:5] = np.nan  # outside the scanned region: allowed
+    assert compare(str(data), {"PtyChi": nan_outside}, tmp_path / "ok", plot=False).metrics["PtyChi"]
+    nan_inside = obj.copy()
+    nan_inside[40, 40] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        load_reconstruction(np.full((4, 4), np.nan), "PtyChi")
-    assert not any((tmp_path / d).exists() for d in ("x", "y", "z"))
+        compare(str(data), {"PtyChi": nan_inside}, tmp_path / "w")
+    with pytest.raises(DataError, match="2-D"):
+        load_reconstruction(np.zeros((2, 4, 4)), "PtyChi")
+    assert not any((tmp_path / d).exists() for d in ("w", "x", "y", "z"))
 
 
 def test_config_round_trip():

@@ -61,7 +61,7 @@ def test_identical_images_are_perfect():
     assert M.psnr(a, a) == math.inf
     assert M.pearson_r(a, a) == pytest.approx(1.0, abs=1e-12)
     for window in ("hann", "none"):
-        f, c, n = M.frc_curve(a, a, window=window)
+        f, c, _n = M.frc_curve(a, a, window=window)
         assert np.allclose(c, 1.0, atol=1e-12)
         assert f[0] == pytest.approx(1 / 80) and f[-1] == pytest.approx(0.5)
         r = M.frc(a, a, window=window)
@@ -152,7 +152,7 @@ def test_ms_ssim_matches_pytorch_msssim():
     rng = np.random.default_rng(13)
     a = _smooth((256, 256), 8, sigma=2.5)
     b = a + 0.05 * rng.standard_normal(a.shape)
-    t = lambda x: torch.tensor(x, dtype=torch.float64)[None, None]  # noqa: E731
+    t = lambda x: torch.tensor(x, dtype=torch.float64)[None, None]
     ref = float(pm.ms_ssim(t(a), t(b), data_range=float(a.max() - a.min())))
     assert M.ms_ssim(a, b) == pytest.approx(ref, abs=1e-3)
 
@@ -173,7 +173,7 @@ def test_phase_differences_are_wrapped_and_pearson_is_analytic():
 def test_component_metrics_flat_phase_uses_2pi_range():
     a = np.zeros((40, 40))
     b = 0.01 * np.random.default_rng(0).standard_normal((40, 40))
-    m, fr, info = M.component_metrics(a, b, phase=True)
+    m, _fr, info = M.component_metrics(a, b, phase=True)
     assert info["data_range"] == pytest.approx(2 * np.pi) and info["data_range_source"] == "phase_2pi_fallback"
     assert m["psnr"] == pytest.approx(10 * np.log10((2 * np.pi) ** 2 / np.mean(b * b)))
     assert set(m) == set(M.METRIC_NAMES)

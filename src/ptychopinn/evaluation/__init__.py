@@ -1,7 +1,9 @@
 """Evaluation stage: alignment to the ground truth, image-quality metrics, comparisons.
 
 Submodules: :mod:`~ptychopinn.evaluation.align`, :mod:`~ptychopinn.evaluation.metrics`,
-:mod:`~ptychopinn.evaluation.compare`. The names below are imported lazily (on first use).
+:mod:`~ptychopinn.evaluation.compare`. The names below are imported lazily (on first use). The functions
+``compare`` and ``align`` share their submodule's name, so import them from the submodule:
+``from ptychopinn.evaluation.compare import compare``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,11 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
-    "compare": "compare",
     "compute_comparison": "compare",
     "load_reconstruction": "compare",
     "CompareConfig": "compare",
     "ComparisonResult": "compare",
     "Reconstruction": "compare",
-    "align": "align",
     "Alignment": "align",
     "estimate_shift": "align",
     "fourier_shift_image": "align",
@@ -33,7 +33,27 @@ _LAZY: dict[str, str] = {
     "FRCResult": "metrics",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [  # noqa: RUF022 - grouped by submodule
+    "compute_comparison",
+    "load_reconstruction",
+    "CompareConfig",
+    "ComparisonResult",
+    "Reconstruction",
+    "Alignment",
+    "estimate_shift",
+    "fourier_shift_image",
+    "fit_phase",
+    "amplitude_scale",
+    "scanned_region",
+    "mae",
+    "mse",
+    "psnr",
+    "ssim",
+    "ms_ssim",
+    "frc",
+    "pearson_r",
+    "FRCResult",
+]
 
 
 def __getattr__(name: str) -> Any:

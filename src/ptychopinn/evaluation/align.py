@@ -12,8 +12,9 @@ holds object pixel ``(oy + i, ox + j)`` at canvas index ``(i, j)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,16 +35,16 @@ def scanned_region(ycoords: np.ndarray, xcoords: np.ndarray, object_shape: tuple
     if y.size == 0:
         raise ValueError("no scan positions")
     h, w = object_shape
-    y0 = max(0, int(math.floor(y.min())))
-    y1 = min(h, int(math.ceil(y.max())) + 1)
-    x0 = max(0, int(math.floor(x.min())))
-    x1 = min(w, int(math.ceil(x.max())) + 1)
+    y0 = max(0, math.floor(y.min()))
+    y1 = min(h, math.ceil(y.max()) + 1)
+    x0 = max(0, math.floor(x.min()))
+    x1 = min(w, math.ceil(x.max()) + 1)
     return (y0, y1, x0, x1)
 
 
 def canvas_box(origin: Sequence[float], shape: tuple[int, int]) -> Box:
     """Object-pixel box covered by a canvas whose origin is rounded to whole pixels."""
-    oy, ox = (int(round(float(o))) for o in origin)
+    oy, ox = (round(float(o)) for o in origin)
     return (oy, oy + int(shape[0]), ox, ox + int(shape[1]))
 
 
@@ -60,7 +61,7 @@ def intersect_boxes(*boxes: Box) -> Box:
 
 def crop_canvas(canvas: np.ndarray, origin: Sequence[float], box: Box) -> np.ndarray:
     """The part of ``canvas`` (placed at the rounded ``origin``) that covers object box ``box``."""
-    oy, ox = (int(round(float(o))) for o in origin)
+    oy, ox = (round(float(o)) for o in origin)
     y0, y1, x0, x1 = box
     if y0 - oy < 0 or x0 - ox < 0 or y1 - oy > canvas.shape[0] or x1 - ox > canvas.shape[1]:
         raise ValueError(f"box {box} is not inside the canvas at origin ({oy}, {ox}) of shape {canvas.shape}")
@@ -88,7 +89,9 @@ def fourier_shift_image(image: np.ndarray, shift: Sequence[float]) -> np.ndarray
     return out if np.iscomplexobj(a) else out.real
 
 
-def _registration_signal(gt: np.ndarray, recon: np.ndarray, register_on: str) -> tuple[np.ndarray, np.ndarray, str]:
+def registration_signal(gt: np.ndarray, recon: np.ndarray, register_on: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(reference, moving, resolved mode) for registration: amplitudes, the complex objects, or
+    unit phasors. ``"auto"`` = amplitude unless the ground-truth amplitude is flat (complex)."""
     if register_on not in REGISTER_ON:
         raise ValueError(f"unknown register_on {register_on!r}; choose from {REGISTER_ON}")
     mode = register_on
@@ -114,7 +117,7 @@ def _refine_shift(reference: np.ndarray, moving: np.ndarray, start: np.ndarray, 
     cy, cx = (h - sy) // 2, (w - sx) // 2
     ref = reference[cy:cy + sy, cx:cx + sx]
     mov_f = np.fft.fft2(moving[cy:cy + sy, cx:cx + sx])
-    rim = int(math.ceil(float(np.max(np.abs(start))))) + 3
+    rim = math.ceil(float(np.max(np.abs(start)))) + 3
     if 2 * rim >= min(sy, sx) - 4:
         return start
     inner = (slice(rim, sy - rim), slice(rim, sx - rim))
@@ -176,7 +179,7 @@ def auto_rim(shifts: Sequence[Sequence[float]]) -> int:
     """Rim (pixels) dropped after Fourier shifting: 0 when every shift is zero, else
     ceil(largest |shift component|) + 2 (the extra 2 px absorb interpolation ringing)."""
     m = max((abs(float(c)) for s in shifts for c in s), default=0.0)
-    return 0 if m == 0.0 else int(math.ceil(m)) + 2
+    return 0 if m == 0.0 else math.ceil(m) + 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +320,7 @@ def align(
         raise ValueError(f"ground truth {gt.shape} and recon {rc.shape} must be 2-D of one shape")
     h, w = gt.shape
     box = (0, h, 0, w) if box is None else tuple(int(b) for b in box)
-    ref_sig, mov_sig, mode = _registration_signal(gt, rc, register_on)
+    ref_sig, mov_sig, mode = registration_signal(gt, rc, register_on)
     if shift is not None:
         sh = (float(shift[0]), float(shift[1]))
     elif register:

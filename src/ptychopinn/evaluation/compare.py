@@ -14,16 +14,21 @@ import io
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.evaluation import align as _al
 from ptychopinn.evaluation.metrics import (
-    FRC_WINDOWS, PSNR_CONVENTIONS, FRCResult, component_metrics, metric_names,
+    FRC_WINDOWS,
+    PSNR_CONVENTIONS,
+    FRCResult,
+    component_metrics,
+    metric_names,
 )
 
 #: canonical arm labels (others are accepted)
@@ -74,7 +79,7 @@ class CompareConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CompareConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> CompareConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -120,10 +125,7 @@ def _as_2d_complex(a: Any, where: str, key: str) -> np.ndarray:
         raise DataError(f"{where}: key '{key}': unsupported dtype {arr.dtype}")
     if min(arr.shape) < 1:
         raise DataError(f"{where}: key '{key}': empty array of shape {arr.shape}")
-    arr = arr.astype(np.complex128)
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{where}: key '{key}': contains NaN or Inf values")
-    return arr
+    return arr.astype(np.complex128)  # NaN outside the scored region is allowed (checked later)
 
 
 def _origin(value: Any, where: str) -> tuple[float, float]:
@@ -178,7 +180,7 @@ def load_reconstruction(source: Any, label: str = "recon") -> Reconstruction:
         if hasattr(source, attr):
             z = {attr: getattr(source, attr)}
             if getattr(source, "origin", None) is not None:
-                z["origin"] = getattr(source, "origin")
+                z["origin"] = source.origin
             return _from_mapping(z, label, where)
     raise DataError(f"{where}: unsupported input of type {type(source).__name__}")
 
@@ -229,6 +231,12 @@ def compute_comparison(
         ) from None
     gt = _al.crop_canvas(gt_full, (0, 0), common)
     crops = {a.label: _al.crop_canvas(a.object, a.origin, common) for a in arms}
+    for a in arms:
+        if not np.all(np.isfinite(crops[a.label])):
+            raise DataError(f"{a.source}: reconstruction '{a.label}' has NaN or Inf values inside the "
+                            f"scored region {common} (y0, y1, x0, x1)")
+    if not np.all(np.isfinite(gt)):
+        raise DataError(f"{ds.source}: key 'objectGuess': NaN or Inf values inside the scored region {common}")
     h, w = gt.shape
     if min(h, w) < 8:
         raise DataError(f"{ds.source}: the common scanned region {common} is only {h}x{w} px; too small to score")
@@ -237,7 +245,7 @@ def compute_comparison(
     shifts: dict[str, tuple[float, float]] = {}
     modes: dict[str, str] = {}
     for a in arms:
-        ref, mov, modes[a.label] = _al._registration_signal(gt, crops[a.label], cfg.register_on)
+        ref, mov, modes[a.label] = _al.registration_signal(gt, crops[a.label], cfg.register_on)
         if cfg.register:
             shifts[a.label] = _al.estimate_shift(ref, mov, upsample_factor=int(cfg.upsample_factor))
         else:
@@ -254,8 +262,8 @@ def compute_comparison(
     frcs: dict[str, dict[str, FRCResult]] = {}
     alignments: dict[str, _al.Alignment] = {}
     models: dict[str, Any] = {}
-    kw = dict(psnr_convention=cfg.psnr_convention, ms_ssim_sigma=float(cfg.ms_ssim_sigma),
-              frc_window=cfg.frc_window)
+    kw = {"psnr_convention": cfg.psnr_convention, "ms_ssim_sigma": float(cfg.ms_ssim_sigma),
+          "frc_window": cfg.frc_window}
     for a in arms:
         al = _al.align(gt, crops[a.label], box=common, shift=shifts[a.label], rim=rim,
                        register_on=modes[a.label], phase_plane=cfg.phase_plane,
@@ -389,6 +397,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, confi
     from ptychopinn._io import save_npz_atomic, write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: output path exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     files["comparison_metrics.csv"] = write_text_atomic(

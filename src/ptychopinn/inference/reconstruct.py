@@ -23,7 +23,7 @@ from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
     InferenceModel, input_scale_chunked, iter_patches, resolve_device, resolve_model,
 )
-from ptychopinn.inference.stitch import Stitcher, default_crop
+from ptychopinn.inference.stitch import Stitcher, check_crop, default_crop
 
 NPZ_NAME = "reconstruction.npz"
 PNG_NAMES = ("amplitude.png", "phase.png")
@@ -91,6 +91,7 @@ def reconstruct(
     if isinstance(model, (str, os.PathLike)) and not os.path.isdir(model):
         raise BundleError(f"{model}: model bundle directory not found")
     ds = as_dataset(data)
+    crop = default_crop(ds.N) if stitch_crop is None else check_crop(ds.N, stitch_crop)
     im: InferenceModel = model if isinstance(model, InferenceModel) else resolve_model(model, dev)
     n = ds.N
     if im.N and n != im.N:
@@ -98,7 +99,6 @@ def reconstruct(
     if ds.n_patterns < im.gridsize ** 2:
         raise DataError(f"{ds.source}: key 'diff3d': {ds.n_patterns} patterns are too few for "
                         f"gridsize {im.gridsize} groups")
-    crop = default_crop(n) if stitch_crop is None else int(stitch_crop)
     pos = ds.positions_yx
     st = Stitcher.for_centres(pos, n, crop, subpixel=subpixel, device=im.device)
     r = input_scale_chunked(ds.diff3d)

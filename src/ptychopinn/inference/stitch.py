@@ -18,7 +18,7 @@ mirror and ~2e-1 for rounding).
 ``subpixel="round"`` skips the shift and places the patch at the nearest integer pixel (up to half
 a pixel of misplacement, faster). Integer centres give identical results in both modes.
 
-Accumulation is a vectorised scatter-add (``index_add_`` on flat canvas indices) of the kept pixels
+Accumulation is a vectorised scatter-add (``scatter_add_`` on flat canvas indices, float64) of the kept pixels
 and of their counts; the object is the sum divided by the counts (pixels never covered are 0 and
 have count 0). Canvas pixel ``(i, j)`` is object pixel ``(origin[0] + i, origin[1] + j)``.
 """
@@ -47,7 +47,8 @@ def nearest_pixel(centres_yx: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(centres_yx, dtype=np.float64) + 0.5).astype(np.int64)
 
 
-def _check_crop(n: int, crop: int) -> int:
+def check_crop(n: int, crop: int) -> int:
+    """Validate a stitch crop against the patch size n (1 <= crop <= n)."""
     crop = int(crop)
     if not 1 <= crop <= n:
         raise ConfigError(f"stitch crop must be between 1 and the patch size {n}; got {crop}")
@@ -95,7 +96,7 @@ class Stitcher:
             raise ConfigError(f"subpixel must be one of {SUBPIXEL_MODES}; got {subpixel!r}")
         self.geometry = geometry
         self.n = int(n)
-        self.crop = _check_crop(self.n, crop)
+        self.crop = check_crop(self.n, crop)
         self.subpixel = subpixel
         self.device = torch.device(device)
         start = self.n // 2 - self.crop // 2
@@ -106,14 +107,15 @@ class Stitcher:
         self._start = start
         h, w = geometry.shape
         self._w = w
-        self._sum = torch.zeros((h * w, 2), dtype=torch.float64, device=self.device)
+        # float64 sums: exact for repeated identical values (integer-position stitching is exact)
+        self._sum = torch.zeros(2 * h * w, dtype=torch.float64, device=self.device)  # (re, im) pairs
         self._cnt = torch.zeros(h * w, dtype=torch.float32, device=self.device)
         ar = torch.arange(self.crop, device=self.device, dtype=torch.int64)
         self._offs = (ar[:, None] * w + ar[None, :]).reshape(-1)  # (crop*crop,)
 
     @classmethod
     def for_centres(cls, centres_yx: np.ndarray, n: int, crop: int | None = None, **kw) -> "Stitcher":
-        crop = default_crop(n) if crop is None else _check_crop(n, crop)
+        crop = default_crop(n) if crop is None else check_crop(n, crop)
         return cls(CanvasGeometry.from_centres(centres_yx, crop), n, crop, **kw)
 
     def kept_pixels(self, patches: Tensor, centres_yx: np.ndarray) -> Tensor:
@@ -150,14 +152,17 @@ class Stitcher:
             raise ConfigError("a patch centre lies outside the canvas geometry")
         base = torch.as_tensor(top[:, 0] * w + top[:, 1], device=self.device)
         idx = (base[:, None] + self._offs[None, :]).reshape(-1)
-        self._sum.index_add_(0, idx, torch.view_as_real(kept.contiguous()).reshape(-1, 2).to(torch.float64))
-        self._cnt.index_add_(0, idx, torch.ones(idx.shape[0], dtype=torch.float32, device=self.device))
+        idx2 = torch.stack([2 * idx, 2 * idx + 1], dim=1).reshape(-1)
+        vals = torch.view_as_real(kept.contiguous()).reshape(-1).to(torch.float64)
+        # flat 1-D scatter_add_ is the fastest vectorised accumulation on CPU (>10x index_add_ on (n, 2))
+        self._sum.scatter_add_(0, idx2, vals)
+        self._cnt.scatter_add_(0, idx, torch.ones(idx.shape[0], dtype=torch.float32, device=self.device))
 
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(canvas complex64 (H, W), origin float64 (2,) [y0, x0], counts int32 (H, W))."""
         h, w = self.geometry.shape
         cnt = self._cnt
-        avg = self._sum / cnt.clamp_min(1.0)[:, None]
+        avg = self._sum.reshape(h * w, 2) / cnt.clamp_min(1.0).to(torch.float64)[:, None]
         canvas = torch.view_as_complex(avg.contiguous()).reshape(h, w).cpu().numpy().astype(np.complex64)
         counts = cnt.reshape(h, w).cpu().numpy().astype(np.int32)
         return canvas, np.asarray(self.geometry.origin, dtype=np.float64), counts

@@ -1,0 +1,86 @@
+"""Model configuration (frozen, JSON round trip). Nothing here builds a model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ptychopinn.errors import ConfigError
+
+MODEL_KINDS = ("pinn", "supervised")
+AMP_ACTIVATIONS = ("sigmoid", "softplus", "exp")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network's shape and its physics layers.
+
+    ``N=None`` means "take it from the training data". ``amp_max`` multiplies the sigmoid
+    amplitude head (1.0 = the plain sigmoid of the design). ``border_branch`` adds the optional
+    low-resolution branch that predicts the object outside the central N/2 support.
+    ``merge_eps`` is the epsilon of the merge normalisation and ``merge_min_weight`` the summed
+    support weight below which the group canvas is zero (guards sub-pixel Fourier ringing).
+    """
+
+    kind: str = "pinn"
+    N: int | None = None  # noqa: N815 - the field's symbol
+    gridsize: int = 1
+    n_filters_scale: int = 2
+    probe_trainable: bool = False
+    intensity_scale_trainable: bool = False
+    amp_activation: str = "sigmoid"
+    amp_max: float = 1.0
+    border_branch: bool = False
+    merge_eps: float = 1e-6
+    merge_min_weight: float = 0.1
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"model kind must be one of {MODEL_KINDS}; got {self.kind!r}")
+        if self.N is not None:
+            n = int(self.N)
+            if n < 32 or n & (n - 1):
+                raise ConfigError(f"N must be a power of two >= 32 (32, 64, 128, ...); got {self.N}")
+        if self.gridsize < 1:
+            raise ConfigError(f"gridsize must be >= 1; got {self.gridsize}")
+        if self.kind == "supervised" and self.gridsize != 1:
+            raise ConfigError("the supervised baseline takes one pattern at a time: use gridsize 1")
+        if self.n_filters_scale < 1:
+            raise ConfigError(f"n_filters_scale must be >= 1; got {self.n_filters_scale}")
+        if self.amp_activation not in AMP_ACTIVATIONS:
+            raise ConfigError(f"amp_activation must be one of {AMP_ACTIVATIONS}; got {self.amp_activation!r}")
+        if not self.amp_max > 0:
+            raise ConfigError(f"amp_max must be > 0; got {self.amp_max}")
+        if not (self.merge_eps > 0 and self.merge_min_weight >= 0):
+            raise ConfigError("merge_eps must be > 0 and merge_min_weight >= 0")
+
+    @property
+    def C(self) -> int:  # noqa: N802 - the field's symbol
+        """Patterns per group (gridsize^2)."""
+        return self.gridsize * self.gridsize
+
+    @property
+    def n_stages(self) -> int:
+        """Encoder stages: 3 at N=64, one more per doubling of N (bottleneck 8 x 8)."""
+        if self.N is None:
+            raise ConfigError("N is not set")
+        return int(self.N).bit_length() - 4
+
+    def with_N(self, n: int) -> "ModelConfig":  # noqa: N802
+        """This config with ``N`` set (error if it was set to something else)."""
+        if self.N is not None and int(self.N) != int(n):
+            raise ConfigError(f"model config has N={self.N} but the data have N={n}")
+        return dataclasses.replace(self, N=int(n))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**d)

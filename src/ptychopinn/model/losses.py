@@ -1,0 +1,80 @@
+"""Training losses (DESIGN section 5).
+
+* Poisson NLL in count units: ``mean(lam - k log lam)`` with ``lam = A_pred^2`` clamped >= 1e-12 and
+  ``k = X^2`` the measured counts (the constant ``log k!`` is omitted; :func:`log_factorial_mean`
+  gives it for reporting).
+* MAE on amplitudes, in normalised units: ``mean|A_pred - X| / s`` (s = the data intensity scale),
+  so its size does not depend on the dose.
+* Supervised: MAE of amplitude plus MAE of phase against the ground-truth patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ptychopinn.errors import ConfigError
+
+LAM_MIN = 1e-12
+LOSS_KINDS = ("nll", "mae", "nll+mae")
+
+
+def poisson_nll(pred_amplitude: Tensor, counts: Tensor, lam_min: float = LAM_MIN) -> Tensor:
+    """mean(lam - k log lam), lam = pred_amplitude^2 clamped to >= ``lam_min``."""
+    lam = pred_amplitude.square().clamp_min(lam_min)
+    return (lam - counts * torch.log(lam)).mean()
+
+
+def log_factorial_mean(counts: Tensor) -> Tensor:
+    """mean(log k!) (add to :func:`poisson_nll` for the full negative log-likelihood)."""
+    return torch.lgamma(counts + 1).mean()
+
+
+def amplitude_mae(pred_amplitude: Tensor, target_amplitude: Tensor, scale: float = 1.0) -> Tensor:
+    """mean|pred - target| / scale."""
+    return (pred_amplitude - target_amplitude).abs().mean() / scale
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the PINN loss terms."""
+
+    nll: float = 1.0
+    mae: float = 0.0
+
+    @classmethod
+    def for_kind(cls, kind: str, nll_weight: float | None = None, mae_weight: float | None = None) -> "LossWeights":
+        if kind not in LOSS_KINDS:
+            raise ConfigError(f"loss must be one of {LOSS_KINDS}; got {kind!r}")
+        nll = 1.0 if kind in ("nll", "nll+mae") else 0.0
+        mae = 1.0 if kind in ("mae", "nll+mae") else 0.0
+        w = cls(nll if nll_weight is None else float(nll_weight), mae if mae_weight is None else float(mae_weight))
+        if w.nll < 0 or w.mae < 0 or w.nll + w.mae == 0:
+            raise ConfigError("loss weights must be >= 0 and not both zero")
+        return w
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pinn_loss(outputs: dict[str, Tensor], target_amplitude: Tensor, weights: LossWeights,
+              amplitude_unit: float = 1.0) -> Tensor:
+    """Weighted NLL + MAE of the predicted amplitudes (count units) against measured ``X``."""
+    pred = outputs["amplitude"]
+    loss = pred.new_zeros(())
+    if weights.nll:
+        loss = loss + weights.nll * poisson_nll(pred, target_amplitude.square())
+    if weights.mae:
+        loss = loss + weights.mae * amplitude_mae(pred, target_amplitude, amplitude_unit)
+    return loss
+
+
+def supervised_loss(outputs: dict[str, Tensor], target_patches: Tensor) -> Tensor:
+    """MAE(amplitude) + MAE(phase) against complex ground-truth patches (B, 1, N, N)."""
+    amp_t = target_patches.abs()
+    ph_t = torch.angle(target_patches)
+    return ((outputs["object_amplitude"] - amp_t).abs().mean()
+            + (outputs["object_phase"] - ph_t).abs().mean())

@@ -1,0 +1,96 @@
+"""Intensity normalisation (DESIGN section 2).
+
+Network inputs are ``x = X * r`` with one dataset scalar ``r = sqrt((N/2)^2 / mean_patterns sum X^2)``
+(so the mean total intensity of an input is (N/2)^2, O(1) per pixel); the matching intensity scale
+is ``s = 1/r`` = sqrt(measured photons per pattern)/(N/2). The closed form sqrt(nphotons)/(N/2)
+uses the nominal dose from the metadata instead of the measured one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ptychopinn.errors import ConfigError, DataError
+
+SCALE_SOURCES = ("data", "closed_form")
+
+
+def mean_total_intensity(diff3d: np.ndarray, chunk: int = 4096) -> float:
+    """Mean over patterns of sum(X^2), accumulated in float64 (chunked, bounded memory)."""
+    d = np.asarray(diff3d)
+    m = d.shape[0]
+    if m == 0:
+        raise DataError("no diffraction patterns")
+    total = 0.0
+    for a in range(0, m, chunk):
+        c = d[a:a + chunk].astype(np.float64)
+        total += float(np.einsum("mij,mij->", c, c))
+    return total / m
+
+
+def input_scale(diff3d: np.ndarray) -> float:
+    """r = sqrt((N/2)^2 / mean_patterns sum X^2): the factor that brings amplitudes to O(1)."""
+    n = np.asarray(diff3d).shape[-1]
+    mt = mean_total_intensity(diff3d)
+    if not (mt > 0 and math.isfinite(mt)):
+        raise DataError("diffraction patterns are all zero (or not finite); cannot normalise")
+    return math.sqrt((n / 2.0) ** 2 / mt)
+
+
+def closed_form_scale(nphotons: float, n: int) -> float:
+    """sqrt(nphotons) / (N/2)."""
+    return math.sqrt(float(nphotons)) / (n / 2.0)
+
+
+def nphotons_from_metadata(meta: Mapping[str, Any] | None) -> float | None:
+    """The nominal dose recorded in a dataset's metadata, if any."""
+    if not meta:
+        return None
+    for key in ("nphotons_requested", "nphotons"):
+        v = meta.get(key)
+        if isinstance(v, (int, float)) and v > 0:
+            return float(v)
+    cfg = meta.get("config")
+    if isinstance(cfg, Mapping) and isinstance(cfg.get("nphotons"), (int, float)) and cfg["nphotons"] > 0:
+        return float(cfg["nphotons"])
+    return None
+
+
+@dataclass(frozen=True)
+class IntensityScale:
+    """The intensity-scale block recorded in a bundle (``final`` is filled in after training)."""
+
+    data_derived: float
+    closed_form: float | None
+    nphotons_metadata: float | None
+    used: str
+    value: float
+    input_scale: float
+    trainable: bool = False
+    final: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_intensity_scale(
+    diff3d: np.ndarray, metadata: Mapping[str, Any] | None, source: str = "data", trainable: bool = False,
+) -> IntensityScale:
+    """Compute both scales and pick one (``source`` 'data' or 'closed_form'); r = 1/s."""
+    if source not in SCALE_SOURCES:
+        raise ConfigError(f"intensity scale source must be one of {SCALE_SOURCES}; got {source!r}")
+    n = np.asarray(diff3d).shape[-1]
+    s_data = 1.0 / input_scale(diff3d)
+    nph = nphotons_from_metadata(metadata)
+    s_cf = closed_form_scale(nph, n) if nph is not None else None
+    if source == "closed_form" and s_cf is None:
+        raise ConfigError("intensity scale source 'closed_form' needs nphotons in the dataset metadata")
+    s = s_cf if source == "closed_form" else s_data
+    return IntensityScale(
+        data_derived=s_data, closed_form=s_cf, nphotons_metadata=nph, used=source, value=float(s),
+        input_scale=1.0 / float(s), trainable=trainable,
+    )
