@@ -9,7 +9,7 @@ import torch
 from inference_helpers import StandInModel, make_dataset, oracle_r
 from ptychopinn.data.grouping import make_groups
 from ptychopinn.errors import ConfigError, DataError
-from ptychopinn.inference.predict import input_scale_chunked, predict, resolve_device
+from ptychopinn.inference.predict import predict, resolve_device
 from ptychopinn.inference.reconstruct import reconstruct
 
 
@@ -51,14 +51,11 @@ def test_reconstruct_identical_for_batch_sizes(gridsize):
         np.testing.assert_array_equal(rec.origin, recs[0].origin)
 
 
-def test_input_scale_chunked_matches_formula():
-    rng = np.random.default_rng(5)
-    d = rng.gamma(2.0, 3.0, size=(50, 8, 8)).astype(np.float32)
-    r_ref = oracle_r(d)
-    assert abs(input_scale_chunked(d) / r_ref - 1) < 1e-6
-    assert abs(input_scale_chunked(d, chunk=7) / r_ref - 1) < 1e-6
-    with pytest.raises(DataError):
-        input_scale_chunked(np.zeros((4, 8, 8), np.float32))
+def test_all_zero_data_is_data_error():
+    ds = make_dataset(m=10, n=16)
+    ds.diff3d[:] = 0
+    with pytest.raises(DataError, match="diff3d"):
+        reconstruct(StandInModel(16), ds, device="cpu", progress=False)
 
 
 def test_pattern_size_mismatch_is_data_error():

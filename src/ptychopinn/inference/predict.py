@@ -15,7 +15,6 @@ position and the stitched object weights every scan position equally.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -103,42 +102,12 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
                           neighbor_count=int(k), device=dev, source=source)
 
 
-def input_scale_chunked(diff3d: np.ndarray, chunk: int = 8192) -> float:
-    """Normalisation r of DESIGN section 2 for ``diff3d`` (M, N, N), without a full-size copy.
+def data_input_scale(diff3d: np.ndarray) -> float:
+    """Normalisation r of DESIGN section 2 for the data being reconstructed
+    (:func:`ptychopinn.model.scaling.input_scale`, float64 and chunked: no full-size copy)."""
+    from ptychopinn.model.scaling import input_scale
 
-    Each chunk's r_k comes from :func:`ptychopinn.model.scaling.input_scale`; they are combined
-    exactly through the chunk mean intensities ``(N/2)^2 / r_k^2`` weighted by chunk length.
-    """
-    m, n = diff3d.shape[0], diff3d.shape[-1]
-    if m == 0:
-        raise DataError("diff3d: no diffraction patterns")
-    scale = _input_scale_fn()
-    if m <= chunk:
-        r = float(scale(diff3d))
-    else:
-        half2 = (n / 2.0) ** 2
-        total = 0.0
-        for i in range(0, m, chunk):
-            part = diff3d[i:i + chunk]
-            total += part.shape[0] * half2 / float(scale(part)) ** 2
-        r = math.sqrt(half2 / (total / m))
-    if not math.isfinite(r) or r <= 0:
-        raise DataError("diff3d: all patterns are zero; cannot normalise the network input")
-    return r
-
-
-def _input_scale_fn():
-    try:
-        from ptychopinn.model.scaling import input_scale
-    except ImportError:  # model stage not installed yet: the same formula, locally
-        return _input_scale_local
-    return input_scale
-
-
-def _input_scale_local(diff3d: np.ndarray) -> float:
-    n = diff3d.shape[-1]
-    mean_total = float(np.mean(np.sum(np.square(diff3d, dtype=np.float64), axis=(-2, -1))))
-    return math.sqrt((n / 2.0) ** 2 / mean_total) if mean_total > 0 else float("inf")
+    return float(input_scale(diff3d))
 
 
 def build_groups(positions_yx: np.ndarray, gridsize: int, neighbor_count: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +150,7 @@ def iter_patches(
     m, n = diff3d.shape[0], diff3d.shape[-1]
     if model.N and n != model.N:
         raise DataError(f"diff3d: pattern size {n} does not match the model's N={model.N}")
-    r = input_scale_chunked(diff3d) if r is None else float(r)
+    r = data_input_scale(diff3d) if r is None else float(r)
     indices, offsets = build_groups(positions_yx, model.gridsize, model.neighbor_count)
     dev = model.device
     cuda = dev.type == "cuda"

@@ -21,7 +21,7 @@ import torch
 
 from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
-    InferenceModel, input_scale_chunked, iter_patches, resolve_device, resolve_model,
+    InferenceModel, data_input_scale, iter_patches, resolve_device, resolve_model,
 )
 from ptychopinn.inference.stitch import Stitcher, check_crop, default_crop
 
@@ -101,7 +101,10 @@ def reconstruct(
                         f"gridsize {im.gridsize} groups")
     pos = ds.positions_yx
     st = Stitcher.for_centres(pos, n, crop, subpixel=subpixel, device=im.device)
-    r = input_scale_chunked(ds.diff3d)
+    try:
+        r = data_input_scale(ds.diff3d)
+    except DataError as exc:
+        raise DataError(f"{ds.source}: key 'diff3d': {exc}") from None
     t_setup = time.perf_counter()
 
     t_pred = t_stitch = 0.0
