@@ -127,3 +127,14 @@ def test_simulate_cli(tmp_path):
     assert load_dataset(out).n_patterns == 40
     assert main(["simulate", "-o", str(tmp_path / "b.npz"), "--N", "64", "--object-size", "50"]) == 2
     assert not os.path.exists(tmp_path / "b.npz")
+
+
+def test_noise_draws_do_not_depend_on_threads_or_chunking():
+    probe = default_probe(16)
+    obj = np.ones((64, 64), complex)
+    pos = np.random.default_rng(0).uniform(10, 54, (600, 2))
+    a = simulate_patterns(obj, probe, pos, 1e4, 123, chunk=1024, threads=1)[0]
+    b = simulate_patterns(obj, probe, pos, 1e4, 123, chunk=100, threads=2)[0]
+    np.testing.assert_array_equal(a, b)
+    c = simulate_patterns(obj, probe, pos, 1e4, 124, threads=2)[0]
+    assert not np.array_equal(a, c)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,14 +102,43 @@ def make_scan(cfg: SimulationConfig, object_shape: tuple[int, int], rng: np.rand
     return pos[: cfg.n_images]
 
 
+#: patterns per noise block; each block draws from its own child of the noise seed, so the draws
+#: do not depend on chunking or on the number of threads
+NOISE_BLOCK = 256
+
+
+def _poisson_blocks(lam_src: np.ndarray, s2: float, out: np.ndarray, seed: int, threads: int) -> None:
+    """out = sqrt(Poisson(s2 * lam_src)) block-wise, in parallel threads (numpy releases the GIL)."""
+    m = lam_src.shape[0]
+    starts = list(range(0, m, NOISE_BLOCK))
+    children = np.random.SeedSequence(seed).spawn(len(starts))
+
+    def work(i: int) -> None:
+        a = starts[i]
+        lam = np.multiply(lam_src[a:a + NOISE_BLOCK], s2, dtype=np.float64)
+        k = np.random.default_rng(children[i]).poisson(lam)
+        np.sqrt(k, out=out[a:a + NOISE_BLOCK], casting="unsafe")
+
+    if threads <= 1 or len(starts) == 1:
+        for i in range(len(starts)):
+            work(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as ex:
+            list(ex.map(work, range(len(starts))))
+
+
 def simulate_patterns(
     obj: np.ndarray, probe: np.ndarray, positions_yx: np.ndarray, nphotons: float,
-    rng: np.random.Generator | None, chunk: int = 1024,
+    rng: np.random.Generator | int | None, chunk: int = 1024, threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Simulate amplitudes sqrt(k), k ~ Poisson(s^2 |F(P O_patch)|^2), for the given centres.
 
-    Returns (diff3d float32 (M,N,N), object patches complex64 (M,N,N), dose scale s). With
-    ``rng=None`` the noiseless amplitudes sqrt(lam) are returned.
+    Returns (diff3d float32 (M,N,N), object patches complex64 (M,N,N), dose scale s).
+    ``rng``: an int noise seed (blocks of NOISE_BLOCK patterns drawn in parallel threads from
+    independent children of that seed), a ``numpy.random.Generator`` (drawn sequentially), or
+    ``None`` for the noiseless amplitudes sqrt(lam).
     """
     n = probe.shape[0]
     m = positions_yx.shape[0]
@@ -128,6 +158,9 @@ def simulate_patterns(
         raise ConfigError("object x probe gives zero intensity; cannot scale to a dose")
     s = math.sqrt(nphotons / mean_total)
     diff = np.empty((m, n, n), dtype=np.float32)
+    if isinstance(rng, (int, np.integer)):
+        _poisson_blocks(inten, s * s, diff, int(rng), threads or min(2, os.cpu_count() or 1))
+        return diff, patches, s
     for a in range(0, m, chunk):
         lam = np.multiply(inten[a:a + chunk], s * s, dtype=np.float64)
         k = lam if rng is None else rng.poisson(lam)
@@ -166,8 +199,8 @@ def simulate(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     check_positions_inside(obj.shape, pos[:, 0], pos[:, 1], cfg.N, source="simulation")
-    rng = None if cfg.noiseless else np.random.default_rng(seeds["noise"])
-    diff, patches, s = simulate_patterns(obj, probe, pos, cfg.nphotons, rng, cfg.chunk)
+    noise = None if cfg.noiseless else int(seeds["noise"])
+    diff, patches, s = simulate_patterns(obj, probe, pos, cfg.nphotons, noise, cfg.chunk)
     measured = float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=(1, 2))))
     from ptychopinn import __version__
 

@@ -37,6 +37,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -111,15 +112,23 @@ class PtychiResult:
 
 @dataclass(frozen=True)
 class PtychiGeometry:
-    """Where the output canvas and pty-chi's object buffer lie in object pixels."""
+    """Where the output canvas and pty-chi's object buffer lie in object pixels.
+
+    The buffer is the canvas plus ``margin`` pixels on every side, plus one more row/column at the
+    bottom/right where needed so that ``Hb - N`` and ``Wb - N`` are even: then integer patch
+    centres give integer pty-chi positions, which pty-chi applies without sub-pixel interpolation.
+    """
 
     canvas_shape: tuple[int, int]
     canvas_origin: tuple[int, int]  # object pixel (y, x) of canvas pixel (0, 0)
     margin: int
+    n: int  # probe / pattern size N
 
     @property
     def buffer_shape(self) -> tuple[int, int]:
-        return (self.canvas_shape[0] + 2 * self.margin, self.canvas_shape[1] + 2 * self.margin)
+        return tuple(  # type: ignore[return-value]
+            s + 2 * self.margin + (s + 2 * self.margin - self.n) % 2 for s in self.canvas_shape
+        )
 
     @property
     def buffer_top_left(self) -> tuple[int, int]:
@@ -142,13 +151,13 @@ def plan_geometry(dataset: PtychoDataset, margin: int = 2) -> PtychiGeometry:
     n = dataset.N
     if dataset.object is not None:
         h, w = dataset.object.shape
-        return PtychiGeometry((int(h), int(w)), (0, 0), int(margin))
+        return PtychiGeometry((int(h), int(w)), (0, 0), int(margin), n)
     top = np.floor(np.asarray(dataset.ycoords) - n // 2)
     left = np.floor(np.asarray(dataset.xcoords) - n // 2)
     bottom = np.ceil(np.asarray(dataset.ycoords) - n // 2) + n
     right = np.ceil(np.asarray(dataset.xcoords) - n // 2) + n
     y0, x0 = int(top.min()), int(left.min())
-    return PtychiGeometry((int(bottom.max()) - y0, int(right.max()) - x0), (y0, x0), int(margin))
+    return PtychiGeometry((int(bottom.max()) - y0, int(right.max()) - x0), (y0, x0), int(margin), n)
 
 
 def ptychi_positions(centres_yx: np.ndarray, n: int, buffer_shape: tuple[int, int],
@@ -178,7 +187,7 @@ def import_ptychi() -> SimpleNamespace:
     try:
         import ptychi
     except ImportError as exc:
-        if getattr(exc, "name", None) in ("ptychi", None) or "ptychi" in str(exc):
+        if getattr(exc, "name", None) == "ptychi":
             raise DependencyError(PTYCHI_MISSING) from None
         raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
     with torchvision_stub() as tv:
@@ -301,19 +310,21 @@ def _build_options(api: Any, config: PtychiConfig, device: str, geom: PtychiGeom
     return options
 
 
-def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True) -> PtychiResult:
-    """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
-    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded)."""
-    config = config or PtychiConfig()
+@dataclass(frozen=True)
+class PtychiInputs:
+    """The arrays handed to pty-chi, in its conventions (see the module docstring)."""
+
+    geometry: PtychiGeometry
+    positions: np.ndarray  # (M, 2) float64 (y, x) pty-chi positions
+    intensities: np.ndarray  # (M, N, N) float32, DC at index 0
+    object0: np.ndarray  # (Hb, Wb) complex64 initial object buffer
+    probe0: np.ndarray  # (N, N) complex64, the input probe times probe_scale_factor
+    probe_scale_factor: float
+
+
+def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig) -> PtychiInputs:
+    """Geometry, positions, intensities and initial guesses for ``dataset`` (pure numpy)."""
     _check_dataset(dataset, config)
-    t_import = time.perf_counter()
-    pc = import_ptychi()
-    import_seconds = time.perf_counter() - t_import
-    device = resolve_device(config.device)
-
-    import torch
-    from tqdm.auto import tqdm
-
     n = dataset.N
     geom = plan_geometry(dataset, config.margin)
     centres = dataset.positions_yx
@@ -322,30 +333,57 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     hb, wb = geom.buffer_shape
     if tl_buffer.min() < 0 or np.any(tl_buffer + n > np.array([hb, wb])):
         raise DataError(f"{dataset.source}: key 'ycoords'/'xcoords': positions put patches outside the object")
-
     diff = np.asarray(dataset.diff3d, dtype=np.float32)
-    intensities = np.fft.ifftshift(diff * diff, axes=(-2, -1)).astype(np.float32)
+    intensities = np.ascontiguousarray(np.fft.ifftshift(diff * diff, axes=(-2, -1)), dtype=np.float32)
     obj0 = _initial_object(dataset, geom, config)
     probe_in = np.asarray(dataset.probe, dtype=np.complex64)
     scale = _probe_scale_factor(intensities, probe_in, obj0, tl_buffer)
     probe0 = (probe_in * np.float32(scale)).astype(np.complex64)
+    return PtychiInputs(geom, pos, intensities, obj0, probe0, scale)
 
-    losses: list[float] = []
-    with preserved_torch_state():
-        t0 = time.perf_counter()
-        options = _build_options(pc.api, config, device, geom)
+
+def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, device: str) -> Any:
+    """A built ``PtychographyTask`` (call inside :func:`preserved_torch_state`: building changes
+    torch's default device and dtype and seeds the global RNGs)."""
+    import torch
+
+    options = _build_options(pc.api, config, device, inputs.geometry)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
         task = pc.PtychographyTask(
             options,
-            diffraction_data=intensities,
-            object_data=obj0[None],
-            probe_data=probe0[None, None],
-            probe_position_x_px=pos[:, 1].astype(np.float32),
-            probe_position_y_px=pos[:, 0].astype(np.float32),
+            diffraction_data=inputs.intensities,
+            object_data=inputs.object0[None],
+            probe_data=inputs.probe0[None, None],
+            probe_position_x_px=inputs.positions[:, 1].astype(np.float32),
+            probe_position_y_px=inputs.positions[:, 0].astype(np.float32),
         )
-        if device == "cpu":
-            # pty-chi installed a DeviceContext('cpu') mode, which intercepts every torch call
-            # (~10 % overhead); CPU is torch's default anyway, so drop it for the epochs
-            torch.set_default_device(None)
+    if device == "cpu":
+        # pty-chi installed a DeviceContext('cpu') mode, which intercepts every torch call;
+        # CPU is torch's default anyway, so drop it
+        torch.set_default_device(None)
+    return task
+
+
+def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True) -> PtychiResult:
+    """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
+    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded)."""
+    config = config or PtychiConfig()
+    inputs = prepare_inputs(dataset, config)
+    t_import = time.perf_counter()
+    pc = import_ptychi()
+    import_seconds = time.perf_counter() - t_import
+    device = resolve_device(config.device)
+
+    import torch
+    from tqdm.auto import tqdm
+
+    geom = inputs.geometry
+    losses: list[float] = []
+    with preserved_torch_state(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+        t0 = time.perf_counter()
+        task = build_task(pc, inputs, config, device)
         build_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm}", unit="epoch",
@@ -368,12 +406,13 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     total = build_seconds + epochs_seconds
     sy, sx = geom.canvas_slices()
     obj = np.ascontiguousarray(obj_buf[0][sy, sx]).astype(np.complex64)
-    probe = (np.asarray(probe_buf[0, 0]) / np.float32(scale)).astype(np.complex64)
+    probe = (np.asarray(probe_buf[0, 0]) / np.float32(inputs.probe_scale_factor)).astype(np.complex64)
     if not np.all(np.isfinite(obj)):
         raise TrainingDivergedError(f"pty-chi {config.algorithm} produced a non-finite object")
 
     from ptychopinn import __version__
 
+    hb, wb = geom.buffer_shape
     meta = {
         "generator": "ptychopinn.iterative.ptychi_runner",
         "package_version": __version__,
@@ -384,7 +423,7 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "device": device,
         "dataset_source": dataset.source,
         "n_patterns": dataset.n_patterns,
-        "N": n,
+        "N": dataset.N,
         "canvas_shape": list(geom.canvas_shape),
         "origin": [float(geom.canvas_origin[0]), float(geom.canvas_origin[1])],
         "buffer_shape": [hb, wb],
@@ -393,7 +432,7 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "position_convention": "pos = (c - N//2 - buffer_top_left) - (buffer_shape - N)/2, (y, x); "
                                "origin SPECIFIED = buffer_shape/2 - 0.5",
         "data": "intensities diff3d**2 (float32), ifftshift-ed here, fft_shift=False",
-        "probe_scale_factor": scale,
+        "probe_scale_factor": inputs.probe_scale_factor,
         "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
         "loss_definition": LOSS_DEFINITION,
         "import_seconds": import_seconds,

@@ -1,15 +1,26 @@
 """Differentiable physics layers of the PINN (DESIGN section 5), batched over groups.
 
 Geometry (sign convention of :mod:`ptychopinn.data.grouping`): a group with member centres
-``c_j`` and centroid ``c̄`` has offsets ``o_j = c_j - c̄``. The group canvas is a square of side
-``N + 2*pad`` centred on ``c̄`` (canvas index ``Nc//2`` is the centroid); member j's patch is
-centred at ``Nc//2 + o_j``. Translations use :func:`ptychopinn.physics.forward.fourier_shift`
-(sub-pixel, periodic; the ``pad`` margin keeps the wrap away from the supports).
+``c_j`` and centroid ``c̄`` has offsets ``o_j = c_j - c̄``. A *frame* is an N x N pixel grid centred
+at ``c̄ + f``: the group canvas is the frame ``f = 0``; member j's own grid is the frame ``f = o_j``.
+Member k's patch appears in frame f translated by ``d = o_k - f``.
 
-Merge: ``canvas = sum_j T_{o_j}(m * p_j) / (sum_j T_{o_j}(m) + eps)`` with the *same* support mask
-``m`` in numerator and denominator, computed separately for every group of the batch; where the
-summed weight is below ``min_weight`` (outside every support, or Fourier ringing) the canvas is 0.
-Extraction: ``p'_j = m * crop_N(T_{-o_j}(canvas))``.
+Merge (per group, never across the groups of a batch), evaluated on any frame::
+
+    merged_f = sum_k W(d_fk) * T(ext(p_k), d_fk) / (sum_k W(d_fk) + eps)
+
+* ``T`` is :func:`ptychopinn.physics.forward.fourier_shift` (sub-pixel, content moves by +d).
+* ``ext(p_k)`` is the member's support content extended symmetrically (mirror) to the whole N x N
+  frame, so its periodic continuation has no jumps and the Fourier shift does not ring.
+* ``W(d)`` is the support mask translated by d, as 0/1 weights: a pixel counts when its source
+  coordinate lies within the member's sampled support, so values are interpolated, never
+  extrapolated (exactly the shifted mask for integer d). Numerator and denominator use the SAME
+  weights, so border pixels are never inflated; uncovered pixels are 0.
+
+Re-extraction at the offsets is this merge evaluated on member j's frame (``f = o_j``), times the
+support mask. For integer offsets the round trip cut -> merge -> re-extract is exact; member j's
+own term enters untranslated, so sub-pixel offsets only interpolate the neighbours' terms. The
+group canvas output is the frame ``f = 0``.
 """
 
 from __future__ import annotations
@@ -20,65 +31,80 @@ from torch import Tensor
 from ptychopinn.physics.forward import far_field, fourier_shift
 
 
+def support_bounds(n: int, full: bool = False) -> tuple[int, int]:
+    """[start, stop) of the support on each axis: the central n/2 (or the whole patch)."""
+    return (0, n) if full else (n // 4, n // 4 + n // 2)
+
+
 def support_mask(n: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  full: bool = False) -> Tensor:
     """(n, n) mask: 1 on the central n/2 x n/2 square (``[n//4, n//4 + n//2)``), else 0.
     ``full=True`` gives all ones (border branch)."""
-    if full:
-        return torch.ones(n, n, device=device, dtype=dtype)
+    a, b = support_bounds(n, full)
     m = torch.zeros(n, n, device=device, dtype=dtype)
-    a = n // 4
-    m[a:a + n // 2, a:a + n // 2] = 1
+    m[a:b, a:b] = 1
     return m
 
 
-def default_pad(n: int) -> int:
-    """Canvas margin: N/4 on each side, so supports shifted by up to N/2 stay inside."""
-    return n // 4
+def mirror_index(n: int, full: bool = False, device: torch.device | str | None = None) -> Tensor:
+    """(n,) indices that fill an n-frame from the support [a, b) by mirror extension (period n,
+    continuous across the wrap)."""
+    a, b = support_bounds(n, full)
+    length = b - a
+    i = torch.arange(n, device=device) - a
+    i = torch.remainder(i, 2 * length)
+    i = torch.where(i >= length, 2 * length - 1 - i, i)
+    return i + a
 
 
-def _pad(t: Tensor, pad: int) -> Tensor:
-    if pad == 0:
-        return t
-    if torch.is_complex(t):
-        return torch.view_as_complex(
-            torch.nn.functional.pad(torch.view_as_real(t), (0, 0, pad, pad, pad, pad)).contiguous())
-    return torch.nn.functional.pad(t, (pad, pad, pad, pad))
+def extend_support(patches: Tensor, full: bool = False) -> Tensor:
+    """Mirror-extend the support content of (..., n, n) patches to the whole frame."""
+    n = patches.shape[-1]
+    if full:
+        return patches
+    idx = mirror_index(n, False, patches.device)
+    return patches.index_select(-2, idx).index_select(-1, idx)
 
 
-def merge_weights(offsets: Tensor, mask: Tensor, pad: int) -> Tensor:
-    """Summed translated support masks (B, Nc, Nc) (the merge denominator, before eps)."""
-    m = _pad(mask, pad).expand(*offsets.shape[:-1], -1, -1)
-    return fourier_shift(m, offsets).sum(dim=-3)
+def support_weights(shift_yx: Tensor, n: int, full: bool = False) -> Tensor:
+    """(..., n, n) 0/1 weights of the support translated by ``shift_yx`` (..., 2): pixel i counts
+    when ``i - shift`` lies within the sampled support range [a, b-1], so translated values are
+    always interpolated between the member's own samples, never extrapolated. Integer shifts give
+    the translated support mask exactly."""
+    a, b = support_bounds(n, full)
+    pix = torch.arange(n, device=shift_yx.device, dtype=shift_yx.dtype)
+    src = pix - shift_yx[..., None]  # (..., 2, n) source coordinate in the member's patch
+    tol = 1e-4
+    inside = ((src >= a - tol) & (src <= b - 1 + tol)).to(shift_yx.dtype)
+    return inside[..., 0, :, None] * inside[..., 1, None, :]
 
 
-def merge_patches(patches: Tensor, offsets: Tensor, mask: Tensor, pad: int,
-                  eps: float = 1e-6, min_weight: float = 0.1) -> Tensor:
-    """Merge member patches (B, C, N, N) complex at ``offsets`` (B, C, 2) into one canvas per
-    group (B, N + 2 pad, N + 2 pad)."""
+def merge_on_frames(patches: Tensor, offsets: Tensor, frames: Tensor, eps: float = 1e-6,
+                    full: bool = False) -> Tensor:
+    """Merge member patches (B, C, n, n) complex at ``offsets`` (B, C, 2) onto the frames
+    ``frames`` (B, F, 2) (offsets of the frame centres from the group centroid) -> (B, F, n, n)."""
+    n = patches.shape[-1]
     rdtype = patches.real.dtype
-    off = offsets.to(rdtype)
-    num = fourier_shift(_pad(patches * mask, pad), off).sum(dim=-3)
+    d = offsets.to(rdtype)[:, None, :, :] - frames.to(rdtype)[:, :, None, :]  # (B, F, C, 2)
+    ext = extend_support(patches, full)
+    moved = fourier_shift(ext[:, None].expand(-1, d.shape[1], -1, -1, -1), d)  # (B, F, C, n, n)
     with torch.no_grad():
-        w = merge_weights(off, mask.to(rdtype), pad)
-        inv = torch.where(w > min_weight, 1.0 / (w.clamp_min(0) + eps), torch.zeros_like(w))
-    return num * inv
+        w = support_weights(d, n, full)
+        inv = 1.0 / (w.sum(dim=2) + eps)  # (B, F, n, n)
+    return (moved * w).sum(dim=2) * inv
 
 
-def extract_from_canvas(canvas: Tensor, offsets: Tensor, n: int, mask: Tensor | None = None) -> Tensor:
-    """Member patches (B, C, n, n) centred at canvas centre + offset, times ``mask``."""
-    nc = canvas.shape[-1]
-    pad = (nc - n) // 2
-    rdtype = canvas.real.dtype if torch.is_complex(canvas) else canvas.dtype
-    shifted = fourier_shift(canvas[:, None], -offsets.to(rdtype))
-    out = shifted[..., pad:pad + n, pad:pad + n]
-    return out if mask is None else out * mask
+def merge_patches(patches: Tensor, offsets: Tensor, eps: float = 1e-6, full: bool = False) -> Tensor:
+    """The group canvas (B, n, n): the merge on the frame centred at the group centroid."""
+    frames = offsets.new_zeros(offsets.shape[0], 1, 2)
+    return merge_on_frames(patches, offsets, frames, eps, full)[:, 0]
 
 
-def crop_centre(canvas: Tensor, n: int) -> Tensor:
-    """Central n x n of a (..., Nc, Nc) canvas."""
-    pad = (canvas.shape[-1] - n) // 2
-    return canvas[..., pad:pad + n, pad:pad + n]
+def reextract_patches(patches: Tensor, offsets: Tensor, eps: float = 1e-6, full: bool = False) -> Tensor:
+    """Merged object re-extracted at every member offset (B, C, n, n), times the support mask."""
+    n = patches.shape[-1]
+    merged = merge_on_frames(patches, offsets, offsets, eps, full)
+    return merged * support_mask(n, merged.device, merged.real.dtype, full)
 
 
 def diffraction_amplitude(obj_patches: Tensor, probe: Tensor, scale: Tensor | float) -> Tensor:
@@ -87,20 +113,18 @@ def diffraction_amplitude(obj_patches: Tensor, probe: Tensor, scale: Tensor | fl
 
 
 def physics_forward(patches: Tensor, offsets: Tensor | None, probe: Tensor, scale: Tensor | float,
-                    mask: Tensor, pad: int, eps: float = 1e-6, min_weight: float = 0.1
-                    ) -> dict[str, Tensor]:
-    """Object patches (B, C, N, N) -> merged canvas, re-extracted patches, predicted amplitudes.
+                    eps: float = 1e-6, full: bool = False, with_canvas: bool = True) -> dict[str, Tensor]:
+    """Object patches (B, C, N, N) -> re-extracted patches, group canvas, predicted amplitudes.
 
-    Groups of one member (gridsize 1, offset 0) skip the merge: it is the identity there.
+    Groups of one member at offset 0 (gridsize 1) skip the merge: it is the identity there.
     """
     n = patches.shape[-1]
-    c = patches.shape[1]
-    if c == 1 and (offsets is None or not torch.any(offsets != 0)):
+    mask = support_mask(n, patches.device, patches.real.dtype, full)
+    if patches.shape[1] == 1 and (offsets is None or not torch.any(offsets != 0)):
         obj = patches * mask
         canvas = obj[:, 0]
     else:
-        full = merge_patches(patches, offsets, mask, pad, eps, min_weight)
-        obj = extract_from_canvas(full, offsets, n, mask)
-        canvas = crop_centre(full, n)
+        obj = reextract_patches(patches, offsets, eps, full)
+        canvas = merge_patches(patches.detach(), offsets, eps, full) if with_canvas else obj[:, 0]
     amp = diffraction_amplitude(obj, probe, scale)
     return {"object_patches": obj, "object": canvas, "amplitude": amp}

@@ -97,8 +97,13 @@ def extract_patches(obj: Tensor, centres_yx: Tensor, n: int) -> Tensor:
     rdtype = obj.real.dtype if torch.is_complex(obj) else obj.dtype
     wy = _keys_weights(frac[:, 0].to(rdtype))  # (M, 4)
     wx = _keys_weights(frac[:, 1].to(rdtype))
-    rows = sum(wy[:, j, None, None] * windows[:, j:j + n, :] for j in range(4))  # (M, n, n+3)
-    return sum(wx[:, j, None, None] * rows[:, :, j:j + n] for j in range(4))
+    rows = windows[:, 0:n, :] * wy[:, 0, None, None]  # (M, n, n+3); in-place accumulation
+    for j in range(1, 4):
+        rows.add_(windows[:, j:j + n, :] * wy[:, j, None, None])
+    out = rows[:, :, 0:n] * wx[:, 0, None, None]
+    for j in range(1, 4):
+        out.add_(rows[:, :, j:j + n] * wx[:, j, None, None])
+    return out
 
 
 def _as_4d_real_view(obj: Tensor) -> Tensor:

@@ -1,0 +1,296 @@
+"""Statistics for pipeline telemetry (``parity_telemetry.json``, schema 1.0).
+
+Array statistics are accumulated in float64 over chunks of the first axis (no full-size copy),
+for numpy arrays and torch tensors alike (torch is never imported here: tensors are handled
+through their methods). Complex inputs are summarised by their modulus ``abs(x)``.
+``min / max / mean / std`` are taken over the *finite* elements (population std); the counts
+``nan_count`` and ``finite_count`` (and ``total_count``) say how many elements were left out.
+A statistic with no finite element is ``None`` (JSON ``null``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: elements per chunk of the float64 passes (32 MiB of float64)
+CHUNK_ELEMS = 1 << 22
+
+#: keys of an intensity-stage ``stats`` block, in order
+STAGE_STAT_KEYS = ("shape", "dtype", "min", "max", "mean", "std", "nan_count", "finite_count", "total_count")
+
+#: the chain ratios of ``stage_ratios``: key -> (numerator stage, denominator stage)
+RATIO_STAGES: dict[str, tuple[str, str]] = {
+    "raw_to_grouped": ("grouped_diffraction", "raw_diffraction"),
+    "grouped_to_normalized": ("grouped_X_full", "grouped_diffraction"),
+    "normalized_to_container": ("container_X", "grouped_X_full"),
+    "container_to_labels": ("training_labels_Y_amp", "container_X"),
+    "prediction_to_truth": ("inference_prediction", "ground_truth_amplitude"),
+}
+#: default tolerance of the symmetry check (|actual - 1|)
+SYMMETRY_TOLERANCE = 0.05
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).replace("torch.", "")
+
+
+def _is_complex(x: Any) -> bool:
+    if _is_torch(x):
+        return bool(x.is_complex())
+    return np.asarray(x).dtype.kind == "c"
+
+
+def _chunks_float64(x: Any, chunk_elems: int = CHUNK_ELEMS):
+    """Yield float64 numpy copies of consecutive first-axis chunks of ``x`` (abs for complex)."""
+    if _is_torch(x):
+        t = x.detach()
+        if t.ndim == 0:
+            t = t.reshape(1)
+        row = int(np.prod(tuple(t.shape[1:]))) if t.ndim > 1 else 1
+        step = max(1, chunk_elems // max(row, 1))
+        for a in range(0, int(t.shape[0]), step):
+            c = t[a:a + step].cpu()
+            c = c.abs() if c.is_complex() else c
+            yield c.double().numpy().reshape(-1)
+        return
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"cannot summarise an array of dtype {arr.dtype}")
+    row = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
+    step = max(1, chunk_elems // max(row, 1))
+    for a in range(0, arr.shape[0], step):
+        c = arr[a:a + step]
+        c = np.abs(c) if c.dtype.kind == "c" else c
+        yield np.asarray(c, dtype=np.float64).reshape(-1)
+
+
+def _none_if_nonfinite(v: float | None) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def array_stats(x: Any, *, chunk_elems: int = CHUNK_ELEMS) -> dict[str, Any]:
+    """Stage statistics of an array or tensor (keys :data:`STAGE_STAT_KEYS`).
+
+    Computed in float64 chunk by chunk (Chan et al. pairwise update of mean and M2), over the
+    finite elements; complex values are summarised by ``abs``."""
+    shape = [int(s) for s in tuple(x.shape)]
+    n = 0
+    mean = 0.0
+    m2 = 0.0
+    lo = math.inf
+    hi = -math.inf
+    nan_count = 0
+    total = 0
+    for c in _chunks_float64(x, chunk_elems):
+        total += c.size
+        fin = np.isfinite(c)
+        nan_count += int(np.count_nonzero(np.isnan(c)))
+        nf = int(np.count_nonzero(fin))
+        if nf == 0:
+            continue
+        v = c if nf == c.size else c[fin]
+        cm = float(v.mean())
+        d = v - cm
+        cm2 = float(np.dot(d, d))
+        lo = min(lo, float(v.min()))
+        hi = max(hi, float(v.max()))
+        delta = cm - mean
+        tot = n + nf
+        mean += delta * nf / tot
+        m2 += cm2 + delta * delta * n * nf / tot
+        n = tot
+    out: dict[str, Any] = {
+        "shape": shape,
+        "dtype": _dtype_name(x) if hasattr(x, "dtype") else str(np.asarray(x).dtype),
+        "min": lo if n else None,
+        "max": hi if n else None,
+        "mean": mean if n else None,
+        "std": math.sqrt(max(m2 / n, 0.0)) if n else None,
+        "nan_count": nan_count,
+        "finite_count": n,
+        "total_count": total,
+    }
+    for k in ("min", "max", "mean", "std"):
+        out[k] = _none_if_nonfinite(out[k])
+    if _is_complex(x):
+        out["component"] = "abs"
+    return out
+
+
+def component_stats(x: Any) -> dict[str, Any]:
+    """``{min, max, mean, std, nan_count}`` of a real array (the inference amplitude/phase blocks)."""
+    s = array_stats(x)
+    return {k: s[k] for k in ("min", "max", "mean", "std", "nan_count")}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if _is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def probe_stats(probe: Any) -> dict[str, Any]:
+    """Amplitude / phase statistics and energy of a probe.
+
+    ``amplitude``: min, max, mean, std, l2_norm (= sqrt(sum |P|^2)) of ``|P|``; ``phase``: min, max,
+    mean, std of ``angle(P)`` in radians (-pi, pi]; ``energy``: sum |P|^2. float64 throughout."""
+    p = _to_numpy(probe).astype(np.complex128)
+    amp = np.abs(p)
+    ph = np.angle(p)
+    energy = float(np.sum(amp * amp))
+    return {
+        "amplitude": {
+            "min": float(amp.min()), "max": float(amp.max()), "mean": float(amp.mean()),
+            "std": float(amp.std()), "l2_norm": math.sqrt(energy),
+        },
+        "phase": {"min": float(ph.min()), "max": float(ph.max()), "mean": float(ph.mean()), "std": float(ph.std())},
+        "energy": energy,
+    }
+
+
+def mask_stats(mask: Any) -> dict[str, Any]:
+    """``{nonzero_count, total_count, coverage_fraction}`` of a probe mask."""
+    m = _to_numpy(mask)
+    nz = int(np.count_nonzero(m))
+    tot = int(m.size)
+    return {"nonzero_count": nz, "total_count": tot, "coverage_fraction": nz / tot if tot else None}
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return _none_if_nonfinite(num / den)
+
+
+def stage_means(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """``{stage name: stats.mean}`` of a list of intensity-stage entries."""
+    out: dict[str, float | None] = {}
+    for st in stages:
+        stats = st.get("stats") or {}
+        m = stats.get("mean")
+        out[str(st.get("name"))] = float(m) if isinstance(m, (int, float)) else None
+    return out
+
+
+def stage_ratios(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """The ratios of consecutive stage means, :data:`RATIO_STAGES` (``None`` when a stage is missing)."""
+    means = stage_means(stages)
+    return {k: _ratio(means.get(num), means.get(den)) for k, (num, den) in RATIO_STAGES.items()}
+
+
+def expected_ratios(intensity_scale_used: float | None) -> dict[str, float | None]:
+    """Expected value of each ratio when the pipeline is consistent.
+
+    Grouping, the container and the prediction keep the scale (1); normalisation multiplies by
+    ``r = 1/s`` and the training labels (count-scale amplitudes) by ``s``, where ``s`` is the
+    intensity scale that was used (``None`` when unknown)."""
+    s = intensity_scale_used if intensity_scale_used and intensity_scale_used > 0 else None
+    return {
+        "raw_to_grouped": 1.0,
+        "grouped_to_normalized": (1.0 / s) if s else None,
+        "normalized_to_container": 1.0,
+        "container_to_labels": s,
+        "prediction_to_truth": 1.0,
+    }
+
+
+def symmetry_check(
+    ratios: Mapping[str, float | None],
+    intensity_scale_used: float | None = None,
+    tolerance: float = SYMMETRY_TOLERANCE,
+) -> tuple[float | None, dict[str, Any]]:
+    """``(full_chain_product, symmetry_check)`` from the stage ratios.
+
+    ``full_chain_product`` is the product of every available ratio. The check divides each ratio
+    by its expected value (:func:`expected_ratios`) and multiplies the quotients: ``actual`` is 1
+    for a consistent chain (normalisation undone by the intensity scale). Without a known scale
+    the two scale ratios are only used together (their product must be 1; the deviation is then
+    attributed to ``grouped_X_full``). ``violated`` is ``|actual - 1| > tolerance``;
+    ``primary_deviation_source`` is the stage (the numerator of a ratio) whose quotient is
+    furthest from 1 in log terms; ``deviations`` lists every quotient."""
+    avail = {k: v for k, v in ratios.items() if v is not None and v > 0}
+    product = math.prod(avail.values()) if avail else None
+    exp = expected_ratios(intensity_scale_used)
+    quot: dict[str, float] = {}
+    for k, v in avail.items():
+        e = exp.get(k)
+        if e is not None:
+            quot[k] = v / e
+    if exp["grouped_to_normalized"] is None and "grouped_to_normalized" in avail and "container_to_labels" in avail:
+        quot["grouped_to_normalized"] = avail["grouped_to_normalized"] * avail["container_to_labels"]
+    actual = math.prod(quot.values()) if quot else None
+    source = None
+    if quot:
+        worst = max(quot, key=lambda k: abs(math.log(quot[k])))
+        if abs(math.log(quot[worst])) > 0:
+            source = RATIO_STAGES[worst][0]
+    check = {
+        "expected": 1.0,
+        "actual": _none_if_nonfinite(actual),
+        "tolerance": float(tolerance),
+        "violated": bool(actual is not None and abs(actual - 1.0) > tolerance),
+        "primary_deviation_source": source,
+        "deviations": {k: _none_if_nonfinite(v) for k, v in quot.items()},
+        "expected_ratios": exp,
+    }
+    return _none_if_nonfinite(product), check
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    if a.size < 2:
+        return None
+    da, db = a - a.mean(), b - b.mean()
+    den = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
+    return float(np.dot(da, db) / den) if den > 0 else None
+
+
+def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str, Any]:
+    """Comparison metrics of a reconstruction component against the ground truth (same shape).
+
+    ``mae``, ``rmse``, ``max_abs`` of ``pred - truth``; ``pearson_r``; ``bias_summary`` of
+    ``truth - pred`` (mean, median, p05, p95); with ``scaling``, ``scaling_analysis``:
+    ``truth_to_pred_ratio_mean`` (mean(truth)/mean(pred)), ``least_squares_scalar``
+    (argmin_a ||truth - a pred||) and ``rescaled_mae`` (MAE of ``a * pred``). Non-finite pixels are
+    left out. Phase inputs should be aligned (offset removed) beforehand."""
+    t = _to_numpy(truth).astype(np.float64).reshape(-1)
+    p = _to_numpy(pred).astype(np.float64).reshape(-1)
+    if t.shape != p.shape:
+        raise ValueError(f"truth and prediction differ in size: {t.size} vs {p.size}")
+    ok = np.isfinite(t) & np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if t.size == 0:
+        raise ValueError("no finite pixel to compare")
+    e = p - t
+    bias = t - p
+    out: dict[str, Any] = {
+        "mae": float(np.mean(np.abs(e))),
+        "rmse": math.sqrt(float(np.mean(e * e))),
+        "max_abs": float(np.max(np.abs(e))),
+        "pearson_r": _pearson(t, p),
+        "bias_summary": {
+            "mean": float(bias.mean()), "median": float(np.median(bias)),
+            "p05": float(np.percentile(bias, 5)), "p95": float(np.percentile(bias, 95)),
+        },
+    }
+    if scaling:
+        pp = float(np.dot(p, p))
+        a = float(np.dot(t, p) / pp) if pp > 0 else None
+        out["scaling_analysis"] = {
+            "truth_to_pred_ratio_mean": _ratio(float(t.mean()), float(p.mean())),
+            "least_squares_scalar": a,
+            "rescaled_mae": float(np.mean(np.abs(a * p - t))) if a is not None else None,
+        }
+    return out
