@@ -19,8 +19,7 @@ class ModelConfig:
     ``N=None`` means "take it from the training data". ``amp_max`` multiplies the sigmoid
     amplitude head (1.0 = the plain sigmoid of the design). ``border_branch`` adds the optional
     low-resolution branch that predicts the object outside the central N/2 support.
-    ``merge_eps`` is the epsilon of the merge normalisation and ``merge_min_weight`` the summed
-    support weight below which the group canvas is zero (guards sub-pixel Fourier ringing).
+    ``merge_eps`` is the epsilon of the merge normalisation (DESIGN section 5).
     """
 
     kind: str = "pinn"
@@ -33,7 +32,6 @@ class ModelConfig:
     amp_max: float = 1.0
     border_branch: bool = False
     merge_eps: float = 1e-6
-    merge_min_weight: float = 0.1
     channels_last: bool = True
 
     def __post_init__(self) -> None:
@@ -53,8 +51,8 @@ class ModelConfig:
             raise ConfigError(f"amp_activation must be one of {AMP_ACTIVATIONS}; got {self.amp_activation!r}")
         if not self.amp_max > 0:
             raise ConfigError(f"amp_max must be > 0; got {self.amp_max}")
-        if not (self.merge_eps > 0 and self.merge_min_weight >= 0):
-            raise ConfigError("merge_eps must be > 0 and merge_min_weight >= 0")
+        if not self.merge_eps > 0:
+            raise ConfigError("merge_eps must be > 0")
 
     @property
     def C(self) -> int:  # noqa: N802 - the field's symbol

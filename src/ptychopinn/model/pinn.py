@@ -110,7 +110,6 @@ class PtychoPINN(nn.Module):
             self.register_buffer("log_s", log_s)
         self.register_buffer("support", phys.support_mask(n, full=cfg.border_branch), persistent=False)
         self.register_buffer("inner", phys.support_mask(n), persistent=False)
-        self.pad = phys.default_pad(n)
         if cfg.channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -153,9 +152,8 @@ class PtychoPINN(nn.Module):
                     raise ValueError("a gridsize > 1 model needs the group offsets")
             else:
                 offsets = offsets.to(device=x.device, dtype=torch.float32)
-            cfg = self.config
             out = phys.physics_forward(patches, offsets, self.probe_complex, torch.exp(self.log_s),
-                                       self.support, self.pad, cfg.merge_eps, cfg.merge_min_weight)
+                                       self.config.merge_eps, self.config.border_branch)
         amplitude = out["amplitude"]
         return {
             "patches": patches,
@@ -177,6 +175,4 @@ class PtychoPINN(nn.Module):
             if self.C == 1 and (offsets is None or not torch.any(offsets != 0)):
                 return patches * self.support
             off = offsets.to(device=x.device, dtype=torch.float32)
-            cfg = self.config
-            canvas = phys.merge_patches(patches, off, self.support, self.pad, cfg.merge_eps, cfg.merge_min_weight)
-            return phys.extract_from_canvas(canvas, off, self.N, self.support)
+            return phys.reextract_patches(patches, off, self.config.merge_eps, self.config.border_branch)

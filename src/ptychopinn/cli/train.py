@@ -1,0 +1,77 @@
+"""``ptychopinn train``: train a PINN (or the supervised baseline) and write a model bundle."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a PINN or the supervised baseline on a dataset NPZ and write a model bundle"
+DESCRIPTION = """Train on TRAIN.npz and write a bundle to RUN_DIR (model.safetensors, config.json, probe.npz,
+history.json) plus checkpoint.pt for --resume. Inputs are normalised by the dataset scalar
+r = sqrt((N/2)^2 / mean sum X^2); predicted amplitudes are in count units through exp(log_s).
+Multi-process / multi-GPU: torchrun --nproc_per_node=K -m ptychopinn train ... (the effective batch
+is K x --batch-size; only rank 0 writes). Thread count: set OMP_NUM_THREADS or torch.set_num_threads."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", required=True, metavar="TRAIN.npz", help="training dataset")
+    p.add_argument("--test", metavar="TEST.npz", help="test dataset, scored after every epoch (test_loss)")
+    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run / bundle directory")
+    p.add_argument("--model", default="pinn", choices=["pinn", "supervised"])
+    p.add_argument("--gridsize", type=int, default=1, help="patterns per group = gridsize^2")
+    p.add_argument("--neighbor-count", type=int, default=7, help="K nearest neighbours for grouping")
+    p.add_argument("--n-groups", type=int, help="number of groups (default: one per pattern)")
+    p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
+    p.add_argument("--loss", default="nll", choices=["nll", "mae", "nll+mae"])
+    p.add_argument("--nll-weight", type=float, help="weight of the Poisson NLL term")
+    p.add_argument("--mae-weight", type=float, help="weight of the amplitude MAE term")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-filters-scale", type=int, default=2, help="width multiplier of the network")
+    p.add_argument("--amp-max", type=float, default=1.0, help="amplitude head range: amp_max * sigmoid")
+    p.add_argument("--border-branch", action="store_true", help="also predict the object outside the N/2 support")
+    p.add_argument("--probe-trainable", action="store_true")
+    p.add_argument("--intensity-scale-trainable", action="store_true")
+    p.add_argument("--intensity-scale-source", default="data", choices=["data", "closed_form"],
+                   help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
+                   help="auto: bfloat16 convolutions on CPUs with native support, else float32")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.config import TrainConfig
+    from ptychopinn.training.trainer import train
+
+    mcfg = ModelConfig(
+        kind=args.model, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
+        probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
+        amp_max=args.amp_max, border_branch=args.border_branch,
+    )
+    tcfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+        nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
+        n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
+        precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
+        intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
+    )
+    res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet)
+    if res.device and _is_main():
+        best = f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})" if res.best_val_loss is not None else ""
+        stop = " (early stop)" if res.stopped_early else ""
+        print(f"wrote {args.output}: {res.epochs_run} epochs{stop}{best}, "
+              f"{res.train_patterns_per_s:.1f} train patterns/s, {res.seconds:.1f} s")
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

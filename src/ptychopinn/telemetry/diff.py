@@ -1,0 +1,328 @@
+"""Compare two ``parity_telemetry.json`` files stage by stage (``ptychopinn parity-diff``).
+
+Stages are compared in pipeline order, :data:`DIFF_ORDER`: ``probe``, ``raw_diffraction``,
+``grouped_diffraction``, ``grouped_X_full``, ``intensity_scale``, ``container_X``,
+``training_labels_Y_amp``, ``inference_prediction`` (then the optional stages present in either
+file). Each quantity is compared by its relative difference
+
+    rel(a, b) = |a - b| / max(|a|, |b|, floor)        (0 when a == b)
+
+where ``floor`` is 1e-6 x the largest magnitude of the stage's quantities (so values that are
+zero up to rounding compare as equal), pi for probe phases (phase differences are relative to
+pi), and 0 for counts. A stage *diverges* when any of its quantities exceeds the stage's
+tolerance (:data:`DEFAULT_TOLERANCES`), or when a statistic is ``null`` in one file only. The
+first divergent stage in that order is reported as the point where the runs part.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ptychopinn.errors import ConfigError, DataError
+from ptychopinn.telemetry.recorder import (
+    SCHEMA_VERSION,
+    STAGE_ORDER,
+    validate_telemetry,
+)
+
+#: comparison order (pipeline order; the intensity scale is computed after normalisation)
+DIFF_ORDER: tuple[str, ...] = (
+    "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale",
+    "container_X", "training_labels_Y_amp", "inference_prediction",
+)
+#: default relative tolerances (seed 003 section 5.3: raw diffraction and probe 1 %,
+#: grouped_X_full 5 %, intensity scale 1 %; the other stages 5 %)
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "probe": 0.01,
+    "raw_diffraction": 0.01,
+    "grouped_diffraction": 0.05,
+    "grouped_X_full": 0.05,
+    "intensity_scale": 0.01,
+    "container_X": 0.05,
+    "training_labels_Y_amp": 0.05,
+    "inference_prediction": 0.05,
+}
+#: tolerance of optional stages (pre_normalization_diffraction, training_labels_Y_I, ...)
+OPTIONAL_STAGE_TOLERANCE = 0.05
+#: relative floor of the denominator (x the largest magnitude in the stage)
+REL_FLOOR = 1e-6
+
+OK, DIVERGED, MISSING, ABSENT = "ok", "DIVERGED", "missing", "absent"
+_STAT_KEYS = ("mean", "std", "min", "max")
+_SCALE_KEYS = (
+    ("used_value", ("used_value",)),
+    ("dataset_derived", ("dataset_derived", "computed_scale")),
+    ("fallback", ("fallback", "computed_scale")),
+    ("recorded_in_bundle", ("recorded_in_bundle",)),
+    ("model_exp_log_scale", ("model_exp_log_scale",)),
+)
+
+
+@dataclass(frozen=True)
+class RowDiff:
+    """One compared quantity."""
+
+    quantity: str
+    a: float | None
+    b: float | None
+    rel: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class StageDiff:
+    """The comparison of one stage (``status``: ok | DIVERGED | missing | absent)."""
+
+    name: str
+    tolerance: float
+    status: str
+    rows: tuple[RowDiff, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ParityDiff:
+    """The result of :func:`diff_telemetry`."""
+
+    stages: tuple[StageDiff, ...]
+    first_divergent: str | None
+    missing: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def ok(self, require_all: bool = False) -> bool:
+        """No stage diverged (and, with ``require_all``, none is missing from one file)."""
+        return self.first_divergent is None and not (require_all and self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a telemetry file; :class:`DataError` (one line) when it is unreadable,
+    not JSON, or not schema 1.0."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read telemetry file ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{p}: telemetry must be a JSON object; got {type(doc).__name__}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
+    validate_telemetry(doc, where=str(p))
+    return doc
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _get(d: Any, keys: Sequence[str]) -> Any:
+    for k in keys:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(k)
+    return d
+
+
+def rel_diff(a: float | None, b: float | None, floor: float = 0.0) -> float | None:
+    """|a - b| / max(|a|, |b|, floor); 0 for a == b; ``None`` when either is missing."""
+    if a is None or b is None:
+        return None
+    if a == b:
+        return 0.0
+    den = max(abs(a), abs(b), floor)
+    return abs(a - b) / den if den > 0 else math.inf
+
+
+def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tuple[RowDiff, ...]:
+    """``pairs``: (quantity, a, b, floor or None for the relative group floor)."""
+    vals = [abs(x) for _, a, b, _ in pairs for x in (_num(a), _num(b)) if x is not None]
+    group_floor = REL_FLOOR * max(vals) if vals else 0.0
+    out = []
+    for q, a, b, floor in pairs:
+        fa, fb = _num(a), _num(b)
+        if fa is None and fb is None:
+            out.append(RowDiff(q, None, None, None, OK))
+            continue
+        if fa is None or fb is None:
+            out.append(RowDiff(q, fa, fb, None, DIVERGED))
+            continue
+        r = rel_diff(fa, fb, group_floor if floor is None else floor)
+        out.append(RowDiff(q, fa, fb, r, OK if r is not None and r <= tol else DIVERGED))
+    return tuple(out)
+
+
+def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    for st in doc.get("intensity_stages") or []:
+        if isinstance(st, Mapping) and st.get("name") == name:
+            return st
+    return None
+
+
+def _status(rows: Sequence[RowDiff]) -> str:
+    return DIVERGED if any(r.status == DIVERGED for r in rows) else OK
+
+
+def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: float) -> StageDiff:
+    ea, eb = _stage_entry(a, name), _stage_entry(b, name)
+    if ea is None and eb is None:
+        return StageDiff(name, tol, ABSENT)
+    if ea is None or eb is None:
+        return StageDiff(name, tol, MISSING, note=f"recorded only in {'A' if eb is None else 'B'}")
+    sa, sb = ea.get("stats") or {}, eb.get("stats") or {}
+    pairs: list[tuple[str, Any, Any, float | None]] = [(k, sa.get(k), sb.get(k), None) for k in _STAT_KEYS]
+    rows = list(_rows(pairs, tol))
+
+    def _nonfinite(s: Mapping[str, Any]) -> float | None:
+        t, f = _num(s.get("total_count")), _num(s.get("finite_count"))
+        return None if t is None or f is None else t - f
+
+    rows += _rows([("nonfinite_count", _nonfinite(sa), _nonfinite(sb), 0.0)], tol)
+    note = ""
+    if sa.get("shape") != sb.get("shape"):
+        note = f"shape A {sa.get('shape')} vs B {sb.get('shape')}"
+    return StageDiff(name, tol, _status(rows), tuple(rows), note)
+
+
+def _diff_probe(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
+    pa, pb = a.get("probe"), b.get("probe")
+    if not pa and not pb:
+        return StageDiff("probe", tol, ABSENT)
+    if not pa or not pb:
+        return StageDiff("probe", tol, MISSING, note=f"recorded only in {'A' if pa else 'B'}")
+    rows: list[RowDiff] = []
+    for part in ("pre_normalization", "post_normalization"):
+        short = part.split("_")[0]
+        amp = [(f"{short}.amplitude.{k}", _get(pa, (part, "amplitude", k)), _get(pb, (part, "amplitude", k)), None)
+               for k in _STAT_KEYS]
+        amp.append((f"{short}.energy", _get(pa, (part, "energy")), _get(pb, (part, "energy")), None))
+        rows += _rows(amp, tol)
+        rows += _rows([(f"{short}.phase.{k}", _get(pa, (part, "phase", k)), _get(pb, (part, "phase", k)), math.pi)
+                       for k in ("mean", "std")], tol)
+    notes = []
+    if pa.get("shape") != pb.get("shape"):
+        notes.append(f"shape A {pa.get('shape')} vs B {pb.get('shape')}")
+    ma, mb = _get(pa, ("normalization", "method")), _get(pb, ("normalization", "method"))
+    if ma != mb:
+        notes.append(f"normalisation A {ma} vs B {mb}")
+    return StageDiff("probe", tol, _status(rows), tuple(rows), "; ".join(notes))
+
+
+def _diff_scale(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
+    ia, ib = a.get("intensity_scale"), b.get("intensity_scale")
+    if not ia and not ib:
+        return StageDiff("intensity_scale", tol, ABSENT)
+    if not ia or not ib:
+        return StageDiff("intensity_scale", tol, MISSING, note=f"recorded only in {'A' if ia else 'B'}")
+    rows = []
+    for q, path in _SCALE_KEYS:
+        va, vb = _num(_get(ia, path)), _num(_get(ib, path))
+        if va is None and vb is None:
+            continue
+        rows.append((q, va, vb, None))
+    out = _rows(rows, tol)
+    note = ""
+    if ia.get("used_mode") != ib.get("used_mode"):
+        note = f"used_mode A {ia.get('used_mode')} vs B {ib.get('used_mode')}"
+    return StageDiff("intensity_scale", tol, _status(out), out, note)
+
+
+def parse_tolerances(items: Sequence[str] | None) -> dict[str, float]:
+    """``['grouped_X_full=0.02', 'probe=1%']`` -> ``{stage: fraction}``; :class:`ConfigError` if bad."""
+    out: dict[str, float] = {}
+    known = set(DIFF_ORDER) | set(STAGE_ORDER)
+    for item in items or ():
+        name, sep, val = item.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise ConfigError(f"--tol '{item}': expected STAGE=FRACTION with STAGE one of {', '.join(DIFF_ORDER)}")
+        try:
+            v = float(val.strip()[:-1]) / 100.0 if val.strip().endswith("%") else float(val)
+        except ValueError:
+            raise ConfigError(f"--tol '{item}': '{val}' is not a number") from None
+        if not (v >= 0 and math.isfinite(v)):
+            raise ConfigError(f"--tol '{item}': tolerance must be a finite number >= 0")
+        out[name] = v
+    return out
+
+
+def diff_telemetry(
+    a: Mapping[str, Any], b: Mapping[str, Any], tolerances: Mapping[str, float] | None = None,
+) -> ParityDiff:
+    """Compare two telemetry documents stage by stage (see the module docstring)."""
+    tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER
+             and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
+    stages: list[StageDiff] = []
+    for name in (*DIFF_ORDER, *extra):
+        tol = float(tols.get(name, OPTIONAL_STAGE_TOLERANCE))
+        if name == "probe":
+            stages.append(_diff_probe(a, b, tol))
+        elif name == "intensity_scale":
+            stages.append(_diff_scale(a, b, tol))
+        else:
+            stages.append(_diff_stage(a, b, name, tol))
+    first = next((s.name for s in stages if s.status == DIVERGED), None)
+    missing = tuple(s.name for s in stages if s.status == MISSING)
+    notes: list[str] = []
+    ca = _get(a, ("provenance", "dataset_source", "checksum"))
+    cb = _get(b, ("provenance", "dataset_source", "checksum"))
+    if ca and cb:
+        notes.append("same input dataset (SHA-256 match)" if ca == cb
+                     else "different input datasets (SHA-256 differ): two-track comparison")
+    for label, doc in (("A", a), ("B", b)):
+        sym = doc.get("symmetry_check") or {}
+        if sym.get("actual") is not None:
+            notes.append(f"symmetry {label}: actual {sym['actual']:.6g} (tolerance {sym.get('tolerance')}) "
+                         + (f"VIOLATED, largest deviation at {sym.get('primary_deviation_source')}"
+                            if sym.get("violated") else "ok"))
+    return ParityDiff(tuple(stages), first, missing, tuple(notes))
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
+
+
+def _fmt_rel(r: float | None) -> str:
+    if r is None:
+        return "-"
+    return "inf" if math.isinf(r) else f"{100.0 * r:.3g} %"
+
+
+def render_diff(result: ParityDiff, label_a: str = "A", label_b: str = "B") -> str:
+    """Plain-text report: one table per stage, then the verdict."""
+    lines = [f"parity-diff  A = {label_a}", f"             B = {label_b}", ""]
+    for st in result.stages:
+        head = f"[{st.name}]  tolerance {100.0 * st.tolerance:g} %  status {st.status}"
+        lines.append(head + (f"  ({st.note})" if st.note else ""))
+        if st.rows:
+            table = [("quantity", "A", "B", "rel.diff", "tol", "status")]
+            table += [(r.quantity, _fmt(r.a), _fmt(r.b), _fmt_rel(r.rel), f"{100.0 * st.tolerance:g} %", r.status)
+                      for r in st.rows]
+            widths = [max(len(row[i]) for row in table) for i in range(6)]
+            for row in table:
+                lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                              for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("")
+    lines += [f"note: {n}" for n in result.notes]
+    if result.missing:
+        lines.append("missing in one file (not compared): " + ", ".join(result.missing))
+    if result.first_divergent:
+        lines.append(f"FIRST DIVERGENT STAGE: {result.first_divergent}")
+    else:
+        lines.append("all compared stages within tolerance")
+    return "\n".join(lines) + "\n"

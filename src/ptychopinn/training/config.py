@@ -1,0 +1,87 @@
+"""Training configuration (frozen, JSON round trip)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ptychopinn.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bf16")
+LOSSES = ("nll", "mae", "nll+mae")
+
+#: fields that control how a run is executed, not what it computes (ignored when resuming)
+RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run besides the model.
+
+    ``loss`` picks the PINN loss ('nll', 'mae' or 'nll+mae'); ``nll_weight`` / ``mae_weight``
+    override the weights. ``patience`` is the early-stopping patience in epochs on the
+    validation loss (0 = off). ``precision`` 'auto' runs the convolutional body in bfloat16
+    autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
+    losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
+    the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
+    of the epoch with the lowest validation loss (else those of the last epoch).
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    loss: str = "nll"
+    nll_weight: float | None = None
+    mae_weight: float | None = None
+    neighbor_count: int = 7
+    n_groups: int | None = None
+    oversample: bool = False
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    val_fraction: float = 0.1
+    patience: int = 6
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    min_lr: float = 1e-4
+    intensity_scale_source: str = "data"
+    restore_best: bool = True
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1; got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be > 0; got {self.lr}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device must be one of {DEVICES}; got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
+        if self.patience < 0 or self.lr_patience < 0:
+            raise ConfigError("patience values must be >= 0")
+        if not 0 < self.lr_factor < 1:
+            raise ConfigError(f"lr_factor must be in (0, 1); got {self.lr_factor}")
+        if self.n_groups is not None and self.n_groups < 1:
+            raise ConfigError(f"n_groups must be >= 1; got {self.n_groups}")
+        if self.intensity_scale_source not in ("data", "closed_form"):
+            raise ConfigError("intensity_scale_source must be 'data' or 'closed_form'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**d)

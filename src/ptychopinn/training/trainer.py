@@ -1,0 +1,520 @@
+"""Training loop (DESIGN section 5): seeded split and shuffles, Adam, ReduceLROnPlateau, early
+stopping, per-epoch history and atomic checkpoints, bit-identical resume, NaN stop, DDP.
+
+Data flow: dataset -> :func:`~ptychopinn.data.grouping.make_groups` -> inputs ``x = X * r``
+(B, C, N, N) with the intensity normalisation r of :mod:`ptychopinn.model.scaling`, offsets
+(B, C, 2), measured amplitudes X (counts = X^2) -> model -> loss. The supervised baseline takes one
+pattern (B, 1, N, N) and its ``ground_truth_patches``.
+
+Reproducibility: weights are initialised from ``seed`` (inside ``torch.random.fork_rng``, so the
+caller's global generator is untouched); the validation split uses a generator seeded with
+``seed``; epoch e is shuffled by a generator seeded from (seed, e) (DistributedSampler with
+``seed`` under torchrun). Together with the checkpointed model / optimizer / scheduler / early-stop
+state this makes an interrupted and resumed run end with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ptychopinn._io import atomic_path, write_json_atomic
+from ptychopinn.data.contract import PtychoDataset, load_dataset
+from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
+from ptychopinn.model import build_model, count_parameters
+from ptychopinn.model import losses as losses_mod
+from ptychopinn.model.config import ModelConfig
+from ptychopinn.model.scaling import IntensityScale, choose_intensity_scale, input_scale
+from ptychopinn.training import bundle as bundle_mod
+from ptychopinn.training import distributed as dist_mod
+from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+TIMING_KEYS = ("seconds", "train_seconds", "train_patterns_per_s")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (the bundle is in ``run_dir``)."""
+
+    run_dir: Path
+    model: nn.Module
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: list[dict[str, Any]]
+    intensity_scale: dict[str, Any]
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float | None
+    stopped_early: bool
+    seconds: float
+    train_patterns_per_s: float
+    n_parameters: int
+    device: str
+    precision: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def arrays_sha256(ds: PtychoDataset) -> str:
+    """Fingerprint of the arrays training uses (diffraction, positions, probe)."""
+    h = hashlib.sha256()
+    for a in (ds.diff3d, ds.xcoords, ds.ycoords, ds.probe):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank)
+    elif dev.type != "cpu":
+        raise ConfigError(f"unsupported device {name!r} (auto, cpu, cuda)")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 on CPUs with native bfloat16 support, float32 otherwise."""
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        try:
+            if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return "bf16"
+        except (AttributeError, RuntimeError):  # pragma: no cover - older builds
+            pass
+    return "float32"
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _as_dataset(data: str | os.PathLike | PtychoDataset, what: str) -> tuple[PtychoDataset, str | None]:
+    if isinstance(data, PtychoDataset):
+        src = data.source if data.source and os.path.isfile(data.source) else None
+        return data, None if src is None else src
+    return load_dataset(data), str(data)
+
+
+@dataclass
+class _Prepared:
+    """Tensors for one dataset: patterns X (M, N, N), groups (G, C), offsets (G, C, 2), r."""
+
+    X: torch.Tensor
+    groups: torch.Tensor
+    offsets: torch.Tensor
+    r: float
+    labels: torch.Tensor | None = None
+
+
+def _prepare(ds: PtychoDataset, mcfg: ModelConfig, tcfg: TrainConfig, r: float, device: torch.device,
+             n_groups: int | None, oversample: bool) -> _Prepared:
+    from ptychopinn.data.grouping import make_groups
+
+    if mcfg.kind == "supervised":
+        if ds.ground_truth_patches is None:
+            raise DataError(f"{ds.source}: key 'ground_truth_patches': missing (the supervised baseline "
+                            "trains on simulated labels)")
+        idx = np.arange(ds.n_patterns, dtype=np.int64)
+        if n_groups is not None and n_groups < ds.n_patterns:
+            rng = np.random.default_rng(tcfg.seed)
+            idx = np.sort(rng.choice(ds.n_patterns, size=n_groups, replace=False))
+        groups = idx[:, None]
+        offsets = np.zeros((idx.size, 1, 2))
+    else:
+        g = make_groups(ds.positions_yx, mcfg.gridsize, tcfg.neighbor_count, n_groups,
+                        oversample=oversample, seed=tcfg.seed)
+        groups, offsets = g.indices, g.offsets
+    X = torch.from_numpy(np.ascontiguousarray(ds.diff3d, dtype=np.float32))
+    on_device = device.type == "cpu" or X.numel() * 4 < (1 << 31)
+    labels = None
+    if mcfg.kind == "supervised":
+        labels = torch.from_numpy(np.ascontiguousarray(ds.ground_truth_patches[..., 0], dtype=np.complex64))
+        labels = labels.to(device) if on_device else labels
+    return _Prepared(X.to(device) if on_device else X, torch.from_numpy(np.asarray(groups, np.int64)),
+                     torch.from_numpy(np.asarray(offsets, np.float32)), float(r), labels)
+
+
+def _batch(prep: _Prepared, gidx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+    idx = prep.groups[gidx]  # (B, C)
+    xm = prep.X[idx.to(prep.X.device)].to(device, non_blocking=True)  # (B, C, N, N) measured amplitudes
+    off = prep.offsets[gidx].to(device, non_blocking=True)
+    lab = None
+    if prep.labels is not None:
+        lab = prep.labels[idx.to(prep.labels.device)].to(device, non_blocking=True)
+    return xm * prep.r, off, xm, lab
+
+
+def _loss(model: nn.Module, kind: str, batch: tuple[torch.Tensor, ...], weights: losses_mod.LossWeights,
+          unit: float, device: torch.device, precision: str) -> torch.Tensor:
+    x, off, xm, lab = batch
+    with _autocast(device, precision):
+        out = model(x, off)
+    if kind == "supervised":
+        return losses_mod.supervised_loss(out, lab)
+    return losses_mod.pinn_loss(out, xm, weights, unit)
+
+
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2 ** 63))
+    return torch.randperm(n, generator=g)
+
+
+def _split(n_groups: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if val_fraction <= 0 or n_groups < 2:
+        return torch.arange(n_groups), torch.zeros(0, dtype=torch.long)
+    n_val = min(n_groups - 1, max(1, int(round(val_fraction * n_groups))))
+    perm = torch.randperm(n_groups, generator=torch.Generator().manual_seed(int(seed)))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _run_signature(mcfg: ModelConfig, tcfg: TrainConfig, data_sha: str, test_sha: str | None,
+                   world: int) -> str:
+    t = {k: v for k, v in tcfg.to_dict().items() if k not in RUN_CONTROL_FIELDS}
+    return json.dumps({"model": mcfg.to_dict(), "train": t, "data": data_sha, "test": test_sha,
+                       "world_size": world}, sort_keys=True)
+
+
+def _signature_diff(a: str, b: str) -> list[str]:
+    da, db = json.loads(a), json.loads(b)
+    out = []
+    for sect in sorted(set(da) | set(db)):
+        va, vb = da.get(sect), db.get(sect)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += [f"{sect}.{k}: {va.get(k)!r} -> {vb.get(k)!r}" for k in sorted(set(va) | set(vb))
+                    if va.get(k) != vb.get(k)]
+        elif va != vb:
+            out.append(f"{sect}: differs")
+    return out
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user-facing error
+        raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc}); "
+                          "delete it or pass --overwrite") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path}: not a checkpoint of this ptychopinn version; delete it or pass --overwrite")
+    return ck
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+def train(
+    train_data: str | os.PathLike | PtychoDataset,
+    run_dir: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    test_data: str | os.PathLike | PtychoDataset | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a PINN or the supervised baseline and write the bundle to ``run_dir``.
+
+    ``train_data`` / ``test_data`` are NPZ paths or :class:`PtychoDataset`s; the test set, when
+    given, is scored (loss only) after every epoch and recorded as ``test_loss``. Raises
+    :class:`~ptychopinn.errors.TrainingDivergedError` when the loss becomes NaN/Inf (the last good
+    checkpoint stays in ``run_dir``).
+    """
+    t_start = time.perf_counter()
+    mcfg = model_config or ModelConfig()
+    tcfg = train_config or TrainConfig()
+    run = Path(run_dir)
+    ds, train_path = _as_dataset(train_data, "train")
+    mcfg = mcfg.with_N(ds.N)
+    test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data, "test")
+    if test_ds is not None and test_ds.N != ds.N:
+        raise DataError(f"{test_ds.source}: pattern size {test_ds.N} differs from the training data ({ds.N})")
+    if ds.probe.shape != (ds.N, ds.N):
+        raise DataError(f"{ds.source}: key 'probeGuess': shape {ds.probe.shape} does not match N={ds.N}")
+
+    ctx = dist_mod.setup(resolve_device(tcfg.device).type)
+    try:
+        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start)
+    finally:
+        dist_mod.teardown(ctx)
+
+
+def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
+           run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
+           t_start: float) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    device = resolve_device(tcfg.device, ctx.local_rank)
+    precision = resolve_precision(tcfg.precision, device)
+    main = ctx.is_main
+    show = progress and main
+    ckpt_path = run / CHECKPOINT_FILE
+
+    data_sha = arrays_sha256(ds)
+    test_sha = arrays_sha256(test_ds) if test_ds is not None else None
+    signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size)
+
+    # resume / overwrite policy (decided before any work)
+    ck: dict[str, Any] | None = None
+    if ckpt_path.exists() or (run / bundle_mod.CONFIG_FILE).exists():
+        if tcfg.resume and ckpt_path.exists():
+            ck = _load_checkpoint(ckpt_path, torch.device("cpu"))
+            if ck["signature"] != signature:
+                diff = "; ".join(_signature_diff(ck["signature"], signature)) or "settings differ"
+                raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings or data ({diff})")
+        elif not tcfg.overwrite and not tcfg.resume:
+            raise ConfigError(f"{run}: already holds a training run; pass --resume to continue it, "
+                              "--overwrite to replace it, or choose another output directory")
+        elif main and tcfg.overwrite:
+            for name in (CHECKPOINT_FILE, *bundle_mod.BUNDLE_FILES):
+                (run / name).unlink(missing_ok=True)
+    dist_mod.barrier(ctx)
+
+    # data
+    sc = choose_intensity_scale(ds.diff3d, ds.metadata, tcfg.intensity_scale_source, mcfg.intensity_scale_trainable)
+    prep = _prepare(ds, mcfg, tcfg, sc.input_scale, device, tcfg.n_groups, tcfg.oversample)
+    n_groups = int(prep.groups.shape[0])
+    train_idx, val_idx = _split(n_groups, tcfg.val_fraction, tcfg.seed)
+    test_prep = None
+    if test_ds is not None:
+        if mcfg.kind == "supervised" and test_ds.ground_truth_patches is None:
+            test_prep = None  # no labels: no test loss for the supervised baseline
+        else:
+            test_prep = _prepare(test_ds, mcfg, tcfg, input_scale(test_ds.diff3d), device, None, False)
+    weights = losses_mod.LossWeights.for_kind(tcfg.loss, tcfg.nll_weight, tcfg.mae_weight)
+    unit = sc.value  # MAE in normalised units
+
+    # model
+    amp_scale = 1.0
+    if mcfg.kind == "supervised":
+        amp_scale = float(np.abs(ds.ground_truth_patches[train_idx.numpy()]).max()) or 1.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tcfg.seed)
+        model = build_model(mcfg, ds.probe, sc.value, amplitude_scale=amp_scale)
+    model = model.to(device)
+    probe_initial = torch.view_as_complex(model.probe.detach().cpu().float()).numpy().copy()
+    n_params = count_parameters(model)
+    ddp_model: nn.Module = model
+    if ctx.enabled:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best_loss, best_epoch, bad_epochs, stopped = 0, math.inf, 0, 0, False
+    best_state: dict[str, torch.Tensor] | None = None
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        history = list(ck["history"])
+        start_epoch = int(ck["epoch"])
+        best_loss, best_epoch = float(ck["best_loss"]), int(ck["best_epoch"])
+        bad_epochs, stopped = int(ck["bad_epochs"]), bool(ck["stopped"])
+        best_state = {k: v.to(device) for k, v in ck["best_state"].items()} if ck.get("best_state") else None
+        del ck
+
+    if show:
+        print(f"ptychopinn train: {mcfg.kind} N={mcfg.N} gridsize={mcfg.gridsize} "
+              f"({n_params / 1e6:.2f} M parameters) on {device} [{precision}], "
+              f"{train_idx.numel()} train / {val_idx.numel()} val groups"
+              + (f", resuming after epoch {start_epoch}" if start_epoch else ""), file=sys.stderr)
+
+    sampler = None
+    if ctx.enabled:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(train_idx.numel()), num_replicas=ctx.world_size, rank=ctx.rank,
+                                     shuffle=True, seed=tcfg.seed, drop_last=False)
+    bs = tcfg.batch_size
+    c = mcfg.C
+    epoch = start_epoch
+    for epoch in range(start_epoch, tcfg.epochs):
+        if stopped:
+            break
+        t0 = time.perf_counter()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = train_idx[torch.tensor(list(iter(sampler)), dtype=torch.long)]
+        else:
+            order = train_idx[_epoch_permutation(train_idx.numel(), tcfg.seed, epoch)]
+        lr_now = optimizer.param_groups[0]["lr"]
+        ddp_model.train()
+        loss_sum, count = 0.0, 0
+        n_batches = (order.numel() + bs - 1) // bs
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not show,
+                   leave=False, file=sys.stderr, dynamic_ncols=True)
+        for b in range(n_batches):
+            gidx = order[b * bs:(b + 1) * bs]
+            batch = _batch(prep, gidx, device)
+            loss = _loss(ddp_model, mcfg.kind, batch, weights, unit, device, precision)
+            value = float(loss.detach())
+            if ctx.enabled:
+                value = dist_mod.all_reduce_sum([value], ctx, device)[0] / ctx.world_size
+            if not math.isfinite(value):
+                bar.close()
+                good = f"the last good checkpoint (epoch {start_epoch if not history else history[-1]['epoch']}) is kept in {ckpt_path}" \
+                    if ckpt_path.exists() else "no good checkpoint exists (it diverged in the first epoch)"
+                raise TrainingDivergedError(
+                    f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
+                    f"{good}; try a lower --lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += value * gidx.numel()
+            count += gidx.numel()
+            bar.update(1)
+            if show and (b % 5 == 0 or b == n_batches - 1):
+                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        loss_sum, count = dist_mod.all_reduce_sum([loss_sum, float(count)], ctx, device)
+        train_loss = loss_sum / max(count, 1)
+
+        val_loss = _evaluate(ddp_model, mcfg.kind, prep, val_idx, bs, weights, unit, device, precision, ctx)
+        test_loss = None
+        if test_prep is not None:
+            test_loss = _evaluate(ddp_model, mcfg.kind, test_prep, torch.arange(test_prep.groups.shape[0]), bs,
+                                  weights, unit, device, precision, ctx)
+        monitor = val_loss if val_loss is not None else train_loss
+        if not math.isfinite(monitor):
+            raise TrainingDivergedError(
+                f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
+                f"the last good checkpoint is kept in {ckpt_path}; try a lower --lr")
+        scheduler.step(monitor)
+        if monitor < best_loss:
+            best_loss, best_epoch, bad_epochs = monitor, epoch + 1, 0
+            best_state = _state_copy(model) if tcfg.restore_best else None
+        else:
+            bad_epochs += 1
+            if tcfg.patience and bad_epochs >= tcfg.patience:
+                stopped = True
+        seconds = time.perf_counter() - t0
+        rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
+        if test_prep is not None:
+            rec["test_loss"] = test_loss
+        rec.update({"lr": lr_now, "seconds": seconds, "train_seconds": train_seconds,
+                    "train_patterns_per_s": count * c / train_seconds if train_seconds > 0 else None})
+        history.append(rec)
+        if main:
+            _save_checkpoint(ckpt_path, {
+                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "signature": signature,
+                "model": _state_copy(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "history": history, "best_loss": best_loss,
+                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
+                "best_state": best_state, "rng": {"torch": torch.get_rng_state()},
+            })
+            write_json_atomic(run / bundle_mod.HISTORY_FILE, history)
+        if show:
+            msg = (f"epoch {epoch + 1}/{tcfg.epochs}: train {train_loss:.6g}"
+                   + (f", val {val_loss:.6g}" if val_loss is not None else "")
+                   + (f", test {test_loss:.6g}" if test_loss is not None else "")
+                   + f", lr {lr_now:.3g}, {seconds:.1f} s ({rec['train_patterns_per_s']:.1f} patterns/s)")
+            tqdm.write(msg, file=sys.stderr)
+        dist_mod.barrier(ctx)
+
+    # final weights: best validation epoch (or last)
+    if tcfg.restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    scale_block = {**sc.to_dict(), "final": float(torch.exp(model.log_s.detach()).cpu())}
+    epochs_run = len(history)
+    tp = [h["train_patterns_per_s"] for h in history if h.get("train_patterns_per_s")]
+    pps = float(np.median(tp)) if tp else 0.0
+    seconds = time.perf_counter() - t_start
+    if main:
+        from ptychopinn import __version__
+
+        config = {
+            "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": mcfg.to_dict(), "training": tcfg.to_dict(),
+            "loss_weights": weights.to_dict(),
+            "intensity_scale": scale_block,
+            "probe": {"normalisation": "sum|P|^2 = (N/2)^2", "factor": float(model.probe_factor),
+                      "source": f"{ds.source}: probeGuess", "trainable": bool(mcfg.probe_trainable),
+                      "file": bundle_mod.PROBE_FILE},
+            "data": {
+                "train": {"path": train_path or ds.source, "sha256": file_sha256(train_path) if train_path else None,
+                          "arrays_sha256": data_sha, "n_patterns": ds.n_patterns, "N": ds.N},
+                "test": None if test_ds is None else {
+                    "path": test_path or test_ds.source, "sha256": file_sha256(test_path) if test_path else None,
+                    "arrays_sha256": test_sha, "n_patterns": test_ds.n_patterns},
+                "n_groups": n_groups, "n_train_groups": int(train_idx.numel()),
+                "n_val_groups": int(val_idx.numel()), "group_size": c,
+            },
+            "supervised": {"amplitude_scale": amp_scale} if mcfg.kind == "supervised" else None,
+            "result": {"epochs_run": epochs_run, "best_epoch": best_epoch,
+                       "best_val_loss": None if not math.isfinite(best_loss) else best_loss,
+                       "stopped_early": stopped, "seconds": seconds, "train_patterns_per_s": pps,
+                       "n_parameters": n_params, "device": str(device), "precision": precision,
+                       "world_size": ctx.world_size, "final_weights": "best" if tcfg.restore_best and best_state is not None else "last"},
+            "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
+                      "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
+        }
+        bundle_mod.save_bundle(run, model, config, history, probe_initial, ds.probe)
+    dist_mod.barrier(ctx)
+    return TrainResult(
+        run_dir=run, model=model, model_config=mcfg, train_config=tcfg, history=history,
+        intensity_scale=scale_block, epochs_run=epochs_run, best_epoch=best_epoch,
+        best_val_loss=None if not math.isfinite(best_loss) else best_loss, stopped_early=stopped,
+        seconds=seconds, train_patterns_per_s=pps, n_parameters=n_params, device=str(device), precision=precision,
+    )
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, kind: str, prep: _Prepared, idx: torch.Tensor, bs: int,
+              weights: losses_mod.LossWeights, unit: float, device: torch.device, precision: str,
+              ctx: dist_mod.DistContext) -> float | None:
+    """Mean loss over the groups ``idx`` (sharded over ranks), or None when there are none."""
+    if idx.numel() == 0:
+        return None
+    model.eval()
+    mine = idx[ctx.rank::ctx.world_size] if ctx.enabled else idx
+    total, count = 0.0, 0
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    for b in range(0, mine.numel(), bs):
+        gidx = mine[b:b + bs]
+        loss = _loss(inner, kind, _batch(prep, gidx, device), weights, unit, device, precision)
+        total += float(loss) * gidx.numel()
+        count += gidx.numel()
+    total, count = dist_mod.all_reduce_sum([total, float(count)], ctx, device)
+    return total / count if count else None
