@@ -33,7 +33,7 @@ def test_lsqml_recovers_simulated_object(record_property):
 
     illum = np.zeros(ds.object.shape)
     for y, x in ds.positions_yx:
-        t, l = int(round(y)) - n // 2, int(round(x)) - n // 2
+        t, l = round(y) - n // 2, round(x) - n // 2
         illum[t:t + n, l:l + n] += np.abs(ds.probe) ** 2
     mask = illum > 0.3 * illum.max()
     a, b = res.object[mask], ds.object[mask]

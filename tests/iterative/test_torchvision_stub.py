@@ -13,7 +13,11 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ptychopinn.iterative._torchvision_stub import STUB_MARKER, GaussianBlur, torchvision_stub
+from ptychopinn.iterative._torchvision_stub import (
+    STUB_MARKER,
+    GaussianBlur,
+    torchvision_stub,
+)
 
 
 def _reference(img: np.ndarray, sigma: float, radius: tuple[int, int]) -> np.ndarray:
@@ -54,8 +58,8 @@ def test_blur_draws_sigma_from_the_range_like_torchvision():
     np.testing.assert_allclose(out.numpy(), _reference(img.numpy(), sigma, radius=(3, 3)), atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=4), dict(kernel_size=(3, 0)),
-                                    dict(kernel_size=3, sigma=0), dict(kernel_size=3, sigma=(2.0, 1.0))])
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 4}, {"kernel_size": (3, 0)},
+                                    {"kernel_size": 3, "sigma": 0}, {"kernel_size": 3, "sigma": (2.0, 1.0)}])
 def test_blur_rejects_what_torchvision_rejects(kwargs):
     with pytest.raises(ValueError):
         GaussianBlur(**kwargs)

@@ -42,7 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.data.contract import load_dataset
-    from ptychopinn.iterative.ptychi_runner import PtychiConfig, import_ptychi, run_ptychi, save_result
+    from ptychopinn.iterative.ptychi_runner import (
+        PtychiConfig,
+        import_ptychi,
+        run_ptychi,
+        save_result,
+    )
 
     config = PtychiConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
                           probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed,

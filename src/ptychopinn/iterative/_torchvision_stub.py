@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - conventional alias
+import torch.nn.functional as F
 
 #: attribute set on the stand-in modules so they can be told apart from the real package
 STUB_MARKER = "__ptychopinn_stub__"
@@ -163,7 +163,7 @@ def torchvision_stub() -> Iterator[TorchvisionStatus]:
         yield TorchvisionStatus(stub_used=True, version=getattr(present, "__version__", None))
         return
     try:
-        import torchvision  # noqa: F401
+        import torchvision
         import torchvision.transforms  # noqa: F401
     except IMPORT_FAILURES as exc:
         error = f"{exc.__class__.__name__}: {exc}"

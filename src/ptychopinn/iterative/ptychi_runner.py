@@ -8,12 +8,15 @@ Conventions (pty-chi 2.2, DESIGN section 8; checked by ``tests/iterative``):
   ``fft_shift=True`` does; for odd N it is the correct inverse of our centring).
 * **Object buffer.** The objectGuess frame when the dataset has an object, else the bounding box of
   all N x N windows; plus an internal ``margin`` (2 px) on every side so that pty-chi's sub-pixel
-  patch extraction (one extra pixel) never pads. Object shape (1, Hb, Wb), probe (1, 1, N, N).
+  patch extraction (one extra pixel) never pads, plus one row/column where needed so that Hb - N
+  and Wb - N are even. Object shape (1, Hb, Wb), probe (1, 1, N, N).
 * **Positions.** For our patch centre ``c`` (object pixels) the window's top-left corner in the
   buffer is ``t = c - N//2 - buffer_top_left`` and pty-chi's position is
   ``pos = t - (Hb - N)/2`` (y with Hb, x with Wb): the probe centre relative to the buffer centre.
   The position origin is passed explicitly (``SPECIFIED`` = ``(Hb/2 - 0.5, Wb/2 - 0.5)``, which is
-  pty-chi's own ``SUPPORT`` value for even sizes), so the formula is exact for odd sizes too.
+  pty-chi's own ``SUPPORT`` value for even sizes). pty-chi applies ``round(pos)`` exactly and the
+  rest as a Fourier sub-pixel shift of the probe; with the parity rule above, integer centres give
+  integer positions (no interpolation), for even and odd N.
 * **Scale.** The probe is multiplied by ``probe_scale_factor`` so that its far field through the
   initial object carries the measured mean photons per pattern (pty-chi's FFT is unnormalised:
   sum |F(psi)|^2 = N^2 sum |psi|^2). pty-chi's own first-epoch intensity rescaling is therefore
@@ -38,15 +41,21 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ptychopinn.data.contract import PtychoDataset
-from ptychopinn.errors import ConfigError, DataError, DependencyError, TrainingDivergedError
+from ptychopinn.errors import (
+    ConfigError,
+    DataError,
+    DependencyError,
+    TrainingDivergedError,
+)
 
 ALGORITHMS = ("LSQML", "EPIE", "DM")
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,8 +63,13 @@ OBJECT_INITS = ("ones", "dataset")
 PTYCHI_MISSING = "pty-chi is not installed: pip install -c constraints.txt 'ptychopinn[ptychi]'"
 OUTPUT_NPZ = "ptychi_reconstruction.npz"
 OUTPUT_PNG = "ptychi_reconstruction.png"
-LOSS_DEFINITION = ("pty-chi displayed loss (mse_sqrt): mean over pixels of (sqrt(I_pred) - sqrt(I_meas))^2, "
-                   "averaged over the minibatches of the epoch, I_pred from the estimate before each update")
+_MSE_SQRT = ("pty-chi displayed loss (mse_sqrt): mean over pixels of (sqrt(I_pred) - sqrt(I_meas))^2, "
+             "averaged over the minibatches of the epoch, I_pred from the estimate before each update")
+LOSS_DEFINITIONS = {
+    "LSQML": _MSE_SQRT,
+    "EPIE": _MSE_SQRT,
+    "DM": "pty-chi's difference-map error (hard-coded in its DM reconstructor)",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,7 +106,7 @@ class PtychiConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PtychiConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PtychiConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -192,8 +206,8 @@ def import_ptychi() -> SimpleNamespace:
         raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
     with torchvision_stub() as tv:
         try:
-            import ptychi.api as api
             import ptychi.utils as putils
+            from ptychi import api
             from ptychi.api.task import PtychographyTask
         except ImportError as exc:
             raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
@@ -301,7 +315,14 @@ def _build_options(api: Any, config: PtychiConfig, device: str, geom: PtychiGeom
         options.object_options.remove_object_probe_ambiguity.enabled = False
     ro = options.reconstructor_options
     ro.num_epochs = int(config.epochs)
-    ro.batch_size = int(config.batch_size)
+    if config.algorithm == "DM":
+        # DM updates with all positions at once (no minibatches); batch_size sets the chunk of
+        # its exit-wave loop instead (memory only, no effect on convergence). Its loss is pty-chi's
+        # hard-coded DM error, so no displayed-loss function is set.
+        ro.chunk_length = int(config.batch_size)
+        ro.displayed_loss_function = None
+    else:
+        ro.batch_size = int(config.batch_size)
     ro.default_device = api.Devices.GPU if device == "cuda" else api.Devices.CPU
     ro.default_dtype = api.Dtypes.FLOAT32
     ro.random_seed = None if config.seed is None else int(config.seed)
@@ -380,6 +401,7 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
 
     geom = inputs.geometry
     losses: list[float] = []
+    epoch_seconds: list[float] = []
     with preserved_torch_state(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
         t0 = time.perf_counter()
@@ -388,15 +410,18 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         t1 = time.perf_counter()
         bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm}", unit="epoch",
                    disable=not progress, leave=False)
-        for epoch in bar:
-            task.run(n_epochs=1)
-            loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
-            losses.append(loss)
-            bar.set_postfix(loss=f"{loss:.4g}")
-            if not math.isfinite(loss):
-                bar.close()
-                raise TrainingDivergedError(f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
-        bar.close()
+        try:
+            for epoch in bar:
+                task.run(n_epochs=1)
+                loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
+                losses.append(loss)
+                epoch_seconds.append(time.perf_counter() - t1 - sum(epoch_seconds))
+                bar.set_postfix(loss=f"{loss:.4g}")
+                if not math.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
+        finally:
+            bar.close()
         epochs_seconds = time.perf_counter() - t1
         obj_buf = task.get_data_to_cpu("object", as_numpy=True)
         probe_buf = task.get_data_to_cpu("probe", as_numpy=True)
@@ -434,11 +459,12 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "data": "intensities diff3d**2 (float32), ifftshift-ed here, fft_shift=False",
         "probe_scale_factor": inputs.probe_scale_factor,
         "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
-        "loss_definition": LOSS_DEFINITION,
+        "loss_definition": LOSS_DEFINITIONS[config.algorithm],
         "import_seconds": import_seconds,
         "build_seconds": build_seconds,
         "epochs_seconds": epochs_seconds,
         "computation_time_seconds": total,
+        "epoch_wall_seconds": epoch_seconds,
         "final_loss": losses[-1] if losses else None,
     }
     return PtychiResult(object=obj, probe=probe, origin=(float(geom.canvas_origin[0]), float(geom.canvas_origin[1])),
@@ -496,7 +522,7 @@ def plot_result(result: PtychiResult, path: str | os.PathLike) -> Path:
     if len(result.loss_history):
         ax.semilogy(np.arange(1, len(result.loss_history) + 1), np.maximum(result.loss_history, 1e-300))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (mse of sqrt intensities)")
+    ax.set_ylabel("loss (DM error)" if result.config.algorithm == "DM" else "loss (mse of sqrt intensities)")
     ax.set_title(f"{len(result.loss_history)} epochs, {result.computation_time_seconds:.1f} s")
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
