@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Inference benchmark (not a test): throughput and peak memory of ``ptychopinn.reconstruct``.
 
 Measures, at N=64 with an *untrained* model from ``ptychopinn.model.build_model`` (no bundle needed;
@@ -70,7 +69,11 @@ def _sync(dev) -> None:
 def throughput(args: argparse.Namespace) -> dict:
     import torch
 
-    from ptychopinn.inference.predict import data_input_scale, iter_patches, resolve_model
+    from ptychopinn.inference.predict import (
+        data_input_scale,
+        iter_patches,
+        resolve_model,
+    )
     from ptychopinn.inference.reconstruct import reconstruct
     from ptychopinn.inference.stitch import Stitcher
 
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, os.path.abspath(__file__), "--child-rss", str(args.rss_patterns),
                "--batch-size", str(args.batch_size), "--device", args.device, "--gridsize", str(args.gridsize),
                "--n-filters-scale", str(args.n_filters_scale)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        out = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if out.returncode != 0:
             sys.stderr.write(out.stderr)
             return 1

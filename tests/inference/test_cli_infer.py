@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from inference_helpers import StandInModel, make_dataset
 
 import ptychopinn.inference.reconstruct as rec_mod
-from inference_helpers import StandInModel, make_dataset
 from ptychopinn.cli.main import main
 from ptychopinn.inference.predict import InferenceModel
 

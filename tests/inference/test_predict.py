@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_helpers import StandInModel, make_dataset, oracle_r
+
 from ptychopinn.data.grouping import make_groups
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.inference.predict import predict, resolve_device

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from inference_helpers import StandInModel, oracle_r
 
 import ptychopinn
-from inference_helpers import StandInModel, make_dataset, oracle_r
-from ptychopinn.data.contract import PtychoDataset
 import ptychopinn.inference.reconstruct as rec_mod
+from ptychopinn.data.contract import PtychoDataset
 
 
 def _object_dataset(n=16, size=72, m=120, seed=6):

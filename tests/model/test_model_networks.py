@@ -13,7 +13,7 @@ import torch
 from ptychopinn.errors import ConfigError
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import physics_layers as ph
-from ptychopinn.model.config import ModelConfig
+from ptychopinn.model.config import ModelConfig, needs_border_branch
 from ptychopinn.model.scaling import choose_intensity_scale, closed_form_scale, input_scale, nphotons_from_metadata
 from ptychopinn.physics.probe import default_probe
 
@@ -22,7 +22,9 @@ from ptychopinn.physics.probe import default_probe
 def test_pinn_output_contract(n: int, gridsize: int) -> None:
     c = gridsize * gridsize
     torch.manual_seed(0)
-    model = build_model(ModelConfig(N=n, gridsize=gridsize, n_filters_scale=1), default_probe(n), 50.0)
+    cfg = ModelConfig(N=n, gridsize=gridsize, n_filters_scale=1)
+    model = build_model(cfg, default_probe(n), 50.0)
+    assert model.config.border_branch is False  # auto: the default probe fits the N/2 support
     x = torch.rand(2, c, n, n)
     off = torch.randn(2, c, 2) * 2 if c > 1 else torch.zeros(2, 1, 2)
     with torch.no_grad():
@@ -34,7 +36,7 @@ def test_pinn_output_contract(n: int, gridsize: int) -> None:
     amp = out["patches"].abs()
     outside = ph.support_mask(n) == 0
     assert float(amp[..., outside].max()) == 0.0  # zero outside the N/2 support
-    assert float(amp.max()) <= 1.0 + 1e-6  # sigmoid head
+    assert float(amp.max()) <= cfg.amp_max + 1e-6  # amp_max * sigmoid head
     assert float(out["patches"].angle().abs().max()) <= math.pi + 1e-6
     pp = model.predict_patches(x, off)
     assert pp.shape == (2, c, n, n) and pp.dtype == torch.complex64
@@ -138,3 +140,17 @@ def test_imports_do_no_work() -> None:
     code = ("import sys, ptychopinn.model, ptychopinn.training, ptychopinn.cli.train, ptychopinn.model.config, "
             "ptychopinn.training.config; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_border_branch_auto_and_output() -> None:
+    big = default_probe(32, diameter=28)  # wider than the central N/2 support
+    assert needs_border_branch(big) and not needs_border_branch(default_probe(32))
+    model = build_model(ModelConfig(N=32, gridsize=2, n_filters_scale=1), big, 1.0)
+    assert model.config.border_branch is True
+    with torch.no_grad():
+        out = model(torch.rand(2, 4, 32, 32), torch.randn(2, 4, 2))
+    outside = ph.support_mask(32) == 0
+    assert float(out["patches"].abs()[..., outside].min()) > 0  # the border is predicted too
+    assert float(out["object_patches"].abs()[..., outside].max()) > 0
+    off = build_model(ModelConfig(N=32, n_filters_scale=1, border_branch=False), big, 1.0)
+    assert off.config.border_branch is False

@@ -150,3 +150,15 @@ def test_network_forward_model_equals_numpy(gridsize: int, monkeypatch: pytest.M
     np.testing.assert_allclose(got, expect, rtol=0, atol=1e-4 * expect.max())
     np.testing.assert_allclose(out["intensity"][0].detach().numpy(), expect ** 2, rtol=0, atol=3e-4 * expect.max() ** 2)
     assert model.probe_factor == pytest.approx(factor)
+
+
+def test_round_trip_full_support_integer_offsets() -> None:
+    """Border-branch geometry: whole N x N patches, members partly outside each other's frames."""
+    n = 32
+    rng = np.random.default_rng(4)
+    obj = (rng.standard_normal((100, 100)) + 1j * rng.standard_normal((100, 100))).astype(np.complex64)
+    offs = np.array([[[-5, -6], [-2, 7], [6, -3], [1, 2]]])
+    centres = np.array([[50, 50]])[:, None, :] + offs
+    patches = _numpy_patches(obj, centres, n)
+    back = ph.reextract_patches(torch.from_numpy(patches), torch.from_numpy(offs.astype(np.float32)), full=True)
+    np.testing.assert_allclose(back.numpy(), patches, atol=1e-5)

@@ -16,8 +16,9 @@ position and the stitched object weights every scan position equally.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ class InferenceModel:
     """What inference needs from a model: the module (eval mode, on ``device``) and its geometry."""
 
     module: nn.Module
-    N: int  # noqa: N815 - the field's symbol
+    N: int
     gridsize: int
     kind: str
     neighbor_count: int

@@ -21,7 +21,11 @@ import torch
 
 from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
-    InferenceModel, data_input_scale, iter_patches, resolve_device, resolve_model,
+    InferenceModel,
+    data_input_scale,
+    iter_patches,
+    resolve_device,
+    resolve_model,
 )
 from ptychopinn.inference.stitch import Stitcher, check_crop, default_crop
 
@@ -134,11 +138,9 @@ def reconstruct(
         "origin_convention": "canvas[i, j] == object[origin_y + i, origin_x + j]",
         "device": str(im.device), "batch_size": int(batch_size), "timing": timing,
     }
-    try:
-        from ptychopinn import __version__
-        meta["package_version"] = __version__
-    except ImportError:  # pragma: no cover
-        pass
+    from ptychopinn import __version__
+
+    meta["package_version"] = __version__
     rec = Reconstruction(
         object=canvas, amplitude=np.abs(canvas).astype(np.float32), phase=np.angle(canvas).astype(np.float32),
         counts=counts, origin=origin, stitch_crop=crop, input_scale=r, timing=timing, metadata=meta,

@@ -39,7 +39,7 @@ SUBPIXEL_MODES = ("fourier", "round")
 
 def default_crop(n: int) -> int:
     """Default kept square: 20 px at N=64, scaled with N (``round(N * 20 / 64)``, at least 1)."""
-    return max(1, int(round(n * 20 / 64)))
+    return max(1, round(n * 20 / 64))
 
 
 def nearest_pixel(centres_yx: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ class CanvasGeometry:
     shape: tuple[int, int]
 
     @classmethod
-    def from_centres(cls, centres_yx: np.ndarray, crop: int) -> "CanvasGeometry":
+    def from_centres(cls, centres_yx: np.ndarray, crop: int) -> CanvasGeometry:
         """Smallest canvas holding the kept ``crop x crop`` square of every patch."""
         c = np.asarray(centres_yx, dtype=np.float64).reshape(-1, 2)
         if c.shape[0] == 0:
@@ -111,10 +111,11 @@ class Stitcher:
         self._sum = torch.zeros(2 * h * w, dtype=torch.float64, device=self.device)  # (re, im) pairs
         self._cnt = torch.zeros(h * w, dtype=torch.float32, device=self.device)
         ar = torch.arange(self.crop, device=self.device, dtype=torch.int64)
-        self._offs = (ar[:, None] * w + ar[None, :]).reshape(-1)  # (crop*crop,)
+        self._offs = (ar[:, None] * w + ar[None, :]).reshape(-1)  # (crop*crop,) flat pixel offsets
+        self._offs2 = torch.stack([2 * self._offs, 2 * self._offs + 1], dim=1).reshape(-1)  # (re, im)
 
     @classmethod
-    def for_centres(cls, centres_yx: np.ndarray, n: int, crop: int | None = None, **kw) -> "Stitcher":
+    def for_centres(cls, centres_yx: np.ndarray, n: int, crop: int | None = None, **kw) -> Stitcher:
         crop = default_crop(n) if crop is None else check_crop(n, crop)
         return cls(CanvasGeometry.from_centres(centres_yx, crop), n, crop, **kw)
 
@@ -152,7 +153,7 @@ class Stitcher:
             raise ConfigError("a patch centre lies outside the canvas geometry")
         base = torch.as_tensor(top[:, 0] * w + top[:, 1], device=self.device)
         idx = (base[:, None] + self._offs[None, :]).reshape(-1)
-        idx2 = torch.stack([2 * idx, 2 * idx + 1], dim=1).reshape(-1)
+        idx2 = (2 * base[:, None] + self._offs2[None, :]).reshape(-1)
         vals = torch.view_as_real(kept.contiguous()).reshape(-1).to(torch.float64)
         # flat 1-D scatter_add_ is the fastest vectorised accumulation on CPU (>10x index_add_ on (n, 2))
         self._sum.scatter_add_(0, idx2, vals)

@@ -20,9 +20,11 @@ def build_model(cfg: "ModelConfig", probe: "np.ndarray", intensity_scale: float,
     ``probe`` (N, N) complex is copied and normalised to sum|P|^2 = (N/2)^2 (factor in
     ``model.probe_factor``); ``intensity_scale`` s initialises ``log_s = log(s)``;
     ``amplitude_scale`` is the supervised model's amplitude range (ignored by the PINN).
+    ``cfg.border_branch=None`` (auto) is resolved from the probe (``model.config`` holds the result).
     Weight initialisation draws from torch's global generator: seed it (or use
     ``torch.random.fork_rng``) for reproducible models.
     """
+    cfg = cfg.resolved(probe)
     if cfg.kind == "supervised":
         from ptychopinn.model.supervised import SupervisedBaseline
 

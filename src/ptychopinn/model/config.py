@@ -12,13 +12,28 @@ MODEL_KINDS = ("pinn", "supervised")
 AMP_ACTIVATIONS = ("sigmoid", "softplus", "exp")
 
 
+def needs_border_branch(probe: Any, threshold: float = 0.01) -> bool:
+    """True when more than ``threshold`` of sum|P|^2 lies outside the central N/2 x N/2 support."""
+    import numpy as np
+
+    e = np.abs(np.asarray(probe)) ** 2
+    n = e.shape[-1]
+    a = n // 4
+    total = float(e.sum())
+    inside = float(e[a:a + n // 2, a:a + n // 2].sum())
+    return total > 0 and (total - inside) > threshold * total
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines a network's shape and its physics layers.
 
     ``N=None`` means "take it from the training data". ``amp_max`` multiplies the sigmoid
-    amplitude head (1.0 = the plain sigmoid of the design). ``border_branch`` adds the optional
-    low-resolution branch that predicts the object outside the central N/2 support.
+    amplitude head: with the intensity normalisation of DESIGN section 2 the object comes out in
+    units of its probe-weighted RMS amplitude, so bright features exceed 1 and a plain sigmoid
+    (``amp_max=1``) saturates. ``border_branch`` adds the low-resolution branch that predicts the
+    object outside the central N/2 support; ``None`` (auto) turns it on when more than 1 % of the
+    probe's energy lies outside that support (see :func:`needs_border_branch`).
     ``merge_eps`` is the epsilon of the merge normalisation (DESIGN section 5).
     """
 
@@ -29,8 +44,8 @@ class ModelConfig:
     probe_trainable: bool = False
     intensity_scale_trainable: bool = False
     amp_activation: str = "sigmoid"
-    amp_max: float = 1.0
-    border_branch: bool = False
+    amp_max: float = 2.0
+    border_branch: bool | None = None
     merge_eps: float = 1e-6
     channels_last: bool = True
 
@@ -53,6 +68,12 @@ class ModelConfig:
             raise ConfigError(f"amp_max must be > 0; got {self.amp_max}")
         if not self.merge_eps > 0:
             raise ConfigError("merge_eps must be > 0")
+
+    def resolved(self, probe: Any) -> "ModelConfig":
+        """This config with ``border_branch`` decided from ``probe`` when it is None (auto)."""
+        if self.border_branch is not None:
+            return self
+        return dataclasses.replace(self, border_branch=self.kind == "pinn" and needs_border_branch(probe))
 
     @property
     def C(self) -> int:  # noqa: N802 - the field's symbol

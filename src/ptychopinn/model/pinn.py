@@ -54,6 +54,34 @@ class Decoder(nn.Sequential):
         super().__init__(*layers)
 
 
+def border_branch(c_feat: int, c_out: int, n_in: int = 4) -> nn.Sequential:
+    """Low-cost branch for the object outside the central support: the last ``n_in`` decoder
+    feature maps at N/2 -> conv pair -> 2x upsampling -> conv to ``c_out`` maps at N."""
+    w = max(8, c_feat // 2)
+    return nn.Sequential(_LastChannels(min(n_in, c_feat)), *conv_pair(min(n_in, c_feat), w),
+                         nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, c_out, 3, padding=1))
+
+
+class _LastChannels(nn.Module):
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, -self.k:]
+
+
+def init_weights(module: nn.Module) -> None:
+    """Glorot-uniform kernels and zero biases for every convolution (the PyTorch default,
+    kaiming-uniform with a=sqrt(5), shrinks activations through the deep ReLU stack and slows
+    early training markedly)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def amplitude_activation(z: Tensor, kind: str, amp_max: float) -> Tensor:
     if kind == "sigmoid":
         return amp_max * torch.sigmoid(z)
@@ -93,10 +121,9 @@ class PtychoPINN(nn.Module):
         self.head_amp = nn.Conv2d(last, c, 3, padding=1)
         self.head_phase = nn.Conv2d(last, c, 3, padding=1)
         if cfg.border_branch:
-            self.border_amp = nn.Sequential(*conv_pair(last, last), nn.Upsample(scale_factor=2),
-                                            nn.Conv2d(last, c, 3, padding=1))
-            self.border_phase = nn.Sequential(*conv_pair(last, last), nn.Upsample(scale_factor=2),
-                                              nn.Conv2d(last, c, 3, padding=1))
+            self.border_amp = border_branch(last, c)
+            self.border_phase = border_branch(last, c)
+        init_weights(self)
         ri, factor = _probe_tensor(probe)
         self.probe_factor = factor
         if cfg.probe_trainable:

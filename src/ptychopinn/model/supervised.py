@@ -4,7 +4,7 @@ phase patch out, trained with MAE against ``ground_truth_patches``.
 Same encoder as the PINN; each decoder mirrors it up to full resolution N (one more upsampling
 block than the PINN's). Amplitude is ``amplitude_scale * sigmoid`` where ``amplitude_scale`` (a
 buffer saved with the weights) is set from the training labels, so objects brighter than 1 can be
-represented; phase is ``pi * tanh``.
+represented (``amp_max`` is not used here); phase is ``pi * tanh``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ptychopinn.model.config import ModelConfig
-from ptychopinn.model.pinn import Decoder, Encoder, _autocast_off, _probe_tensor, amplitude_activation, encoder_widths
+from ptychopinn.model.pinn import (Decoder, Encoder, _autocast_off, _probe_tensor, amplitude_activation,
+                                   encoder_widths, init_weights)
 
 
 class SupervisedBaseline(nn.Module):
@@ -37,6 +38,7 @@ class SupervisedBaseline(nn.Module):
         self.dec_phase = Decoder(widths[-1], dec_widths)
         self.head_amp = nn.Conv2d(dec_widths[-1], 1, 3, padding=1)
         self.head_phase = nn.Conv2d(dec_widths[-1], 1, 3, padding=1)
+        init_weights(self)
         ri, factor = _probe_tensor(probe)
         self.probe_factor = factor
         self.register_buffer("probe", ri)  # recorded for the bundle; unused by the network
@@ -56,7 +58,7 @@ class SupervisedBaseline(nn.Module):
         fa, fp = self.dec_amp(z), self.dec_phase(z)
         with _autocast_off(x.device.type):
             amp = self.amplitude_scale * amplitude_activation(
-                self.head_amp(fa.float()), self.config.amp_activation, self.config.amp_max)
+                self.head_amp(fa.float()), self.config.amp_activation, 1.0)
             phase = math.pi * torch.tanh(self.head_phase(fp.float()))
             amp, phase = amp.contiguous(), phase.contiguous()
             return {"patches": torch.polar(amp, phase), "object_amplitude": amp, "object_phase": phase}

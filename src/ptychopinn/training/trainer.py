@@ -262,6 +262,7 @@ def train(
     run = Path(run_dir)
     ds, train_path = _as_dataset(train_data, "train")
     mcfg = mcfg.with_N(ds.N)
+    mcfg = mcfg.resolved(ds.probe)
     test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data, "test")
     if test_ds is not None and test_ds.N != ds.N:
         raise DataError(f"{test_ds.source}: pattern size {test_ds.N} differs from the training data ({ds.N})")
@@ -323,7 +324,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     # model
     amp_scale = 1.0
     if mcfg.kind == "supervised":
-        amp_scale = float(np.abs(ds.ground_truth_patches[train_idx.numpy()]).max()) or 1.0
+        # sigmoid head range: 1.2 x the largest training label amplitude
+        amp_scale = 1.2 * float(np.abs(ds.ground_truth_patches[train_idx.numpy()]).max()) or 1.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tcfg.seed)
         model = build_model(mcfg, ds.probe, sc.value, amplitude_scale=amp_scale)
