@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         ms_ssim_sigma=args.ms_ssim_sigma, frc_window=args.frc_window, plot=not args.no_plot,
     )
     result = compare(args.data, recons, args.output, config=cfg)
+    if args.telemetry:
+        from ptychopinn.telemetry.hooks import record_comparison
+
+        record_comparison(args.telemetry, result)
     psnr_key = "psnr" if cfg.psnr_convention == "range" else f"psnr_{cfg.psnr_convention}"
     cols = ("ssim", "ms_ssim", psnr_key, "mae", "frc50")
     print(f"{'model':<14}{'comp':<10}" + "".join(f"{c:>16}" for c in cols))

@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
         progress=False if args.no_progress else None,
     )
+    if args.telemetry:
+        from ptychopinn.data.contract import load_dataset
+        from ptychopinn.telemetry.hooks import record_inference
+
+        record_inference(args.telemetry, rec, args.model, args.data, load_dataset(args.data), args.output)
     t = rec.timing
     h, w = rec.object.shape
     print(f"infer: {rec.metadata['n_patterns']} patterns -> {h}x{w} object (origin y={rec.origin[0]:g}, "

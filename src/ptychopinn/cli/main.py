@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: commands that can add their part to a parity_telemetry.json (seed 003)
+TELEMETRY_COMMANDS = ("simulate", "train", "infer", "compare")
+
+
 def _load(module: str):
     return importlib.import_module(f"ptychopinn.cli.{module}")
 
@@ -50,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        if name in TELEMETRY_COMMANDS:
+            p.add_argument("--telemetry", metavar="PATH",
+                           help="write or extend this parity_telemetry.json (schema 1.0) with this step's stages")
         p.set_defaults(_run=mod.run)
     return parser
 

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     )
     ds = simulate(cfg)
     ds.save(args.output)
+    if args.telemetry:
+        from ptychopinn.telemetry.hooks import record_simulation
+
+        record_simulation(args.telemetry, ds, args.output, probe_from=args.probe_from)
     m = ds.metadata
     print(f"wrote {args.output}: {ds.n_patterns} patterns {ds.N}x{ds.N}, object {ds.object.shape[0]}x{ds.object.shape[1]}, "
           f"photons/pattern requested {cfg.nphotons:.4g} measured {m['nphotons_measured']:.4g} "
