@@ -118,3 +118,14 @@ def test_probe_resample_and_energy_normalisation():
     q, f = normalise_probe_energy(p)
     assert np.sum(np.abs(q) ** 2) == pytest.approx(16.0 ** 2)
     assert f == pytest.approx(16.0 / np.sqrt(np.sum(np.abs(p) ** 2)))
+
+
+@pytest.mark.parametrize("n", [16, 15])
+def test_diffraction_intensity_equals_centred_far_field(n):
+    from ptychopinn.physics.forward import diffraction_intensity
+
+    rng = np.random.default_rng(6)
+    probe = torch.from_numpy(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+    patches = torch.from_numpy(rng.standard_normal((3, n, n)) + 1j * rng.standard_normal((3, n, n)))
+    want = np.abs(np.stack([_dft_oracle(probe.numpy() * p) for p in patches.numpy()])) ** 2
+    np.testing.assert_allclose(diffraction_intensity(probe, patches).numpy(), want, rtol=1e-9, atol=1e-12)

@@ -22,7 +22,7 @@ from ptychopinn.data.contract import PtychoDataset, check_positions_inside
 from ptychopinn.errors import ConfigError
 from ptychopinn.physics import objects as objects_mod
 from ptychopinn.physics import scan as scan_mod
-from ptychopinn.physics.forward import extract_patches, far_field
+from ptychopinn.physics.forward import diffraction_intensity, extract_patches
 from ptychopinn.physics.probe import default_probe, load_probe
 
 OBJECT_KINDS = ("lines", "grf", "siemens")
@@ -152,7 +152,7 @@ def simulate_patterns(
     for a in range(0, m, chunk):
         p = extract_patches(obj_t, pos_t[a:a + chunk], n)
         patches[a:a + chunk] = p.numpy()
-        inten[a:a + chunk] = far_field(probe_t * p).abs().square().numpy()
+        inten[a:a + chunk] = diffraction_intensity(probe_t, p).numpy()
     mean_total = float(inten.sum(axis=(1, 2), dtype=np.float64).mean())
     if mean_total <= 0:
         raise ConfigError("object x probe gives zero intensity; cannot scale to a dose")

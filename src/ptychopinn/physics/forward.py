@@ -97,13 +97,18 @@ def extract_patches(obj: Tensor, centres_yx: Tensor, n: int) -> Tensor:
     rdtype = obj.real.dtype if torch.is_complex(obj) else obj.dtype
     wy = _keys_weights(frac[:, 0].to(rdtype))  # (M, 4)
     wx = _keys_weights(frac[:, 1].to(rdtype))
-    rows = windows[:, 0:n, :] * wy[:, 0, None, None]  # (M, n, n+3); in-place accumulation
+    # fused multiply-adds on the real view (complex x real weight = 2 real products)
+    cplx = torch.is_complex(windows)
+    win = torch.view_as_real(windows) if cplx else windows[..., None]
+    wy = wy[:, :, None, None, None]
+    wx = wx[:, :, None, None, None]
+    rows = win[:, 0:n] * wy[:, 0]  # (M, n, n+3, c)
     for j in range(1, 4):
-        rows.add_(windows[:, j:j + n, :] * wy[:, j, None, None])
-    out = rows[:, :, 0:n] * wx[:, 0, None, None]
+        rows.addcmul_(win[:, j:j + n], wy[:, j])
+    out = rows[:, :, 0:n] * wx[:, 0]  # (M, n, n, c)
     for j in range(1, 4):
-        out.add_(rows[:, :, j:j + n] * wx[:, j, None, None])
-    return out
+        out.addcmul_(rows[:, :, j:j + n], wx[:, j])
+    return torch.view_as_complex(out) if cplx else out[..., 0]
 
 
 def _as_4d_real_view(obj: Tensor) -> Tensor:
@@ -118,9 +123,24 @@ def _from_4d_real_view(t: Tensor, like: Tensor) -> Tensor:
     return t[0, 0]
 
 
+def centring_probe(probe: Tensor) -> Tensor:
+    """``probe * (-1)^(y+x)`` for even N: the FFT of ``centring_probe(P) * O`` is already centred,
+    i.e. ``fft2(P_c * O) == fftshift(fft2(P * O))`` (saves the fftshift copy). Odd N: unchanged."""
+    n0, n1 = probe.shape[-2:]
+    if n0 % 2 or n1 % 2:
+        return probe
+    sy = 1 - 2 * (torch.arange(n0, device=probe.device) % 2)
+    sx = 1 - 2 * (torch.arange(n1, device=probe.device) % 2)
+    return probe * (sy[:, None] * sx[None, :]).to(probe.dtype)
+
+
 def diffraction_intensity(probe: Tensor, patches: Tensor) -> Tensor:
     """|far_field(probe * patches)|^2 for (M, N, N) patches (noiseless, unscaled)."""
-    return far_field(probe * patches).abs().square()
+    n0, n1 = probe.shape[-2:]
+    if n0 % 2 or n1 % 2:
+        return far_field(probe * patches).abs().square()
+    spec = torch.fft.fft2(centring_probe(probe) * patches, norm="ortho")
+    return torch.view_as_real(spec).square().sum(-1)
 
 
 def dose_scale(intensities: Tensor | np.ndarray, nphotons: float) -> float:
