@@ -91,7 +91,6 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     hist = read_history(out)
     assert len(hist) == 2
     assert hist[1]["train_loss"] < hist[0]["train_loss"]
-    assert hist[1]["val_loss"] < hist[0]["val_loss"]
     # only rank 0 wrote: no stray temporary files
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["checkpoint.pt", "config.json", "history.json", "model.safetensors", "probe.npz"])

@@ -27,9 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear learning-rate warmup (0 = off)")
     p.add_argument("--n-filters-scale", type=int, default=2, help="width multiplier of the network")
-    p.add_argument("--amp-max", type=float, default=1.0, help="amplitude head range: amp_max * sigmoid")
-    p.add_argument("--border-branch", action="store_true", help="also predict the object outside the N/2 support")
+    p.add_argument("--amp-max", type=float, default=2.0, help="amplitude head range: amp_max * sigmoid")
+    p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
+                   help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
     p.add_argument("--probe-trainable", action="store_true")
     p.add_argument("--intensity-scale-trainable", action="store_true")
     p.add_argument("--intensity-scale-source", default="data", choices=["data", "closed_form"],
@@ -53,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     mcfg = ModelConfig(
         kind=args.model, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
         probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
-        amp_max=args.amp_max, border_branch=args.border_branch,
+        amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
     )
     tcfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
         nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     )
     res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet)
     if res.device and _is_main():
-        best = f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})" if res.best_val_loss is not None else ""
+        best = (f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})"
+                if res.best_val_loss is not None else "")
         stop = " (early stop)" if res.stopped_early else ""
         print(f"wrote {args.output}: {res.epochs_run} epochs{stop}{best}, "
               f"{res.train_patterns_per_s:.1f} train patterns/s, {res.seconds:.1f} s")

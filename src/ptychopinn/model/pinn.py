@@ -25,8 +25,8 @@ from ptychopinn.physics.probe import normalise_probe_energy
 
 
 def conv_pair(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.01, inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.01, inplace=True)]
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
 
 
 def encoder_widths(cfg: ModelConfig) -> list[int]:
@@ -35,6 +35,8 @@ def encoder_widths(cfg: ModelConfig) -> list[int]:
 
 
 class Encoder(nn.Sequential):
+    """Stages of (conv, ReLU, conv, ReLU, 2x max-pool)."""
+
     def __init__(self, c_in: int, widths: list[int]) -> None:
         layers: list[nn.Module] = []
         for w in widths:
@@ -57,7 +59,7 @@ class Decoder(nn.Sequential):
 def border_branch(c_feat: int, c_out: int, n_in: int = 4) -> nn.Sequential:
     """Low-cost branch for the object outside the central support: the last ``n_in`` decoder
     feature maps at N/2 -> conv pair -> 2x upsampling -> conv to ``c_out`` maps at N."""
-    w = max(8, c_feat)
+    w = max(8, c_feat // 2)
     return nn.Sequential(_LastChannels(min(n_in, c_feat)), *conv_pair(min(n_in, c_feat), w),
                          nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, c_out, 3, padding=1))
 

@@ -22,7 +22,8 @@ class TrainConfig:
 
     ``loss`` picks the PINN loss ('nll', 'mae' or 'nll+mae'); ``nll_weight`` / ``mae_weight``
     override the weights. ``patience`` is the early-stopping patience in epochs on the
-    validation loss (0 = off). ``precision`` 'auto' runs the convolutional body in bfloat16
+    validation loss (0 = off). ``warmup_epochs`` is the length of the linear learning-rate warmup
+    at the start (0 = off). ``precision`` 'auto' runs the convolutional body in bfloat16
     autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
     losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
     the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
@@ -32,6 +33,7 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 16
     lr: float = 1e-3
+    warmup_epochs: float = 1.0
     loss: str = "nll"
     nll_weight: float | None = None
     mae_weight: float | None = None
@@ -56,6 +58,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1; got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1; got {self.batch_size}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0; got {self.warmup_epochs}")
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be > 0; got {self.lr}")
         if self.loss not in LOSSES:

@@ -6,6 +6,11 @@ Data flow: dataset -> :func:`~ptychopinn.data.grouping.make_groups` -> inputs ``
 (B, C, 2), measured amplitudes X (counts = X^2) -> model -> loss. The supervised baseline takes one
 pattern (B, 1, N, N) and its ``ground_truth_patches``.
 
+Learning rate: a linear warmup over the first ``warmup_epochs`` epochs (default 1) brings the rate
+from lr/steps to lr; without it the first full-size Adam steps switch off most ReLUs of the encoder
+(the count-scale loss drives the biases before the features have grown), which slows training and
+can collapse the network to a constant. After warmup ReduceLROnPlateau acts on the validation loss.
+
 Reproducibility: weights are initialised from ``seed`` (inside ``torch.random.fork_rng``, so the
 caller's global generator is untouched); the validation split uses a generator seeded with
 ``seed``; epoch e is shuffled by a generator seeded from (seed, e) (DistributedSampler with
@@ -21,7 +26,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
 from ptychopinn.model.config import ModelConfig
-from ptychopinn.model.scaling import IntensityScale, choose_intensity_scale, input_scale
+from ptychopinn.model.scaling import choose_intensity_scale, input_scale
 from ptychopinn.training import bundle as bundle_mod
 from ptychopinn.training import distributed as dist_mod
 from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig
@@ -119,10 +124,10 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _as_dataset(data: str | os.PathLike | PtychoDataset, what: str) -> tuple[PtychoDataset, str | None]:
+def _as_dataset(data: str | os.PathLike | PtychoDataset) -> tuple[PtychoDataset, str | None]:
+    """(dataset, path of the file it was read from, if read here)."""
     if isinstance(data, PtychoDataset):
-        src = data.source if data.source and os.path.isfile(data.source) else None
-        return data, None if src is None else src
+        return data, None
     return load_dataset(data), str(data)
 
 
@@ -260,10 +265,10 @@ def train(
     mcfg = model_config or ModelConfig()
     tcfg = train_config or TrainConfig()
     run = Path(run_dir)
-    ds, train_path = _as_dataset(train_data, "train")
+    ds, train_path = _as_dataset(train_data)
     mcfg = mcfg.with_N(ds.N)
     mcfg = mcfg.resolved(ds.probe)
-    test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data, "test")
+    test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data)
     if test_ds is not None and test_ds.N != ds.N:
         raise DataError(f"{test_ds.source}: pattern size {test_ds.N} differs from the training data ({ds.N})")
     if ds.probe.shape != (ds.N, ds.N):
@@ -298,7 +303,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             ck = _load_checkpoint(ckpt_path, torch.device("cpu"))
             if ck["signature"] != signature:
                 diff = "; ".join(_signature_diff(ck["signature"], signature)) or "settings differ"
-                raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings or data ({diff})")
+                raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings "
+                                  f"or data ({diff})")
         elif not tcfg.overwrite and not tcfg.resume:
             raise ConfigError(f"{run}: already holds a training run; pass --resume to continue it, "
                               "--overwrite to replace it, or choose another output directory")
@@ -382,6 +388,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         ddp_model.train()
         loss_sum, count = 0.0, 0
         n_batches = (order.numel() + bs - 1) // bs
+        warm = int(round(tcfg.warmup_epochs * n_batches))
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not show,
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for b in range(n_batches):
@@ -393,13 +400,18 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 value = dist_mod.all_reduce_sum([value], ctx, device)[0] / ctx.world_size
             if not math.isfinite(value):
                 bar.close()
-                good = f"the last good checkpoint (epoch {start_epoch if not history else history[-1]['epoch']}) is kept in {ckpt_path}" \
-                    if ckpt_path.exists() else "no good checkpoint exists (it diverged in the first epoch)"
+                last_good = history[-1]["epoch"] if history else start_epoch
+                good = (f"the last good checkpoint (epoch {last_good}) is kept in {ckpt_path}" if ckpt_path.exists()
+                        else "no good checkpoint exists (it diverged in the first epoch)")
                 raise TrainingDivergedError(
                     f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
                     f"{good}; try a lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            step_no = epoch * n_batches + b
+            if step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
+                for grp in optimizer.param_groups:
+                    grp["lr"] = lr_now * (step_no + 1) / warm
             optimizer.step()
             loss_sum += value * gidx.numel()
             count += gidx.numel()
@@ -407,6 +419,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             if show and (b % 5 == 0 or b == n_batches - 1):
                 bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         bar.close()
+        for grp in optimizer.param_groups:  # the plateau scheduler works on the post-warmup rate
+            grp["lr"] = lr_now
         train_seconds = time.perf_counter() - t0
         loss_sum, count = dist_mod.all_reduce_sum([loss_sum, float(count)], ctx, device)
         train_loss = loss_sum / max(count, 1)
@@ -488,7 +502,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                        "best_val_loss": None if not math.isfinite(best_loss) else best_loss,
                        "stopped_early": stopped, "seconds": seconds, "train_patterns_per_s": pps,
                        "n_parameters": n_params, "device": str(device), "precision": precision,
-                       "world_size": ctx.world_size, "final_weights": "best" if tcfg.restore_best and best_state is not None else "last"},
+                       "world_size": ctx.world_size,
+                       "final_weights": "best" if tcfg.restore_best and best_state is not None else "last"},
             "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
                       "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
         }
