@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
         intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
     )
-    res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet)
+    res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
+                telemetry=args.telemetry)
     if res.device and _is_main():
         best = (f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})"
                 if res.best_val_loss is not None else "")

@@ -97,3 +97,60 @@ def record_comparison(path: str | os.PathLike, result: Any, label: str | None = 
                           crop_metadata={"target_size": int(max(y1 - y0, x1 - x0)), "start": [y0, x0],
                                          "end": [y1, x1], "arm": label})
     rec.write()
+
+
+def record_training(
+    path: str | os.PathLike, *, ds: Any, train_path: str | None, mcfg: Any, tcfg: Any, prep: Any,
+    train_idx: Any, sc: Any, model: Any, probe_initial: np.ndarray, weights: Any, batch_fn: Any,
+    device: Any, history: list[dict[str, Any]], stopped: bool, run_dir: Any, scenario: str | None = None,
+) -> None:
+    """``train``: provenance, configuration, probe (pre/post the model's normalisation), the
+    training-data stages computed from the trainer's own tensors and batch function, the
+    intensity-scale block and the training block. Called on the main rank after training."""
+    import torch
+
+    from ptychopinn.telemetry.recorder import seeds_from_metadata
+    from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
+
+    src = "ptychopinn.training.trainer"
+    rec = _open(path, "train", scenario)
+    rec.set_provenance(dataset_path=train_path, seeds={**seeds_from_metadata(ds.metadata), "training_seed": tcfg.seed},
+                       dataset_type="npz_file" if train_path else "simulated")
+    rec.set_configuration({
+        "N": mcfg.N, "gridsize": mcfg.gridsize, "nphotons": sc.nphotons_metadata,
+        "neighbor_count": tcfg.neighbor_count, "group_count": int(prep.groups.shape[0]),
+        "batch_size": tcfg.batch_size, "nepochs": tcfg.epochs, "split_fraction": 1 - tcfg.val_fraction,
+        "loss_fn": tcfg.loss, "loss_weights": weights.to_dict(),
+        "intensity_scale_trainable": mcfg.intensity_scale_trainable,
+        "model": mcfg.to_dict(), "training": tcfg.to_dict(),
+    })
+    rec.record_probe(ds.probe, probe_initial, "normalise_probe_energy", float(model.probe_factor),
+                     "npz_loaded", train_path)
+    g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
+    rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
+    gi = prep.groups.to(prep.X.device)
+    rec.record_stage("grouped_diffraction", None, f"{src}::_prepare X[groups]", stats=gathered_stats(prep.X, gi), **g)
+    rec.record_stage("grouped_X_full", None, f"{src}::_prepare X[groups] * r", stats=gathered_stats(prep.X, gi, prep.r),
+                     **g)
+    ax, ay = StatsAccumulator(), StatsAccumulator()
+    with torch.no_grad():
+        for a in range(0, int(train_idx.numel()), 256):
+            x, _, xm, _ = batch_fn(prep, train_idx[a:a + 256], device)
+            ax.update(x)
+            ay.update(xm)
+    rec.record_stage("container_X", None, f"{src}::_batch x (training split, as fed to the model)", stats=ax.stats(), **g)
+    if mcfg.kind == "pinn":
+        rec.record_stage("training_labels_Y_amp", None, f"{src}::_batch xm (loss targets, count units)",
+                         stats=ay.stats(), **g)
+    d = ds.diff3d.astype(np.float64)
+    rec.set_intensity_scale_from(sc, model_exp_log_scale=float(torch.exp(model.log_s.detach()).cpu()),
+                                 batch_mean_sum_intensity=float(np.mean(np.sum(d * d, axis=(1, 2)))))
+    last = history[-1] if history else {}
+    rec.set_block("training", {
+        "epochs_completed": len(history), "early_stopped": bool(stopped),
+        "early_stop_epoch": len(history) if stopped else None, "final_loss": last.get("train_loss"),
+        "final_val_loss": last.get("val_loss"), "nan_detected": False, "first_nan_epoch": None,
+        "history_artifact": os.path.join(os.fspath(run_dir), "history.json"),
+        "checkpoint_artifact": os.path.join(os.fspath(run_dir), "model.safetensors"),
+    })
+    rec.write()

@@ -253,13 +253,15 @@ def train(
     train_config: TrainConfig | None = None,
     test_data: str | os.PathLike | PtychoDataset | None = None,
     progress: bool = True,
+    telemetry: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train a PINN or the supervised baseline and write the bundle to ``run_dir``.
 
     ``train_data`` / ``test_data`` are NPZ paths or :class:`PtychoDataset`s; the test set, when
     given, is scored (loss only) after every epoch and recorded as ``test_loss``. Raises
     :class:`~ptychopinn.errors.TrainingDivergedError` when the loss becomes NaN/Inf (the last good
-    checkpoint stays in ``run_dir``).
+    checkpoint stays in ``run_dir``). ``telemetry``: a ``parity_telemetry.json`` to write or extend
+    with the training stages (main rank only).
     """
     t_start = time.perf_counter()
     mcfg = model_config or ModelConfig()
@@ -276,14 +278,14 @@ def train(
 
     ctx = dist_mod.setup(resolve_device(tcfg.device).type)
     try:
-        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start)
+        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start, telemetry)
     finally:
         dist_mod.teardown(ctx)
 
 
 def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
            run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
-           t_start: float) -> TrainResult:
+           t_start: float, telemetry: str | os.PathLike | None = None) -> TrainResult:
     from tqdm.auto import tqdm
 
     device = resolve_device(tcfg.device, ctx.local_rank)
@@ -508,6 +510,13 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                       "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
         }
         bundle_mod.save_bundle(run, model, config, history, probe_initial, ds.probe)
+        if telemetry is not None:
+            from ptychopinn.telemetry.hooks import record_training
+
+            record_training(telemetry, ds=ds, train_path=train_path, mcfg=mcfg, tcfg=tcfg, prep=prep,
+                            train_idx=train_idx, sc=sc, model=model, probe_initial=probe_initial,
+                            weights=weights, batch_fn=_batch, device=device, history=history,
+                            stopped=stopped, run_dir=run)
     dist_mod.barrier(ctx)
     return TrainResult(
         run_dir=run, model=model, model_config=mcfg, train_config=tcfg, history=history,
