@@ -14,7 +14,7 @@ on a laptop CPU."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--epochs", type=int, default=20, help="PINN training epochs")
+    p.add_argument("--epochs", type=int, default=40, help="PINN training epochs")
     p.add_argument("--N", type=int, default=32, help="pattern size (32 keeps the demo fast on a CPU)")
     p.add_argument("--nphotons", type=float, default=1e6)
     p.add_argument("--gridsize", type=int, default=1)

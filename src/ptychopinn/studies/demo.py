@@ -28,7 +28,7 @@ class DemoConfig:
     nphotons: float = 1e6
     gridsize: int = 1
     n_filters_scale: int = 1
-    epochs: int = 20
+    epochs: int = 40
     batch_size: int = 16
     ptychi: bool = True
     ptychi_epochs: int = 50
