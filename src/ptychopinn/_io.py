@@ -7,8 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -34,9 +35,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> Path:
     """``np.savez`` to a temporary file, then rename (no partial output)."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return Path(path)
 
 
@@ -60,6 +60,15 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def jsonable(o: Any) -> Any:
+    """``json.dumps(default=...)`` hook: numpy scalars/arrays to Python, anything else to str."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
 
 
 @contextlib.contextmanager

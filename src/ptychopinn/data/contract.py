@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import save_npz_atomic
+from ptychopinn._io import jsonable, save_npz_atomic
 from ptychopinn.errors import DataError
 
 #: keys of the contract, in the order they are written
@@ -62,7 +62,7 @@ class PtychoDataset:
         return int(self.diff3d.shape[0])
 
     @property
-    def N(self) -> int:  # noqa: N802 - the field's symbol
+    def N(self) -> int:
         return int(self.diff3d.shape[-1])
 
     @property
@@ -75,7 +75,7 @@ class PtychoDataset:
         d = self.diff3d.astype(np.float64)
         return float(np.mean(np.sum(d * d, axis=(1, 2))))
 
-    def subset(self, idx: np.ndarray) -> "PtychoDataset":
+    def subset(self, idx: np.ndarray) -> PtychoDataset:
         """A dataset with the patterns ``idx`` (object and probe shared)."""
         idx = np.asarray(idx)
         gtp = None if self.ground_truth_patches is None else self.ground_truth_patches[idx]
@@ -100,20 +100,12 @@ class PtychoDataset:
             out["objectGuess"] = np.asarray(self.object)
         if self.ground_truth_patches is not None:
             out["ground_truth_patches"] = np.asarray(self.ground_truth_patches, dtype=np.complex64)
-        out["_metadata"] = np.array(json.dumps(self.metadata, default=_jsonable))
+        out["_metadata"] = np.array(json.dumps(self.metadata, default=jsonable))
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the contract NPZ atomically (temporary name, then rename)."""
         return save_npz_atomic(path, **self.to_arrays())
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +141,17 @@ def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise _err(p, None, f"not a readable NPZ file ({exc.__class__.__name__}: {exc})") from None
     return out
+
+
+def read_complex_2d(path: str | os.PathLike, key: str) -> np.ndarray:
+    """One finite 2-D real/complex array ``key`` of an NPZ as complex128 (probe/object sources)."""
+    z = open_npz(path)
+    if key not in z:
+        raise _err(str(path), key, "missing")
+    a = np.asarray(z[key])
+    if a.ndim != 2 or a.dtype.kind not in "fc" or not np.all(np.isfinite(a)):
+        raise _err(str(path), key, f"must be a finite 2-D real/complex array; got {a.shape} {a.dtype}")
+    return a.astype(np.complex128)
 
 
 def _check_finite(p: str, key: str, a: np.ndarray) -> None:

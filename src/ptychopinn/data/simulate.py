@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ class SimulationConfig:
 
     n_images: int = 2000
     nphotons: float = 1e9
-    N: int = 64  # noqa: N815 - the field's symbol
+    N: int = 64
     object_size: int = 128
     object_kind: str = "lines"
     object_from: str | None = None
@@ -66,7 +66,7 @@ class SimulationConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SimulationConfig":
+    def from_dict(cls, d: dict[str, Any]) -> SimulationConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

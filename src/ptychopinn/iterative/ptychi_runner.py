@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._io import jsonable
 from ptychopinn.data.contract import PtychoDataset
 from ptychopinn.errors import (
     ConfigError,
@@ -485,16 +486,8 @@ def result_arrays(result: PtychiResult) -> dict[str, np.ndarray]:
         "computation_time_seconds": np.array(result.computation_time_seconds, dtype=np.float64),
         "loss_history": np.asarray(result.loss_history, dtype=np.float64),
         "origin": np.asarray(result.origin, dtype=np.float64),
-        "_metadata": np.array(json.dumps(result.metadata, default=_jsonable)),
+        "_metadata": np.array(json.dumps(result.metadata, default=jsonable)),
     }
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def plot_result(result: PtychiResult, path: str | os.PathLike) -> Path:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ptychopinn.model.config import ModelConfig
 
 
-def build_model(cfg: "ModelConfig", probe: "np.ndarray", intensity_scale: float,
-                amplitude_scale: float = 1.0) -> "nn.Module":
+def build_model(cfg: ModelConfig, probe: np.ndarray, intensity_scale: float,
+                amplitude_scale: float = 1.0) -> nn.Module:
     """Build a fresh PINN (``cfg.kind == 'pinn'``) or supervised baseline.
 
     ``probe`` (N, N) complex is copied and normalised to sum|P|^2 = (N/2)^2 (factor in
@@ -34,6 +34,6 @@ def build_model(cfg: "ModelConfig", probe: "np.ndarray", intensity_scale: float,
     return PtychoPINN(cfg, probe, intensity_scale)
 
 
-def count_parameters(model: "nn.Module", trainable_only: bool = True) -> int:
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -38,7 +38,7 @@ class ModelConfig:
     """
 
     kind: str = "pinn"
-    N: int | None = None  # noqa: N815 - the field's symbol
+    N: int | None = None
     gridsize: int = 1
     n_filters_scale: int = 2
     probe_trainable: bool = False
@@ -69,14 +69,14 @@ class ModelConfig:
         if not self.merge_eps > 0:
             raise ConfigError("merge_eps must be > 0")
 
-    def resolved(self, probe: Any) -> "ModelConfig":
+    def resolved(self, probe: Any) -> ModelConfig:
         """This config with ``border_branch`` decided from ``probe`` when it is None (auto)."""
         if self.border_branch is not None:
             return self
         return dataclasses.replace(self, border_branch=self.kind == "pinn" and needs_border_branch(probe))
 
     @property
-    def C(self) -> int:  # noqa: N802 - the field's symbol
+    def C(self) -> int:
         """Patterns per group (gridsize^2)."""
         return self.gridsize * self.gridsize
 
@@ -87,7 +87,7 @@ class ModelConfig:
             raise ConfigError("N is not set")
         return int(self.N).bit_length() - 4
 
-    def with_N(self, n: int) -> "ModelConfig":  # noqa: N802
+    def with_N(self, n: int) -> ModelConfig:
         """This config with ``N`` set (error if it was set to something else)."""
         if self.N is not None and int(self.N) != int(n):
             raise ConfigError(f"model config has N={self.N} but the data have N={n}")
@@ -97,7 +97,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

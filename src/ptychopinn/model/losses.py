@@ -46,7 +46,7 @@ class LossWeights:
     mae: float = 0.0
 
     @classmethod
-    def for_kind(cls, kind: str, nll_weight: float | None = None, mae_weight: float | None = None) -> "LossWeights":
+    def for_kind(cls, kind: str, nll_weight: float | None = None, mae_weight: float | None = None) -> LossWeights:
         if kind not in LOSS_KINDS:
             raise ConfigError(f"loss must be one of {LOSS_KINDS}; got {kind!r}")
         nll = 1.0 if kind in ("nll", "nll+mae") else 0.0

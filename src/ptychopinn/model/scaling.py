@@ -9,8 +9,9 @@ uses the nominal dose from the metadata instead of the measured one.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -16,8 +16,15 @@ import torch
 from torch import Tensor, nn
 
 from ptychopinn.model.config import ModelConfig
-from ptychopinn.model.pinn import (Decoder, Encoder, _autocast_off, _probe_tensor, amplitude_activation,
-                                   encoder_widths, init_weights)
+from ptychopinn.model.pinn import (
+    Decoder,
+    Encoder,
+    _autocast_off,
+    _probe_tensor,
+    amplitude_activation,
+    encoder_widths,
+    init_weights,
+)
 
 
 class SupervisedBaseline(nn.Module):

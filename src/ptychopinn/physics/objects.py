@@ -9,8 +9,6 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from ptychopinn.errors import DataError
-
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -93,15 +91,9 @@ def siemens_object(
 
 def load_object(path: str | os.PathLike, key: str = "objectGuess") -> np.ndarray:
     """Read a complex object from an NPZ (no pickle)."""
-    from ptychopinn.data.contract import open_npz
+    from ptychopinn.data.contract import read_complex_2d
 
-    z = open_npz(path)
-    if key not in z:
-        raise DataError(f"{path}: key '{key}': missing")
-    o = np.asarray(z[key])
-    if o.ndim != 2 or o.dtype.kind not in "fc" or not np.all(np.isfinite(o)):
-        raise DataError(f"{path}: key '{key}': must be a finite 2-D real/complex array; got {o.shape} {o.dtype}")
-    return o.astype(np.complex128)
+    return read_complex_2d(path, key)
 
 
 def make_object(kind: str, size: int, seed: int | np.random.Generator | None) -> np.ndarray:

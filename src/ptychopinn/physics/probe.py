@@ -56,15 +56,10 @@ def resample_probe(probe: np.ndarray, n: int) -> np.ndarray:
 
 def load_probe(path: str | os.PathLike, n: int | None = None, key: str = "probeGuess") -> np.ndarray:
     """Read ``probeGuess`` from an NPZ (no pickle), resampled to (n, n) if its size differs."""
-    from ptychopinn.data.contract import open_npz
+    from ptychopinn.data.contract import read_complex_2d
 
-    z = open_npz(path)
-    if key not in z:
-        raise DataError(f"{path}: key '{key}': missing")
-    p = np.asarray(z[key])
-    if p.ndim != 2 or p.dtype.kind not in "fc" or not np.all(np.isfinite(p)):
-        raise DataError(f"{path}: key '{key}': must be a finite 2-D real/complex array; got {p.shape} {p.dtype}")
-    return resample_probe(p, n) if n is not None else p.astype(np.complex128)
+    p = read_complex_2d(path, key)
+    return resample_probe(p, n) if n is not None else p
 
 
 def normalise_probe_energy(probe: np.ndarray) -> tuple[np.ndarray, float]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ptychopinn._io import write_json_atomic
 
 @dataclass(frozen=True)
 class DemoConfig:
-    N: int = 32  # noqa: N815
+    N: int = 32
     object_size: int = 160
     step: float = 3.0
     nphotons: float = 1e6
@@ -39,7 +40,7 @@ class DemoConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DemoConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DemoConfig:
         return cls(**d)
 
 
@@ -94,7 +95,11 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bo
     ptychi_note = "skipped (disabled)"
     if cfg.ptychi:
         try:
-            from ptychopinn.iterative.ptychi_runner import PtychiConfig, run_ptychi, save_result
+            from ptychopinn.iterative.ptychi_runner import (
+                PtychiConfig,
+                run_ptychi,
+                save_result,
+            )
 
             t = time.perf_counter()
             pres = run_ptychi(test_ds, PtychiConfig(epochs=cfg.ptychi_epochs, device=cfg.device, seed=cfg.seed),

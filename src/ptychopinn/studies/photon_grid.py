@@ -34,7 +34,7 @@ def dose_label(dose: float) -> str:
 class PhotonGridConfig:
     doses: tuple[float, ...] = DEFAULT_DOSES
     n_images: int = 5000
-    N: int = 64  # noqa: N815
+    N: int = 64
     object_size: int = 232
     object_kind: str = "lines"
     object_from: str | None = None
@@ -54,7 +54,7 @@ class PhotonGridConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PhotonGridConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PhotonGridConfig:
         d = dict(d)
         d["doses"] = tuple(float(x) for x in d.get("doses", DEFAULT_DOSES))
         return cls(**d)

@@ -42,7 +42,7 @@ class Bundle:
     train_config: dict[str, Any]
     intensity_scale: float
     run_dir: Path
-    N: int  # noqa: N815 - the field's symbol
+    N: int
     gridsize: int
     kind: str
     config: dict[str, Any] = field(default_factory=dict)
