@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_path: Path, tmp_path
 
     monkeypatch.setattr(losses_mod, "pinn_loss", poisoned)
     with pytest.raises(TrainingDivergedError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
-        train(data_path, tmp_path / "run", tiny_model(), tiny_train(epochs=3), progress=False)
+        train(data_path, tmp_path / "run", tiny_model(), tiny_train(epochs=3), progress=False,
+              telemetry=tmp_path / "t.json")
+    tel = json.loads((tmp_path / "t.json").read_text())
+    assert tel["training"]["nan_detected"] is True and tel["training"]["first_nan_epoch"] == 2
+    assert tel["training"]["epochs_completed"] == 1
     ck = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)
     assert ck["epoch"] == 1
     assert all(torch.all(torch.isfinite(v)) for v in ck["model"].values() if v.is_floating_point())

@@ -154,3 +154,17 @@ def record_training(
         "checkpoint_artifact": os.path.join(os.fspath(run_dir), "model.safetensors"),
     })
     rec.write()
+
+
+def record_divergence(path: str | os.PathLike, history: list[dict[str, Any]], epoch: int, run_dir: Any,
+                      scenario: str | None = None) -> None:
+    """``train`` stopped on a NaN/Inf loss: the training block with ``nan_detected`` and the epoch."""
+    rec = _open(path, "train", scenario)
+    last = history[-1] if history else {}
+    rec.set_block("training", {
+        "epochs_completed": len(history), "early_stopped": False, "early_stop_epoch": None,
+        "final_loss": last.get("train_loss"), "final_val_loss": last.get("val_loss"),
+        "nan_detected": True, "first_nan_epoch": int(epoch),
+        "history_artifact": None, "checkpoint_artifact": os.path.join(os.fspath(run_dir), "checkpoint.pt"),
+    })
+    rec.write()

@@ -405,6 +405,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 last_good = history[-1]["epoch"] if history else start_epoch
                 good = (f"the last good checkpoint (epoch {last_good}) is kept in {ckpt_path}" if ckpt_path.exists()
                         else "no good checkpoint exists (it diverged in the first epoch)")
+                if telemetry is not None and main:
+                    from ptychopinn.telemetry.hooks import record_divergence
+
+                    record_divergence(telemetry, history, epoch + 1, run)
                 raise TrainingDivergedError(
                     f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
                     f"{good}; try a lower --lr or check the data")
@@ -434,6 +438,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                                   weights, unit, device, precision, ctx)
         monitor = val_loss if val_loss is not None else train_loss
         if not math.isfinite(monitor):
+            if telemetry is not None and main:
+                from ptychopinn.telemetry.hooks import record_divergence
+
+                record_divergence(telemetry, history, epoch + 1, run)
             raise TrainingDivergedError(
                 f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
                 f"the last good checkpoint is kept in {ckpt_path}; try a lower --lr")
