@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ptychopinn._config import strict_from_dict
 from ptychopinn.errors import ConfigError
 
 MODEL_KINDS = ("pinn", "supervised")
@@ -98,8 +99,4 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "model config")

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ptychopinn._config import strict_from_dict
 from ptychopinn.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -84,8 +85,4 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown training config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "training config")
