@@ -42,16 +42,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1; got {args.batch_size}")
     if args.stitch_crop is not None and args.stitch_crop < 1:
         raise ConfigError(f"--stitch-crop must be >= 1; got {args.stitch_crop}")
+    data = args.data
+    if args.telemetry:  # telemetry also needs the dataset: read it once and hand it over
+        from ptychopinn.data.contract import load_dataset
+
+        data = load_dataset(args.data)
     rec = reconstruct(
-        args.model, args.data, out_dir=args.output, stitch_crop=args.stitch_crop,
+        args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
         progress=False if args.no_progress else None,
     )
     if args.telemetry:
-        from ptychopinn.data.contract import load_dataset
         from ptychopinn.telemetry.hooks import record_inference
 
-        record_inference(args.telemetry, rec, args.model, args.data, load_dataset(args.data), args.output)
+        record_inference(args.telemetry, rec, args.model, args.data, data, args.output)
     t = rec.timing
     h, w = rec.object.shape
     print(f"infer: {rec.metadata['n_patterns']} patterns -> {h}x{w} object (origin y={rec.origin[0]:g}, "

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ptychopinn._device import resolve_device  # noqa: F401 - re-exported for inference callers
 from ptychopinn.errors import BundleError, ConfigError, DataError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,23 +41,6 @@ class InferenceModel:
     neighbor_count: int
     device: torch.device
     source: str
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA request is a ConfigError."""
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        name = str(device)
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ConfigError(f"device must be one of {DEVICES}; got {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-    return dev
 
 
 def _cfg_get(obj: Any, name: str, default: Any = None) -> Any:

@@ -249,14 +249,11 @@ def preserved_torch_state() -> Iterator[None]:
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' if available else 'cpu'; 'cuda' without CUDA is a ConfigError."""
-    import torch
+    """pty-chi's device name ('cpu' or 'cuda') for ``auto`` / ``cpu`` / ``cuda`` (see
+    :func:`ptychopinn._device.resolve_device`)."""
+    from ptychopinn._device import resolve_device as _resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-    return device
+    return _resolve(device).type
 
 
 # ---------------------------------------------------------------------------------------------

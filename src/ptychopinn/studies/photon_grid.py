@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import write_json_atomic, write_text_atomic
+from ptychopinn._io import sha256_file, write_json_atomic, write_text_atomic
 from ptychopinn.errors import ConfigError
 
 DEFAULT_DOSES = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9)
@@ -60,16 +60,6 @@ class PhotonGridConfig:
         return cls(**d)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     """Simulate every dose of ``config`` into ``root``; return the manifest dict."""
     from tqdm import tqdm
@@ -100,7 +90,7 @@ def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: boo
         entries.append({
             "file": path.name, "dose": float(dose), "patterns": ds.n_patterns,
             "diff3d_shape": list(ds.diff3d.shape), "measured_photons_per_pattern": ds.photons_per_pattern(),
-            "sha256": _sha256(path), "size_bytes": path.stat().st_size,
+            "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
         })
     from ptychopinn import __version__
 

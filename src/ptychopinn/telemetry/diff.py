@@ -198,12 +198,17 @@ def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: floa
     return StageDiff(name, tol, _status(rows), tuple(rows), note)
 
 
+def _not_in_both(name: str, pa: Any, pb: Any, tol: float) -> StageDiff:
+    """The StageDiff of a block recorded in neither file (ABSENT) or in one only (MISSING)."""
+    if not pa and not pb:
+        return StageDiff(name, tol, ABSENT)
+    return StageDiff(name, tol, MISSING, note=f"recorded only in {'A' if pa else 'B'}")
+
+
 def _diff_probe(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
     pa, pb = a.get("probe"), b.get("probe")
-    if not pa and not pb:
-        return StageDiff("probe", tol, ABSENT)
-    if not pa or not pb:
-        return StageDiff("probe", tol, MISSING, note=f"recorded only in {'A' if pa else 'B'}")
+    if not (pa and pb):
+        return _not_in_both("probe", pa, pb, tol)
     rows: list[RowDiff] = []
     for part in ("pre_normalization", "post_normalization"):
         short = part.split("_")[0]
@@ -224,10 +229,8 @@ def _diff_probe(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> Stage
 
 def _diff_scale(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
     ia, ib = a.get("intensity_scale"), b.get("intensity_scale")
-    if not ia and not ib:
-        return StageDiff("intensity_scale", tol, ABSENT)
-    if not ia or not ib:
-        return StageDiff("intensity_scale", tol, MISSING, note=f"recorded only in {'A' if ia else 'B'}")
+    if not (ia and ib):
+        return _not_in_both("intensity_scale", ia, ib, tol)
     rows = []
     for q, path in _SCALE_KEYS:
         va, vb = _num(_get(ia, path)), _num(_get(ib, path))

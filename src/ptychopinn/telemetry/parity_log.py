@@ -14,7 +14,6 @@ parameter excerpt and the metrics as ``[train, test]`` pairs. Outputs: ``dose_pa
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import atomic_path
+from ptychopinn._io import atomic_path, sha256_file  # sha256_file: public helper named by seed 004
 from ptychopinn.errors import ConfigError, DataError, DependencyError
 
 #: output file names
@@ -100,16 +99,6 @@ class ParityLogConfig:
 # ---------------------------------------------------------------------------------------------
 # pure helpers
 # ---------------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(chunk_size), b""):
-                h.update(block)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    return h.hexdigest()
 
 
 def parse_photon_dose(filename: str | os.PathLike) -> float | None:

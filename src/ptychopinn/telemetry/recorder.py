@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import write_json_atomic
+from ptychopinn._io import sha256_file, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
 
@@ -226,12 +226,6 @@ def _opt_float(v: Any, what: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    from ptychopinn.telemetry.parity_log import sha256_file
-
-    return sha256_file(path)
-
-
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
     """The intensity scale that was used, from an ``intensity_scale`` block (``None`` if unknown)."""
     if not block:
@@ -347,7 +341,7 @@ class TelemetryRecorder:
         src = dict(prov.get("dataset_source") or {"type": None, "path": None, "checksum": None})
         if dataset_path is not None:
             src["path"] = os.fspath(dataset_path)
-            src["checksum"] = _sha256(dataset_path)
+            src["checksum"] = sha256_file(dataset_path)
             src["type"] = dataset_type or src.get("type") or "npz_file"
         elif dataset_type is not None:
             src["type"] = dataset_type
@@ -396,7 +390,7 @@ class TelemetryRecorder:
         src_path = os.fspath(path) if path is not None else None
         self._doc["probe"] = {
             "source": {"type": str(source_type), "path": src_path,
-                       "checksum": _sha256(path) if path is not None and Path(path).is_file() else None},
+                       "checksum": sha256_file(path) if path is not None and Path(path).is_file() else None},
             "shape": [int(s) for s in pre_np.shape],
             "dtype": _st._dtype_name(pre),
             "pre_normalization": _st.probe_stats(pre),
@@ -538,7 +532,7 @@ class TelemetryRecorder:
             "artifacts": dict(artifacts or {}),
         }
         if dataset_path is not None:
-            block["dataset"] = {"path": os.fspath(dataset_path), "checksum": _sha256(dataset_path)}
+            block["dataset"] = {"path": os.fspath(dataset_path), "checksum": sha256_file(dataset_path)}
         self.set_block("inference", block)
 
     def record_comparison(

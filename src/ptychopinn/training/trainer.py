@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ptychopinn._io import atomic_path, write_json_atomic
+from ptychopinn._device import resolve_device
+from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
 from ptychopinn.data.contract import PtychoDataset, load_dataset
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
 from ptychopinn.model import build_model, count_parameters
@@ -75,14 +76,6 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def arrays_sha256(ds: PtychoDataset) -> str:
     """Fingerprint of the arrays training uses (diffraction, positions, probe)."""
     h = hashlib.sha256()
@@ -91,20 +84,6 @@ def arrays_sha256(ds: PtychoDataset) -> str:
         h.update(str((a.shape, a.dtype.str)).encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank)
-    elif dev.type != "cpu":
-        raise ConfigError(f"unsupported device {name!r} (auto, cpu, cuda)")
-    return dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -499,10 +478,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                       "source": f"{ds.source}: probeGuess", "trainable": bool(mcfg.probe_trainable),
                       "file": bundle_mod.PROBE_FILE},
             "data": {
-                "train": {"path": train_path or ds.source, "sha256": file_sha256(train_path) if train_path else None,
+                "train": {"path": train_path or ds.source, "sha256": sha256_file(train_path) if train_path else None,
                           "arrays_sha256": data_sha, "n_patterns": ds.n_patterns, "N": ds.N},
                 "test": None if test_ds is None else {
-                    "path": test_path or test_ds.source, "sha256": file_sha256(test_path) if test_path else None,
+                    "path": test_path or test_ds.source, "sha256": sha256_file(test_path) if test_path else None,
                     "arrays_sha256": test_sha, "n_patterns": test_ds.n_patterns},
                 "n_groups": n_groups, "n_train_groups": int(train_idx.numel()),
                 "n_val_groups": int(val_idx.numel()), "group_size": c,
