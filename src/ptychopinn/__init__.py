@@ -24,6 +24,7 @@ _LAZY = {
     "ModelConfig": "ptychopinn.model.config:ModelConfig",
     "load_bundle": "ptychopinn.training.bundle:load_bundle",
     "reconstruct": "ptychopinn.inference.reconstruct:reconstruct",
+    "reconstruct_scan": "ptychopinn.inference.fit:reconstruct_scan",
     "compare": "ptychopinn.evaluation.compare:compare",
     "run_ptychi": "ptychopinn.iterative.ptychi_runner:run_ptychi",
 }

@@ -44,13 +44,14 @@ def test_pinn_output_contract(n: int, gridsize: int) -> None:
 
 
 def test_encoder_widths_and_parameter_count() -> None:
-    m64 = build_model(ModelConfig(N=64, n_filters_scale=2), default_probe(64), 1.0)
+    """The classic (reference) network keeps its published shape."""
+    m64 = build_model(ModelConfig(N=64, n_filters_scale=2, arch="classic"), default_probe(64), 1.0)
     widths = [mod.out_channels for mod in m64.encoder if isinstance(mod, torch.nn.Conv2d)][1::2]
     assert widths == [64, 128, 256]  # 32/64/128 x 2
     assert 2.2e6 < count_parameters(m64) < 2.4e6
-    m128 = build_model(ModelConfig(N=128, n_filters_scale=1), default_probe(128), 1.0)
+    m128 = build_model(ModelConfig(N=128, n_filters_scale=1, arch="classic"), default_probe(128), 1.0)
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in m128.encoder) == 4
-    m32 = build_model(ModelConfig(N=32, n_filters_scale=1), default_probe(32), 1.0)
+    m32 = build_model(ModelConfig(N=32, n_filters_scale=1, arch="classic"), default_probe(32), 1.0)
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in m32.encoder) == 2
 
 

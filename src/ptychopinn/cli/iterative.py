@@ -14,8 +14,9 @@ Reconstruct DATA.npz with pty-chi and write into OUT_DIR:
                              pixel (origin[0] + i, origin[1] + j)), _metadata (JSON text)
   ptychi_reconstruction.png  amplitude, phase and loss history
 
-The object starts from ones (or from the file's objectGuess with --object-init dataset), the
-probe from probeGuess (scaled to the measured photons per pattern). Needs the optional
+The object starts from ones (or from the file's objectGuess with --object-init dataset, or from a
+PINN reconstruction with --init-object RECON.npz), the probe from probeGuess (or --init-probe),
+scaled to the measured photons per pattern. Needs the optional
 dependency pty-chi: pip install -c constraints.txt 'ptychopinn[ptychi]'. Where torchvision cannot
 be imported (CUDA wheel beside a CPU-only torch), a documented stand-in for its GaussianBlur is
 used; the metadata records it.
@@ -36,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--object-init", default="ones", choices=("ones", "dataset"),
                         help="initial object: ones, or the file's objectGuess (default: %(default)s)")
+    parser.add_argument("--init-object", metavar="RECON.npz",
+                        help="start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
+                             "places it; unscanned pixels start at its mean) instead of --object-init")
+    parser.add_argument("--init-probe", metavar="PROBE.npz",
+                        help="start from this probe (probeGuess, reconstructed_probe or probe key) "
+                             "instead of the dataset's probeGuess")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -51,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = PtychiConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
                           probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed,
-                          object_init=args.object_init)
+                          object_init=args.object_init, init_object=args.init_object,
+                          init_probe=args.init_probe)
     import_ptychi()  # fail fast (exit 2) before reading a large file
     dataset = load_dataset(args.data)
     result = run_ptychi(dataset, config, progress=not args.quiet)

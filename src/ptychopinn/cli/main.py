@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "validate": "validate",
     "train": "train",
     "infer": "infer",
+    "reconstruct": "reconstruct",
     "compare": "compare",
     "iterative": "iterative",
     "photon-grid": "photon_grid",

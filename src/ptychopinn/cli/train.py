@@ -17,18 +17,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", metavar="TEST.npz", help="test dataset, scored after every epoch (test_loss)")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run / bundle directory")
     p.add_argument("--model", default="pinn", choices=["pinn", "supervised"])
-    p.add_argument("--gridsize", type=int, default=1, help="patterns per group = gridsize^2")
+    add_config_arguments(p)
+
+
+def add_config_arguments(p: argparse.ArgumentParser, gridsize: int = 1, epochs: int = 50, n_filters_scale: int = 2,
+                         val_fraction: float = 0.1, patience: int = 6) -> None:
+    """Model and training options shared by ``train`` and ``reconstruct``."""
+    p.add_argument("--arch", default="unet", choices=["unet", "classic"],
+                   help="network: unet (default; back-projected input, skip connections) or classic "
+                        "(the reference PtychoPINN network)")
+    p.add_argument("--gridsize", type=int, default=gridsize, help="patterns per group = gridsize^2")
     p.add_argument("--neighbor-count", type=int, default=7, help="K nearest neighbours for grouping")
     p.add_argument("--n-groups", type=int, help="number of groups (default: one per pattern)")
     p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
     p.add_argument("--loss", default="nll", choices=["nll", "mae", "nll+mae"])
     p.add_argument("--nll-weight", type=float, help="weight of the Poisson NLL term")
     p.add_argument("--mae-weight", type=float, help="weight of the amplitude MAE term")
-    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear learning-rate warmup (0 = off)")
-    p.add_argument("--n-filters-scale", type=int, default=2, help="width multiplier of the network")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"],
+                   help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
+    p.add_argument("--min-lr", type=float, default=1e-4, help="final / lowest learning rate")
+    p.add_argument("--grad-clip", type=float, default=0.0,
+                   help="clip the gradient norm at this multiple of its running mean (0 = off)")
+    p.add_argument("--n-filters-scale", type=int, default=n_filters_scale, help="width multiplier of the network")
+    p.add_argument("--norm", default="none", choices=["none", "group"], help="normalisation layers (unet)")
     p.add_argument("--amp-max", type=float, default=2.0, help="amplitude head range: amp_max * sigmoid")
     p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
                    help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
@@ -40,30 +55,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
                    help="auto: bfloat16 convolutions on CPUs with native support, else float32")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--val-fraction", type=float, default=val_fraction,
+                   help="fraction of groups held out for validation / early stopping")
+    p.add_argument("--patience", type=int, default=patience, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
+def build_configs(args: argparse.Namespace) -> tuple:
+    """(ModelConfig, TrainConfig) from the options of :func:`add_config_arguments`."""
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
-    from ptychopinn.training.trainer import train
 
     mcfg = ModelConfig(
-        kind=args.model, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
+        kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
+        gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
         probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
         amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
     )
     tcfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
+        schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
         nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
         intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
     )
+    return mcfg, tcfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from ptychopinn.training.trainer import train
+
+    mcfg, tcfg = build_configs(args)
     res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
                 telemetry=args.telemetry)
     if res.device and _is_main():

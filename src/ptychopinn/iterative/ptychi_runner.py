@@ -88,6 +88,8 @@ class PtychiConfig:
     seed: int | None = 0
     object_init: str = "ones"  # "ones" or "dataset" (the dataset's objectGuess)
     margin: int = 2
+    init_object: str | None = None  # reconstruction NPZ (object + origin) to start from
+    init_probe: str | None = None  # NPZ with probeGuess / reconstructed_probe / probe to start from
 
     def __post_init__(self) -> None:
         alg = str(self.algorithm).upper()
@@ -271,13 +273,66 @@ def _check_dataset(dataset: PtychoDataset, config: PtychiConfig) -> None:
         raise DataError(f"{dataset.source}: key 'objectGuess': missing (needed for object_init='dataset')")
 
 
-def _initial_object(dataset: PtychoDataset, geom: PtychiGeometry, config: PtychiConfig) -> np.ndarray:
+def _initial_object(dataset: PtychoDataset, geom: PtychiGeometry, config: PtychiConfig,
+                    init_object: Any = None) -> np.ndarray:
     hb, wb = geom.buffer_shape
     obj = np.ones((hb, wb), dtype=np.complex64)
+    if init_object is not None:
+        return place_object(init_object, geom)
     if config.object_init == "dataset":
         sy, sx = geom.canvas_slices()
         obj[sy, sx] = np.asarray(dataset.object, dtype=np.complex64)
     return obj
+
+
+def place_object(recon: Any, geom: PtychiGeometry) -> np.ndarray:
+    """A reconstruction (anything :func:`~ptychopinn.evaluation.compare.load_reconstruction` reads:
+    our ``reconstruction.npz``, a pty-chi NPZ, an ``(array, origin)`` pair...) resampled onto the
+    pty-chi buffer (nearest whole pixel of its origin). Buffer pixels it does not cover, or covers
+    with 0 / NaN (unscanned), get its mean covered value, so the solver starts from a flat object
+    there."""
+    from ptychopinn.evaluation.compare import load_reconstruction
+
+    rec = load_reconstruction(recon, "init")
+    src = np.asarray(rec.object, dtype=np.complex64)
+    valid = np.isfinite(src) & (np.abs(src) > 0)
+    if not valid.any():
+        raise DataError(f"{rec.source}: the initial object has no finite, nonzero pixel")
+    fill = np.complex64(src[valid].mean())
+    hb, wb = geom.buffer_shape
+    out = np.full((hb, wb), fill, dtype=np.complex64)
+    ty, tx = geom.buffer_top_left
+    oy, ox = (int(round(float(v))) for v in rec.origin)
+    # buffer pixel (i, j) is object pixel (ty + i, tx + j) = source pixel (ty + i - oy, tx + j - ox)
+    y0, x0 = max(0, oy - ty), max(0, ox - tx)
+    y1, x1 = min(hb, oy - ty + src.shape[0]), min(wb, ox - tx + src.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        raise DataError(f"{rec.source}: the initial object (origin {rec.origin}, shape {src.shape}) does not "
+                        f"overlap the scanned region")
+    block = src[y0 + ty - oy:y1 + ty - oy, x0 + tx - ox:x1 + tx - ox]
+    ok = valid[y0 + ty - oy:y1 + ty - oy, x0 + tx - ox:x1 + tx - ox]
+    out[y0:y1, x0:x1] = np.where(ok, block, fill)
+    return out
+
+
+def load_init_probe(source: Any, n: int) -> np.ndarray:
+    """A probe (N, N) from an array or an NPZ holding ``probeGuess``, ``reconstructed_probe`` or
+    ``probe`` (the first mode of a (modes, N, N) / (1, 1, N, N) stack)."""
+    where = "initial probe"
+    if isinstance(source, (str, os.PathLike)):
+        from ptychopinn.data.contract import open_npz
+
+        z = open_npz(str(source))
+        key = next((k for k in ("probeGuess", "reconstructed_probe", "probe") if k in z), None)
+        if key is None:
+            raise DataError(f"{source}: no key 'probeGuess', 'reconstructed_probe' or 'probe'")
+        where, source = f"{source}: key '{key}'", z[key]
+    p = np.asarray(source)
+    while p.ndim > 2 and p.shape[0] >= 1:
+        p = p[0]
+    if p.shape != (n, n) or not np.all(np.isfinite(p)):
+        raise DataError(f"{where}: must be a finite ({n}, {n}) array; got shape {np.shape(p)}")
+    return p.astype(np.complex64)
 
 
 def _probe_scale_factor(intensities: np.ndarray, probe: np.ndarray, obj: np.ndarray,
@@ -341,8 +396,10 @@ class PtychiInputs:
     probe_scale_factor: float
 
 
-def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig) -> PtychiInputs:
-    """Geometry, positions, intensities and initial guesses for ``dataset`` (pure numpy)."""
+def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig, init_object: Any = None,
+                   init_probe: Any = None) -> PtychiInputs:
+    """Geometry, positions, intensities and initial guesses for ``dataset`` (pure numpy).
+    ``init_object`` / ``init_probe`` (or the config's paths) replace the starting object / probe."""
     _check_dataset(dataset, config)
     n = dataset.N
     geom = plan_geometry(dataset, config.margin)
@@ -354,8 +411,11 @@ def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig) -> PtychiInputs
         raise DataError(f"{dataset.source}: key 'ycoords'/'xcoords': positions put patches outside the object")
     diff = np.asarray(dataset.diff3d, dtype=np.float32)
     intensities = np.ascontiguousarray(np.fft.ifftshift(diff * diff, axes=(-2, -1)), dtype=np.float32)
-    obj0 = _initial_object(dataset, geom, config)
-    probe_in = np.asarray(dataset.probe, dtype=np.complex64)
+    init_object = config.init_object if init_object is None else init_object
+    init_probe = config.init_probe if init_probe is None else init_probe
+    obj0 = _initial_object(dataset, geom, config, init_object)
+    probe_in = (np.asarray(dataset.probe, dtype=np.complex64) if init_probe is None
+                else load_init_probe(init_probe, n))
     scale = _probe_scale_factor(intensities, probe_in, obj0, tl_buffer)
     probe0 = (probe_in * np.float32(scale)).astype(np.complex64)
     return PtychiInputs(geom, pos, intensities, obj0, probe0, scale)
@@ -384,11 +444,15 @@ def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, 
     return task
 
 
-def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True) -> PtychiResult:
+def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True,
+               init_object: Any = None, init_probe: Any = None) -> PtychiResult:
     """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
-    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded)."""
+    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded).
+
+    ``init_object``: start from this reconstruction (e.g. the PINN's ``Reconstruction`` or its
+    ``reconstruction.npz``) instead of ones; ``init_probe``: start from this probe (array or NPZ)."""
     config = config or PtychiConfig()
-    inputs = prepare_inputs(dataset, config)
+    inputs = prepare_inputs(dataset, config, init_object, init_probe)
     t_import = time.perf_counter()
     pc = import_ptychi()
     import_seconds = time.perf_counter() - t_import

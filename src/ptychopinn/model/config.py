@@ -11,6 +11,7 @@ from ptychopinn.errors import ConfigError
 
 MODEL_KINDS = ("pinn", "supervised")
 AMP_ACTIVATIONS = ("sigmoid", "softplus", "exp")
+ARCHS = ("unet", "classic")
 
 
 def needs_border_branch(probe: Any, threshold: float = 0.01) -> bool:
@@ -36,9 +37,13 @@ class ModelConfig:
     object outside the central N/2 support; ``None`` (auto) turns it on when more than 1 % of the
     probe's energy lies outside that support (see :func:`needs_border_branch`).
     ``merge_eps`` is the epsilon of the merge normalisation (DESIGN section 5).
+    ``arch`` picks the network body: 'unet' (default, :mod:`ptychopinn.model.unet`: back-projected
+    input, skip connections, SiLU; ``norm`` and ``back_project`` configure it) or 'classic' (the
+    reference PtychoPINN encoder/decoders, kept for parity).
     """
 
     kind: str = "pinn"
+    arch: str = "unet"
     N: int | None = None
     gridsize: int = 1
     n_filters_scale: int = 2
@@ -49,10 +54,14 @@ class ModelConfig:
     border_branch: bool | None = None
     merge_eps: float = 1e-6
     channels_last: bool = True
+    norm: str = "none"
+    back_project: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"model kind must be one of {MODEL_KINDS}; got {self.kind!r}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch must be one of {ARCHS}; got {self.arch!r}")
         if self.N is not None:
             n = int(self.N)
             if n < 32 or n & (n - 1):
@@ -67,6 +76,8 @@ class ModelConfig:
             raise ConfigError(f"amp_activation must be one of {AMP_ACTIVATIONS}; got {self.amp_activation!r}")
         if not self.amp_max > 0:
             raise ConfigError(f"amp_max must be > 0; got {self.amp_max}")
+        if self.norm not in ("none", "group"):
+            raise ConfigError(f"norm must be 'none' or 'group'; got {self.norm!r}")
         if not self.merge_eps > 0:
             raise ConfigError("merge_eps must be > 0")
 
@@ -99,4 +110,5 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return strict_from_dict(cls, d, "model config")
+        """Strict; a config without ``arch`` (bundles written before it existed) is 'classic'."""
+        return strict_from_dict(cls, {"arch": "classic", **d}, "model config")

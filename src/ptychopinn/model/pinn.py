@@ -115,17 +115,22 @@ class PtychoPINN(nn.Module):
         self.config = cfg
         self.N, self.gridsize, self.kind, self.C = n, cfg.gridsize, cfg.kind, c
         widths = encoder_widths(cfg)
-        self.encoder = Encoder(c, widths)
-        dec_widths = widths[:-1][::-1]
-        last = dec_widths[-1] if dec_widths else widths[-1]
-        self.dec_amp = Decoder(widths[-1], dec_widths)
-        self.dec_phase = Decoder(widths[-1], dec_widths)
-        self.head_amp = nn.Conv2d(last, c, 3, padding=1)
-        self.head_phase = nn.Conv2d(last, c, 3, padding=1)
-        if cfg.border_branch:
-            self.border_amp = border_branch(last, c)
-            self.border_phase = border_branch(last, c)
-        init_weights(self)
+        if cfg.arch == "unet":
+            from ptychopinn.model.unet import UNetBody
+
+            self.unet = UNetBody(c, n, widths, cfg.norm, cfg.back_project, bool(cfg.border_branch))
+        else:
+            self.encoder = Encoder(c, widths)
+            dec_widths = widths[:-1][::-1]
+            last = dec_widths[-1] if dec_widths else widths[-1]
+            self.dec_amp = Decoder(widths[-1], dec_widths)
+            self.dec_phase = Decoder(widths[-1], dec_widths)
+            self.head_amp = nn.Conv2d(last, c, 3, padding=1)
+            self.head_phase = nn.Conv2d(last, c, 3, padding=1)
+            if cfg.border_branch:
+                self.border_amp = border_branch(last, c)
+                self.border_phase = border_branch(last, c)
+            init_weights(self)
         ri, factor = _probe_tensor(probe)
         self.probe_factor = factor
         if cfg.probe_trainable:
@@ -155,6 +160,13 @@ class PtychoPINN(nn.Module):
         """Amplitude and phase (B, C, N, N) float32 of the predicted member patches."""
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.config.arch == "unet":
+            za, zp = self.unet(x, self.probe_complex)
+            with _autocast_off(x.device.type):
+                amp = amplitude_activation(za.float(), self.config.amp_activation, self.config.amp_max)
+                phase = math.pi * torch.tanh(zp.float())
+                mask = self.support
+                return (amp * mask).contiguous(), (phase * mask).contiguous()
         z = self.encoder(x)
         fa, fp = self.dec_amp(z), self.dec_phase(z)
         q = self.N // 4

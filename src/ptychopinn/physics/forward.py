@@ -30,6 +30,11 @@ def far_field(psi: Tensor) -> Tensor:
     return torch.fft.fftshift(torch.fft.fft2(psi, norm="ortho"), dim=(-2, -1))
 
 
+def near_field(psi_far: Tensor) -> Tensor:
+    """Inverse of :func:`far_field` (centred spectrum -> exit wave)."""
+    return torch.fft.ifft2(torch.fft.ifftshift(psi_far, dim=(-2, -1)), norm="ortho")
+
+
 def far_field_np(psi: np.ndarray) -> np.ndarray:
     """numpy twin of :func:`far_field` (same convention)."""
     return np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))

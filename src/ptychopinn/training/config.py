@@ -12,6 +12,7 @@ from ptychopinn.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bf16")
 LOSSES = ("nll", "mae", "nll+mae")
+SCHEDULES = ("cosine", "plateau")
 
 #: fields that control how a run is executed, not what it computes (ignored when resuming)
 RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
@@ -24,7 +25,12 @@ class TrainConfig:
     ``loss`` picks the PINN loss ('nll', 'mae' or 'nll+mae'); ``nll_weight`` / ``mae_weight``
     override the weights. ``patience`` is the early-stopping patience in epochs on the
     validation loss (0 = off). ``warmup_epochs`` is the length of the linear learning-rate warmup
-    at the start (0 = off). ``precision`` 'auto' runs the convolutional body in bfloat16
+    at the start (0 = off). ``schedule`` 'cosine' then decays the rate along a half cosine from
+    ``lr`` to ``min_lr`` at the last step of ``epochs``; 'plateau' halves it (``lr_factor``) when
+    the validation loss stalls for ``lr_patience`` epochs, down to ``min_lr``. ``grad_clip`` > 0
+    clips the gradient norm, measured relative to its running median (so it does not depend on
+    the dose). ``diagnostics`` records dead units, tiling and the deviance versus the Poisson floor
+    in ``history.json`` every epoch. ``precision`` 'auto' runs the convolutional body in bfloat16
     autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
     losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
     the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
@@ -46,9 +52,12 @@ class TrainConfig:
     precision: str = "auto"
     val_fraction: float = 0.1
     patience: int = 6
+    schedule: str = "cosine"
     lr_factor: float = 0.5
     lr_patience: int = 2
     min_lr: float = 1e-4
+    grad_clip: float = 0.0
+    diagnostics: bool = True
     intensity_scale_source: str = "data"
     restore_best: bool = True
     resume: bool = False
@@ -73,6 +82,10 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
         if self.patience < 0 or self.lr_patience < 0:
             raise ConfigError("patience values must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if not self.grad_clip >= 0:
+            raise ConfigError(f"grad_clip must be >= 0 (0 = off); got {self.grad_clip}")
         if not 0 < self.lr_factor < 1:
             raise ConfigError(f"lr_factor must be in (0, 1); got {self.lr_factor}")
         if self.n_groups is not None and self.n_groups < 1:

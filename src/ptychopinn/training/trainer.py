@@ -7,9 +7,11 @@ Data flow: dataset -> :func:`~ptychopinn.data.grouping.make_groups` -> inputs ``
 pattern (B, 1, N, N) and its ``ground_truth_patches``.
 
 Learning rate: a linear warmup over the first ``warmup_epochs`` epochs (default 1) brings the rate
-from lr/steps to lr; without it the first full-size Adam steps switch off most ReLUs of the encoder
-(the count-scale loss drives the biases before the features have grown), which slows training and
-can collapse the network to a constant. After warmup ReduceLROnPlateau acts on the validation loss.
+from lr/steps to lr; without it the first full-size Adam steps switch off most ReLUs of the classic
+encoder (the count-scale loss drives the biases before the features have grown), which slows
+training and can collapse the network to a constant. After warmup the rate follows a half cosine
+down to ``min_lr`` at the last epoch (``schedule='cosine'``, default: the plateau scheduler of the
+reference rarely fired, so the rate never decayed), or ReduceLROnPlateau (``schedule='plateau'``).
 
 Reproducibility: weights are initialised from ``seed`` (inside ``torch.random.fork_rng``, so the
 caller's global generator is untouched); the validation split uses a generator seeded with
@@ -45,6 +47,7 @@ from ptychopinn.model.scaling import choose_intensity_scale, input_scale
 from ptychopinn.training import bundle as bundle_mod
 from ptychopinn.training import distributed as dist_mod
 from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig
+from ptychopinn.training.diagnostics import epoch_diagnostics
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -169,6 +172,32 @@ def _loss(model: nn.Module, kind: str, batch: tuple[torch.Tensor, ...], weights:
     return losses_mod.pinn_loss(out, xm, weights, unit)
 
 
+def cosine_lr(tcfg: TrainConfig, step: int, warm: int, total: int) -> float:
+    """Learning rate at ``step``: linear warmup over ``warm`` steps, then a half cosine from
+    ``tcfg.lr`` down to ``min(tcfg.min_lr, tcfg.lr)`` at step ``total - 1``."""
+    if step < warm:
+        return tcfg.lr * (step + 1) / warm
+    lo = min(tcfg.min_lr, tcfg.lr)
+    t = (step - warm) / max(1, total - 1 - warm)
+    return lo + 0.5 * (tcfg.lr - lo) * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def clip_gradients(model: nn.Module, factor: float, running: float | None) -> float:
+    """Clip the gradient norm to ``factor`` x its running mean (an EMA of the clipped norms, so the
+    threshold follows the loss scale of the dose); returns the updated running mean."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+    if not math.isfinite(norm):
+        return running if running is not None else 0.0
+    if running is None:
+        return norm
+    limit = factor * running
+    if norm > limit > 0:
+        torch.nn.utils.clip_grad_norm_(params, limit)
+        norm = limit
+    return 0.98 * running + 0.02 * norm
+
+
 def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2 ** 63))
     return torch.randperm(n, generator=g)
@@ -187,10 +216,10 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _run_signature(mcfg: ModelConfig, tcfg: TrainConfig, data_sha: str, test_sha: str | None,
-                   world: int) -> str:
+                   world: int, init_sha: str | None = None) -> str:
     t = {k: v for k, v in tcfg.to_dict().items() if k not in RUN_CONTROL_FIELDS}
     return json.dumps({"model": mcfg.to_dict(), "train": t, "data": data_sha, "test": test_sha,
-                       "world_size": world}, sort_keys=True)
+                       "world_size": world, **({"init": init_sha} if init_sha else {})}, sort_keys=True)
 
 
 def _signature_diff(a: str, b: str) -> list[str]:
@@ -204,6 +233,25 @@ def _signature_diff(a: str, b: str) -> list[str]:
         elif va != vb:
             out.append(f"{sect}: differs")
     return out
+
+
+def _init_weights_from(run_dir: str | os.PathLike, requested: ModelConfig | None
+                       ) -> tuple[ModelConfig, dict[str, torch.Tensor], str]:
+    """(model config, network weights, weights SHA-256) of a bundle to fine-tune from."""
+    import dataclasses
+
+    b = bundle_mod.load_bundle(run_dir, "cpu")
+    mcfg = b.model_config
+    if requested is not None:
+        keys = ("kind", "arch", "gridsize", "n_filters_scale", "norm", "back_project", "border_branch")
+        a, r = mcfg.to_dict(), dataclasses.replace(requested, N=mcfg.N).to_dict()
+        diff = [f"{k}: bundle {a[k]!r}, requested {r[k]!r}" for k in keys
+                if r[k] is not None and a[k] != r[k]]
+        if diff:
+            raise ConfigError(f"{run_dir}: cannot fine-tune, the model differs ({'; '.join(diff)})")
+        mcfg = dataclasses.replace(requested, N=mcfg.N, border_branch=mcfg.border_branch)
+    state = {k: v.detach().cpu() for k, v in b.model.state_dict().items()}
+    return mcfg, state, sha256_file(Path(run_dir) / bundle_mod.WEIGHTS_FILE)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -233,6 +281,7 @@ def train(
     test_data: str | os.PathLike | PtychoDataset | None = None,
     progress: bool = True,
     telemetry: str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train a PINN or the supervised baseline and write the bundle to ``run_dir``.
 
@@ -240,9 +289,15 @@ def train(
     given, is scored (loss only) after every epoch and recorded as ``test_loss``. Raises
     :class:`~ptychopinn.errors.TrainingDivergedError` when the loss becomes NaN/Inf (the last good
     checkpoint stays in ``run_dir``). ``telemetry``: a ``parity_telemetry.json`` to write or extend
-    with the training stages (main rank only).
+    with the training stages (main rank only). ``init_from``: a bundle whose network weights start
+    the run (fine-tuning); its model config is used when ``model_config`` is None and must
+    otherwise match; the probe and intensity scale come from ``train_data``.
     """
     t_start = time.perf_counter()
+    init = None
+    if init_from is not None:
+        init = _init_weights_from(init_from, model_config)
+        model_config = init[0]
     mcfg = model_config or ModelConfig()
     tcfg = train_config or TrainConfig()
     run = Path(run_dir)
@@ -257,14 +312,16 @@ def train(
 
     ctx = dist_mod.setup(resolve_device(tcfg.device).type)
     try:
-        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start, telemetry)
+        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start, telemetry,
+                      init)
     finally:
         dist_mod.teardown(ctx)
 
 
 def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
            run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
-           t_start: float, telemetry: str | os.PathLike | None = None) -> TrainResult:
+           t_start: float, telemetry: str | os.PathLike | None = None,
+           init: tuple[ModelConfig, dict[str, torch.Tensor], str] | None = None) -> TrainResult:
     from tqdm.auto import tqdm
 
     device = resolve_device(tcfg.device, ctx.local_rank)
@@ -275,7 +332,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
 
     data_sha = arrays_sha256(ds)
     test_sha = arrays_sha256(test_ds) if test_ds is not None else None
-    signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size)
+    signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size, init[2] if init else None)
 
     # resume / overwrite policy (decided before any work)
     ck: dict[str, Any] | None = None
@@ -316,6 +373,12 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tcfg.seed)
         model = build_model(mcfg, ds.probe, sc.value, amplitude_scale=amp_scale)
+    if init is not None:
+        own = {"probe", "log_s", "amplitude_scale"}  # from this run's data, not the bundle's
+        missing, unexpected = model.load_state_dict({k: v for k, v in init[1].items() if k not in own}, strict=False)
+        if unexpected or set(missing) - own:
+            raise ConfigError(f"init_from: the bundle's weights do not fit this model "
+                              f"(missing {sorted(set(missing) - own)[:3]}, unexpected {unexpected[:3]})")
     model = model.to(device)
     probe_initial = torch.view_as_complex(model.probe.detach().cpu().float()).numpy().copy()
     n_params = count_parameters(model)
@@ -328,6 +391,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
 
     history: list[dict[str, Any]] = []
+    grad_state: float | None = None
     start_epoch, best_loss, best_epoch, bad_epochs, stopped = 0, math.inf, 0, 0, False
     best_state: dict[str, torch.Tensor] | None = None
     if ck is not None:
@@ -339,6 +403,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         best_loss, best_epoch = float(ck["best_loss"]), int(ck["best_epoch"])
         bad_epochs, stopped = int(ck["bad_epochs"]), bool(ck["stopped"])
         best_state = {k: v.to(device) for k, v in ck["best_state"].items()} if ck.get("best_state") else None
+        grad_state = ck.get("grad_state")
         del ck
 
     if show:
@@ -355,6 +420,11 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                                      shuffle=True, seed=tcfg.seed, drop_last=False)
     bs = tcfg.batch_size
     c = mcfg.C
+    diag_batch = None
+    if tcfg.diagnostics and mcfg.kind == "pinn":
+        d_idx = (val_idx if val_idx.numel() else train_idx)[:64]
+        x_d, off_d, xm_d, _ = _batch(prep, d_idx, device)
+        diag_batch = (x_d, off_d, xm_d)
     epoch = start_epoch
     for epoch in range(start_epoch, tcfg.epochs):
         if stopped:
@@ -365,11 +435,14 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             order = train_idx[torch.tensor(list(iter(sampler)), dtype=torch.long)]
         else:
             order = train_idx[_epoch_permutation(train_idx.numel(), tcfg.seed, epoch)]
-        lr_now = optimizer.param_groups[0]["lr"]
         ddp_model.train()
         loss_sum, count = 0.0, 0
         n_batches = (order.numel() + bs - 1) // bs
         warm = int(round(tcfg.warmup_epochs * n_batches))
+        if tcfg.schedule == "cosine":
+            for grp in optimizer.param_groups:
+                grp["lr"] = cosine_lr(tcfg, epoch * n_batches, warm, tcfg.epochs * n_batches)
+        lr_now = optimizer.param_groups[0]["lr"]
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not show,
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for b in range(n_batches):
@@ -394,9 +467,14 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             step_no = epoch * n_batches + b
-            if step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
+            if tcfg.schedule == "cosine":
+                for grp in optimizer.param_groups:
+                    grp["lr"] = cosine_lr(tcfg, step_no, warm, tcfg.epochs * n_batches)
+            elif step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
                 for grp in optimizer.param_groups:
                     grp["lr"] = lr_now * (step_no + 1) / warm
+            if tcfg.grad_clip > 0:
+                grad_state = clip_gradients(model, tcfg.grad_clip, grad_state)
             optimizer.step()
             loss_sum += value * gidx.numel()
             count += gidx.numel()
@@ -404,8 +482,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             if show and (b % 5 == 0 or b == n_batches - 1):
                 bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         bar.close()
-        for grp in optimizer.param_groups:  # the plateau scheduler works on the post-warmup rate
-            grp["lr"] = lr_now
+        lr_end = optimizer.param_groups[0]["lr"]  # the rate of the epoch's last step (recorded)
+        if tcfg.schedule == "plateau":
+            for grp in optimizer.param_groups:  # the plateau scheduler works on the post-warmup rate
+                grp["lr"] = lr_now
         train_seconds = time.perf_counter() - t0
         loss_sum, count = dist_mod.all_reduce_sum([loss_sum, float(count)], ctx, device)
         train_loss = loss_sum / max(count, 1)
@@ -424,7 +504,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             raise TrainingDivergedError(
                 f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
                 f"the last good checkpoint is kept in {ckpt_path}; try a lower --lr")
-        scheduler.step(monitor)
+        if tcfg.schedule == "plateau":
+            scheduler.step(monitor)
         if monitor < best_loss:
             best_loss, best_epoch, bad_epochs = monitor, epoch + 1, 0
             best_state = _state_copy(model) if tcfg.restore_best else None
@@ -436,8 +517,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
         if test_prep is not None:
             rec["test_loss"] = test_loss
-        rec.update({"lr": lr_now, "seconds": seconds, "train_seconds": train_seconds,
+        rec.update({"lr": lr_end, "seconds": seconds, "train_seconds": train_seconds,
                     "train_patterns_per_s": count * c / train_seconds if train_seconds > 0 else None})
+        if diag_batch is not None and main:
+            rec["diagnostics"] = epoch_diagnostics(model, *diag_batch)
         history.append(rec)
         if main:
             _save_checkpoint(ckpt_path, {
@@ -446,13 +529,14 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 "scheduler": scheduler.state_dict(), "history": history, "best_loss": best_loss,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
                 "best_state": best_state, "rng": {"torch": torch.get_rng_state()},
+                "grad_state": grad_state,
             })
             write_json_atomic(run / bundle_mod.HISTORY_FILE, history)
         if show:
             msg = (f"epoch {epoch + 1}/{tcfg.epochs}: train {train_loss:.6g}"
                    + (f", val {val_loss:.6g}" if val_loss is not None else "")
                    + (f", test {test_loss:.6g}" if test_loss is not None else "")
-                   + f", lr {lr_now:.3g}, {seconds:.1f} s ({rec['train_patterns_per_s']:.1f} patterns/s)")
+                   + f", lr {lr_end:.3g}, {seconds:.1f} s ({rec['train_patterns_per_s']:.1f} patterns/s)")
             tqdm.write(msg, file=sys.stderr)
         dist_mod.barrier(ctx)
 

@@ -1,0 +1,80 @@
+"""Healthy-training pieces against independent oracles: the learning-rate schedule, the Poisson
+deviance floor (Monte-Carlo), the tiling and dead-unit diagnostics, gradient clipping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ptychopinn.training.config import TrainConfig
+from ptychopinn.training.diagnostics import (
+    ActivationProbe,
+    expected_deviance,
+    poisson_deviance,
+    tiling_fraction,
+)
+from ptychopinn.training.trainer import clip_gradients, cosine_lr
+
+
+def test_cosine_schedule_endpoints_and_midpoint() -> None:
+    t = TrainConfig(lr=1e-3, min_lr=1e-5)
+    warm, total = 10, 110
+    assert cosine_lr(t, 0, warm, total) == pytest.approx(1e-4)
+    assert cosine_lr(t, 9, warm, total) == pytest.approx(1e-3)
+    assert cosine_lr(t, 10, warm, total) == pytest.approx(1e-3)
+    assert cosine_lr(t, 60 - 0.5 + 0.5, warm, total) == pytest.approx((1e-3 + 1e-5) / 2, rel=0.02)
+    assert cosine_lr(t, total - 1, warm, total) == pytest.approx(1e-5)
+    rates = [cosine_lr(t, s, warm, total) for s in range(warm, total)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # monotone decay after warmup
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.7, 3.0, 20.0, 400.0])
+def test_expected_deviance_matches_monte_carlo(lam: float) -> None:
+    rng = np.random.default_rng(0)
+    k = torch.from_numpy(rng.poisson(lam, size=200_000).astype(np.float64))
+    mc = float(poisson_deviance(torch.full_like(k, lam), k).mean())
+    got = float(expected_deviance(torch.tensor([lam]))[0])
+    assert got == pytest.approx(mc, rel=0.02)
+
+
+def test_deviance_is_zero_at_the_counts() -> None:
+    k = torch.tensor([0.0, 1.0, 7.0, 1e6])
+    assert float(poisson_deviance(k.clamp_min(1e-12), k).abs().max()) < 1e-6
+
+
+def test_tiling_fraction_oracles() -> None:
+    rng = np.random.default_rng(1)
+    base = torch.from_numpy(rng.normal(size=(16, 16)))
+    same = base.expand(32, 16, 16) + 3.0 * torch.arange(32.0)[:, None, None]  # one pattern, other offsets
+    assert tiling_fraction(same) == pytest.approx(1.0)
+    indep = torch.from_numpy(rng.normal(size=(64, 16, 16)))
+    assert tiling_fraction(indep) == pytest.approx(1 / 64, rel=0.15)
+
+
+def test_dead_unit_probe_counts_constant_channels() -> None:
+    conv = nn.Conv2d(1, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.bias[:2] = -1e6  # channels 0 and 1: ReLU output is 0 everywhere
+    model = nn.Sequential(conv, nn.ReLU())
+    probe = ActivationProbe(model)
+    model(torch.randn(8, 1, 12, 12))
+    probe.close()
+    assert probe.spread == {"1": 0.5}
+
+
+def test_gradient_clipping_follows_the_running_norm() -> None:
+    p = nn.Parameter(torch.zeros(3))
+    model = nn.Module()
+    model.p = p
+    p.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5
+    running = clip_gradients(model, 2.0, None)
+    assert running == pytest.approx(5.0) and torch.equal(p.grad, torch.tensor([3.0, 4.0, 0.0]))
+    p.grad = torch.tensor([30.0, 40.0, 0.0])  # norm 50 > 2 x 5: clipped to 10
+    running = clip_gradients(model, 2.0, running)
+    assert float(p.grad.norm()) == pytest.approx(10.0, rel=1e-5)
+    assert running == pytest.approx(0.98 * 5 + 0.02 * 10)
+    assert math.isfinite(running)
