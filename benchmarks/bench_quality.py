@@ -28,7 +28,7 @@ from pathlib import Path
 
 PRESETS = {
     # N=64 everywhere; sizes chosen so that the quick preset runs in minutes on 2 CPU cores
-    "quick": dict(objects="lines", gridsizes="1,2", doses="1e9,1e4", seeds="0", n_train=1024,
+    "quick": dict(objects="lines", gridsizes="1,2", doses="1e9,1e4", seeds="0,1,2", n_train=1024,
                   train_size=160, n_test=400, test_size=128, epochs=12, ptychi_epochs=100,
                   fit_epochs=20, fit_gridsizes="2", handoff_epochs="10,33"),
     "full": dict(objects="lines,grf,siemens", gridsizes="1,2", doses="1e9,1e4", seeds="0,1,2",
@@ -107,7 +107,8 @@ def run(a: argparse.Namespace) -> list[dict]:
                     if a.handoff_epochs and seed == _ints(a.seeds)[0]:
                         rows += handoff(a, te, rec, kind, dose, gs, infer_s)
                 if a.fit_epochs and gs in _ints(a.fit_gridsizes):
-                    rows += fit_rows(a, te, kind, dose, gs, out)
+                    bundles = {seed: out / f"{kind}_p{dose:.0e}_gs{gs}_s{seed}" for seed in _ints(a.seeds)}
+                    rows += fit_rows(a, te, kind, dose, gs, out, bundles)
             if ptychi_row:
                 rows.append(ptychi_row)
                 print(json.dumps(ptychi_row), file=sys.stderr, flush=True)
@@ -131,24 +132,31 @@ def handoff(a, te, rec, kind, dose, gs, infer_s) -> list[dict]:
     return rows
 
 
-def fit_rows(a, te, kind, dose, gs, out) -> list[dict]:
-    """Reconstruct mode: fit the PINN on the test scan itself (no labels), one row per seed."""
+def fit_rows(a, te, kind, dose, gs, out, bundles) -> list[dict]:
+    """Reconstruct mode: fit the PINN on the test scan itself (no labels), one row per seed and
+    start (``--fit-init``: from random weights and/or fine-tuning the seed's trained bundle)."""
     from ptychopinn.inference.fit import reconstruct_scan
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
 
     rows = []
-    for seed in _ints(a.seeds):
-        tcfg = TrainConfig(epochs=a.fit_epochs, seed=seed, device=a.device, overwrite=True, val_fraction=0.05,
-                           patience=5, **({"lr": a.lr} if a.lr else {}))
-        res = reconstruct_scan(te, out / f"fit_{kind}_p{dose:.0e}_gs{gs}_s{seed}",
-                               ModelConfig(gridsize=gs, n_filters_scale=a.nfs, arch=a.arch), tcfg, progress=a.progress)
-        rec = res.reconstruction
-        m = score(te, {"PtychoPINN": {"object": rec.object, "origin": rec.origin}})["PtychoPINN"]
-        row = {"object": kind, "dose": dose, "gridsize": gs, "arm": f"PINN {a.arch} fit on scan", "seed": seed,
-               "train_s": 0.0, "infer_s": res.seconds, "epochs": res.training.epochs_run, **m}
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        rows.append(row)
+    starts = ["scratch", "bundle"] if a.fit_init == "both" else [a.fit_init]
+    for start in starts:
+        for seed in _ints(a.seeds):
+            tcfg = TrainConfig(epochs=a.fit_epochs, seed=seed, device=a.device, overwrite=True, val_fraction=0.05,
+                               patience=5, warmup_epochs=1.0 if start == "scratch" else 0.0,
+                               **({"lr": a.lr} if a.lr and start == "scratch" else {}),
+                               **({"lr": a.fit_lr} if start == "bundle" else {}))
+            mcfg = ModelConfig(gridsize=gs, n_filters_scale=a.nfs, arch=a.arch) if start == "scratch" else None
+            res = reconstruct_scan(te, out / f"fit_{start}_{kind}_p{dose:.0e}_gs{gs}_s{seed}", mcfg, tcfg,
+                                   from_bundle=bundles[seed] if start == "bundle" else None, progress=a.progress)
+            rec = res.reconstruction
+            m = score(te, {"PtychoPINN": {"object": rec.object, "origin": rec.origin}})["PtychoPINN"]
+            label = "fit on scan" if start == "scratch" else "trained + fine-tuned on scan"
+            row = {"object": kind, "dose": dose, "gridsize": gs, "arm": f"PINN {a.arch} {label}", "seed": seed,
+                   "train_s": 0.0, "infer_s": res.seconds, "epochs": res.training.epochs_run, **m}
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
     return rows
 
 
@@ -186,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--fit-epochs", type=int, help="reconstruct-mode arm: epochs of the fit on the test scan (0 = off)")
     ap.add_argument("--fit-gridsizes", help="gridsizes of the reconstruct-mode arm")
+    ap.add_argument("--fit-init", choices=("scratch", "bundle", "both"), default="bundle",
+                    help="reconstruct-mode start: random weights, the trained bundle (fine-tune), or both")
+    ap.add_argument("--fit-lr", type=float, default=3e-4, help="fine-tuning learning rate")
     ap.add_argument("--handoff-epochs", help="pty-chi epochs started from the PINN reconstruction (e.g. 10,33)")
     ap.add_argument("--nfs", type=int, default=1, help="n_filters_scale (default 1)")
     ap.add_argument("--arch", default="unet", help="network: unet (default) or classic")

@@ -64,3 +64,24 @@ def test_classic_bundle_config_from_before_arch_loads_as_classic() -> None:
     model = build_model(mcfg, default_probe(int(mcfg.N)), 1.0)
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert shapes == json.loads((FIXTURE / "weights_shapes.json").read_text())
+
+
+def test_classic_bundle_without_arch_key_loads_and_infers(tmp_path: Path) -> None:
+    """A classic bundle whose config.json predates ``arch`` loads as classic and reconstructs."""
+    from ptychopinn.data.simulate import simulate
+    from ptychopinn.inference.reconstruct import reconstruct
+    from ptychopinn.training.bundle import load_bundle
+    from ptychopinn.training.config import TrainConfig
+    from ptychopinn.training.trainer import train
+
+    ds = simulate(n_images=48, N=32, object_size=64, nphotons=1e6, seed=3)
+    run = tmp_path / "run"
+    train(ds, run, ModelConfig(arch="classic", n_filters_scale=1),
+          TrainConfig(epochs=1, device="cpu", diagnostics=False), progress=False)
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["model"]["arch"], cfg["model"]["norm"], cfg["model"]["back_project"]  # as v0.1.0 wrote it
+    (run / "config.json").write_text(json.dumps(cfg))
+    b = load_bundle(run)
+    assert b.model_config.arch == "classic" and hasattr(b.model, "encoder")
+    rec = reconstruct(run, ds, device="cpu", progress=False)
+    assert np.isfinite(rec.object).all() and np.abs(rec.object).max() > 0
