@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ptychopinn.errors import PtychoPINNError
+from ptychopinn.errors import PtychoPINNError, one_line
 
 # command name -> module name under ptychopinn.cli (order = order in --help)
 COMMANDS: dict[str, str] = {
@@ -69,10 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "telemetry", None):
+            from ptychopinn.cli._checks import check_output
+
+            check_output(args.telemetry, "file", append=True, option="--telemetry")
         rc = args._run(args)
     except PtychoPINNError as exc:
-        print(f"ptychopinn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ptychopinn {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment failed mid-run (disk full, permissions changed, ...)
+        print(f"ptychopinn {args.command}: I/O error: {one_line(exc)}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"ptychopinn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "D0 parity log of a photon-dose sweep: dataset checksums, diffraction/probe stats, baseline metrics"
 
 DESCRIPTION = """\
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario-id", default=None, metavar="ID",
                         help="scenario identifier, e.g. PGRID-20250826-P1E5-T1024")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory for the outputs")
+    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--limit-datasets", default=None, metavar="A.npz,B.npz",
                         help="comma-separated dataset file names (relative to ROOT); default: all data_p*.npz")
 
@@ -38,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.telemetry import parity_log as pl
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite, option="--output")
     cfg = pl.ParityLogConfig(
         dataset_root=str(args.dataset_root),
         output=str(args.output),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "check an NPZ against the data contract and print a short summary"
 DESCRIPTION = """Load FILE with the same reader every command uses. A malformed file gets a one-line error
 naming the key and the problem (exit status 2). Legacy variants (key 'diffraction', (N, N, M) layout,
@@ -14,8 +16,8 @@ that store normalised amplitudes can be restored to counts with --nphotons or --
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="dataset NPZ (or HDF5/CXI)")
-    p.add_argument("--nphotons", type=float, help="rescale amplitudes so mean sum(diff3d^2) equals this")
-    p.add_argument("--intensity-scale", type=float, help="multiply stored amplitudes by this factor")
+    p.add_argument("--nphotons", type=ck.positive_float, help="rescale amplitudes so mean sum(diff3d^2) equals this")
+    p.add_argument("--intensity-scale", type=ck.positive_float, help="multiply stored amplitudes by this factor")
     p.add_argument("--no-bounds-check", action="store_true", help="do not require patches inside objectGuess")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
