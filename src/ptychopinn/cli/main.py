@@ -36,10 +36,17 @@ def _load(module: str):
     return importlib.import_module(f"ptychopinn.cli.{module}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option errors in one line (no usage block): 'ptychopinn train: error: argument --lr: ...'."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ptychopinn import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ptychopinn",
         description="Physics-informed neural-network ptychography: simulate, train, reconstruct, compare.",
     )

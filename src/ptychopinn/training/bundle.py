@@ -212,8 +212,8 @@ def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
         if k not in state:
             raise _bundle_error(wpath, k, f"missing (the weights do not fit config.json model {_brief(mcfg)})")
         if tuple(state[k].shape) != tuple(v.shape):
-            raise _bundle_error(wpath, k, f"shape {tuple(state[k].shape)} does not fit config.json model "
-                                          f"{_brief(mcfg)}, which needs {tuple(v.shape)}")
+            raise _bundle_error(wpath, k, f"shape {tuple(state[k].shape)}: the weights do not fit config.json "
+                                          f"model {_brief(mcfg)} (it needs {tuple(v.shape)})")
     extra = sorted(set(state) - set(expected))
     if extra:
         raise _bundle_error(wpath, extra[0], f"not part of the model of config.json ({_brief(mcfg)}); "
