@@ -77,7 +77,7 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
     from ptychopinn.data.grouping import spatial_split
     from ptychopinn.data.simulate import simulate
     from ptychopinn.errors import DependencyError
-    from ptychopinn.evaluation.compare import compare
+    from ptychopinn.evaluation.compare import compare, load_reconstruction
     from ptychopinn.inference.reconstruct import reconstruct
     from ptychopinn.training.trainer import train
 
@@ -108,7 +108,7 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
     log(f"[3/5] reconstructed {test_ds.n_patterns} patterns in {rec.timing['total_s']:.2f} s")
 
     # 4. pty-chi on the same data (optional extra)
-    recons: dict[str, Any] = {"PtychoPINN": out / "pinn_recon" / "reconstruction.npz"}
+    recons: dict[str, Any] = {"PtychoPINN": "pinn_recon/reconstruction.npz"}  # relative to the output
     ptychi_note = "skipped (disabled)"
     if cfg.ptychi:
         try:
@@ -123,7 +123,7 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
                               progress=progress)
             save_result(pres, out / "ptychi")
             timings["ptychi_s"] = time.perf_counter() - t
-            recons["PtyChi"] = out / "ptychi" / "ptychi_reconstruction.npz"
+            recons["PtyChi"] = "ptychi/ptychi_reconstruction.npz"
             ptychi_note = f"LSQML {cfg.ptychi_epochs} epochs, {pres.computation_time_seconds:.1f} s"
         except DependencyError as exc:
             ptychi_note = f"skipped: {exc}"
@@ -131,7 +131,9 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
 
     # 5. compare and summarise
     t = time.perf_counter()
-    cmp = compare(test_ds, recons, out / "comparison")
+    # read from the staging folder, recorded under the path relative to the output directory
+    arms = {label: dataclasses.replace(load_reconstruction(out / rel, label), source=rel) for label, rel in recons.items()}
+    cmp = compare(test_ds, arms, out / "comparison")
     timings["compare_s"] = time.perf_counter() - t
     fig = save_demo_figure(full, test_ds, out / "comparison" / "reconstructions_aligned.npz",
                            list(recons), out / "demo_summary.png")
