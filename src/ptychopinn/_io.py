@@ -26,6 +26,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
+    clean_stale_temps(path.parent, name=path.name)  # what a killed writer of this file left
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -95,7 +96,7 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
 
-_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -110,9 +111,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
+def clean_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
     """Remove the temporary files / staging folders in ``directory`` whose writing process is
-    gone (a killed run); return what was removed. Entries of live processes are left alone."""
+    gone (a killed run), only those of target ``name`` if given; return what was removed.
+    Entries of live processes are left alone."""
     d = Path(directory)
     removed: list[Path] = []
     try:
@@ -121,7 +123,7 @@ def clean_stale_temps(directory: str | os.PathLike) -> list[Path]:
         return removed
     for e in entries:
         m = _TEMP_RE.match(e.name)
-        if not m or _pid_alive(int(m.group("pid"))):
+        if not m or (name is not None and m.group("name") != name) or _pid_alive(int(m.group("pid"))):
             continue
         try:
             if e.is_dir(follow_symlinks=False):

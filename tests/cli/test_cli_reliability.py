@@ -181,6 +181,24 @@ def test_multi_step_outputs_are_atomic_and_stale_temporaries_cleaned(tmp_path, m
                                                       "manifest.md"]
     assert [e["file"] for e in m["datasets"]] == ["data_p1e4.npz", "data_p1e6.npz"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["grid", live.name])
+    # a killed writer's temporary inside the root is removed by the next run into it
+    stale_npz = root / f".data_p1e4.npz.{pid}.zz99zz99.tmp.npz"
+    stale_npz.write_bytes(b"half")
+    # into the non-empty root (the CLI asks for --overwrite): same-named entries replaced, others kept
+    (root / "notes.txt").write_text("mine")
+    m2 = photon_grid(PhotonGridConfig(doses=(1e4, 1e5), n_images=8, N=32, object_size=64), root, progress=False)
+    assert not stale_npz.exists()
+    assert sorted(p.name for p in root.iterdir()) == ["data_p1e4.npz", "data_p1e5.npz", "data_p1e6.npz",
+                                                      "manifest.json", "manifest.md", "notes.txt"]
+    assert json.loads((root / "manifest.json").read_text())["datasets"] == m2["datasets"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["grid", live.name])
+    # any atomic write (library API included) removes what a killed writer of that same file left
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / f".d.npz.{pid}.ab12cd34.tmp.npz").write_bytes(b"half")
+    (lone / f".other.npz.{pid}.ab12cd34.tmp.npz").write_bytes(b"half")  # another file's: not touched
+    _tiny(m=4).save(lone / "d.npz")
+    assert sorted(p.name for p in lone.iterdir()) == [f".other.npz.{pid}.ab12cd34.tmp.npz", "d.npz"]
 
 
 # ---------------------------------------------------------------------------------------------
