@@ -83,6 +83,7 @@ def _commands(data: Path, bundle: Path, out: str) -> dict[str, list[str]]:
         "photon-grid": ["photon-grid", "-o", out, "--doses", "1e4", "--n-images", "8", "--N", "32"],
         "demo": ["demo", "-o", out, "--epochs", "1"],
         "parity-log": ["parity-log", "--dataset-root", str(data.parent), "--output", out],
+        "reconstruct": ["reconstruct", str(data), "-o", out, "--epochs", "1"],
     }
 
 
@@ -218,12 +219,14 @@ _BAD_OPTIONS = [
     ("photon-grid", "--doses", "1e3,nan"), ("photon-grid", "--doses", "1e3,-1e4"), ("photon-grid", "--N", "0"),
     ("demo", "--epochs", "0"), ("demo", "--nphotons", "inf"), ("demo", "--N", "-32"),
     ("validate", "--nphotons", "0"), ("validate", "--intensity-scale", "nan"),
+    ("reconstruct", "--grad-clip", "-1"), ("reconstruct", "--min-lr", "nan"),
 ]
 _REQUIRED = {
     "simulate": ["-o", "x.npz"], "train": ["--train", "t.npz", "-o", "r"], "demo": ["-o", "d"],
     "infer": ["--model", "m", "--data", "d.npz", "-o", "o"], "iterative": ["--data", "d.npz", "-o", "o"],
     "compare": ["--data", "d.npz", "--recon", "A=a.npz", "-o", "o"], "photon-grid": ["-o", "g"],
     "validate": ["d.npz"],
+    "reconstruct": ["d.npz", "-o", "o"],
 }
 
 
