@@ -51,7 +51,7 @@ def _tiny(n: int = 32, m: int = 48, size: int = 72, seed: int = 0):
 
 
 def _tiny_train(**kw) -> TrainConfig:
-    base = dict(epochs=1, batch_size=16, device="cpu", patience=0, seed=0, precision="float32")
+    base = {"epochs": 1, "batch_size": 16, "device": "cpu", "patience": 0, "seed": 0, "precision": "float32"}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -90,7 +90,7 @@ def _commands(data: Path, bundle: Path, out: str) -> dict[str, list[str]]:
 def test_outputs_checked_before_any_work_and_one_overwrite_rule(tmp_path, capsys, data, bundle, monkeypatch):
     """A parent that is a file, or an existing non-empty output without --overwrite, is refused
     with exit 2 before any data is read (the data loader is booby-trapped), for every command."""
-    import ptychopinn.data.contract as contract
+    from ptychopinn.data import contract
 
     def trap(*a, **k):
         raise AssertionError("work started before the output was checked")

@@ -11,7 +11,8 @@ DESCRIPTION = """Simulates a lines object on a jittered raster (N=32 by default)
 top half of the scan, reconstructs the bottom half, runs pty-chi LSQML on the same half when the
 'ptychi' extra is installed, compares both with the ground truth and writes DIR/demo_summary.png,
 DIR/demo_summary.json, the datasets, the model bundle and every command's outputs. A few minutes
-on a laptop CPU."""
+on a laptop CPU. Settings are checked first; everything is built in a staging folder next to DIR
+and moved into place at the end, so a failed or interrupted demo leaves nothing."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

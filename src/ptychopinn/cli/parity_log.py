@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Stand-alone entry point (used by scripts/tools/d0_parity_logger.py)."""
-    from ptychopinn.errors import PtychoPINNError
+    from ptychopinn.errors import PtychoPINNError, one_line
 
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,5 +71,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         return int(run(args) or 0)
     except PtychoPINNError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2

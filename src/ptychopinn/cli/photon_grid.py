@@ -9,7 +9,9 @@ from ptychopinn.cli import _checks as ck
 HELP = "simulate one object, probe and scan at several photon doses, with a manifest"
 DESCRIPTION = """Writes ROOT/data_p1e3.npz ... data_p1e9.npz (one per dose; same object, probe and scan,
 independent Poisson noise per dose) and ROOT/manifest.json, ROOT/manifest.md (file, dose, patterns,
-shape, SHA-256, size)."""
+shape, SHA-256, size). Every dose is checked before the first simulation and the files are built
+in a staging folder next to ROOT, moved into place only when all are written: a failed or
+interrupted run leaves nothing. Exit status: 0 written; 2 bad option or input (nothing written)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
