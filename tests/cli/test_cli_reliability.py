@@ -126,6 +126,16 @@ def test_outputs_checked_before_any_work_and_one_overwrite_rule(tmp_path, capsys
                             "--n-filters-scale", "1", "--precision", "float32", "--patience", "0",
                             "--device", "cpu", "--resume"])
     assert rc == 0, err
+    # the system failing mid-write (disk full): exit 3, one line, no temporary left behind
+    def disk_full(fh, **arrays):
+        fh.write(b"partial")
+        raise OSError(28, "No space left on device", str(tmp_path / "full.npz"))
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    rc, err = _run(capsys, ["simulate", "-o", str(tmp_path / "full.npz"), "--n-images", "8", "--N", "32",
+                            "--object-size", "64"])
+    assert rc == 3 and err.count("\n") == 1 and "No space left on device" in err, err
+    assert not (tmp_path / "full.npz").exists() and not list(tmp_path.glob(".full.npz.*"))
 
 
 # ---------------------------------------------------------------------------------------------
