@@ -362,6 +362,8 @@ def test_refusals_name_file_and_key_in_one_line(tmp_path, capsys, data):
     rc, err = _run(capsys, ["train", "--train", str(odd), "-o", str(tmp_path / "r48"), "--epochs", "1"])
     assert rc == 2 and f"{odd}: key 'diff3d'" in err and "48" in err and err.count("\n") == 1, err
     assert not (tmp_path / "r48").exists()
+    assert main(["validate", str(odd)]) == 0  # valid data, but validate says the PINN cannot take it
+    assert "PINN models:        not usable at N=48" in capsys.readouterr().out
 
     # a checkpoint torch refuses to unpickle: its many-line advice is cut to one line
     run = tmp_path / "run"

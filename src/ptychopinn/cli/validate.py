@@ -29,5 +29,21 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.file, check_bounds=not args.no_bounds_check, nphotons=args.nphotons,
                       intensity_scale=args.intensity_scale)
     s = summarize(ds)
-    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    s["pinn_usable"], why = _pinn_usable(ds.N)
+    text = format_summary(s)
+    if why:
+        text += f"\nPINN models:        not usable at N={ds.N} ({why}); train/infer refuse it, iterative accepts it"
+    print(json.dumps(s, indent=2) if args.json else text)
     return 0
+
+
+def _pinn_usable(n: int) -> tuple[bool, str]:
+    """Whether the PINN / supervised networks take patterns of size ``n`` (and why not)."""
+    from ptychopinn.errors import ConfigError
+    from ptychopinn.model.config import ModelConfig
+
+    try:
+        ModelConfig(N=n)
+    except ConfigError as exc:
+        return False, str(exc)
+    return True, ""
