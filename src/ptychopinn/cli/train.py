@@ -61,7 +61,8 @@ def add_config_arguments(p: argparse.ArgumentParser, gridsize: int = 1, epochs: 
                    help="fraction of groups held out for validation / early stopping")
     p.add_argument("--patience", type=ck.non_negative_int, default=patience, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
