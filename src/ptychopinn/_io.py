@@ -1,4 +1,8 @@
-"""Small I/O helpers: atomic writes so no command ever leaves a half-written file."""
+"""Small I/O helpers: atomic writes so no command ever leaves a half-written file.
+
+Temporary names carry the writer's process id (``.NAME.PID.XXXXXXXX.tmp...``), so a later run into
+the same place can recognise what a killed process left behind and remove it
+(:func:`clean_stale_temps`)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +26,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    clean_stale_temps(path.parent, name=path.name)  # what a killed writer of this file left
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -86,18 +92,88 @@ def jsonable(o: Any) -> Any:
     return str(o)
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: the process exists
+        return True
+    return True
+
+
+def clean_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files / staging folders in ``directory`` whose writing process is
+    gone (a killed run), only those of target ``name`` if given; return what was removed.
+    Entries of live processes are left alone."""
+    d = Path(directory)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP_RE.match(e.name)
+        if not m or (name is not None and m.group("name") != name) or _pid_alive(int(m.group("pid"))):
+            continue
+        try:
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
+                os.unlink(e.path)
+            removed.append(Path(e.path))
+        except OSError:
+            pass
+    return removed
+
+
+def is_empty_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a directory holding nothing but stale temporaries (cleaned here)."""
+    p = Path(path)
+    clean_stale_temps(p)
+    with os.scandir(p) as it:
+        return next(it, None) is None
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory under a temporary name, then rename it into place (replacing it)."""
+def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory's contents in a staging folder next to ``path`` and move them into place
+    only when the block succeeds (on failure nothing of it appears at ``path``).
+
+    Into a missing or empty ``path`` the folder is renamed as a whole. Into a non-empty one
+    (the caller decided that overwriting is allowed) each staged entry replaces the entry of
+    the same name; other entries are kept. Staging folders of killed runs are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_stale_temps(path.parent)
+    if path.is_dir():
+        clean_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if not path.exists() or is_empty_dir(path):
+            os.replace(tmp, path)  # rename(2) replaces an empty directory
+            return
+        for entry in sorted(tmp.iterdir()):
+            dest = path / entry.name
+            old = None
+            if dest.is_dir() and not dest.is_symlink():
+                old = dest.with_name(f"{_temp_prefix(dest)}{os.urandom(4).hex()}.tmp")
+                os.replace(dest, old)
+            os.replace(entry, dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,3 +26,14 @@ class DependencyError(PtychoPINNError, ImportError):
 
 class TrainingDivergedError(PtychoPINNError, RuntimeError):
     """The loss became NaN/Inf; the last good checkpoint was kept."""
+
+
+def one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """An exception's message as one readable line: the first non-empty line (torch and other
+    libraries often add pages of advice), whitespace collapsed, cut to ``limit`` characters."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = " ".join(lines[0].split()) if lines else (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."

@@ -51,8 +51,10 @@ def test_bad_options(tmp_path, capsys, extra):
     data = tmp_path / "d.npz"
     make_dataset(m=8).save(data)
     out = tmp_path / "out"
-    rc, err = _run(capsys, ["infer", "--model", str(tmp_path), "--data", str(data), "-o", str(out), *extra])
-    assert rc == 2 and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as ei:  # refused while parsing the command line
+        main(["infer", "--model", str(tmp_path), "--data", str(data), "-o", str(out), *extra])
+    err = capsys.readouterr().err
+    assert ei.value.code == 2 and len(err.strip().splitlines()) == 1 and f"argument {extra[0]}" in err
     assert not out.exists()
 
 

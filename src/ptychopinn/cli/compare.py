@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "Align reconstructions to the ground truth and write metrics, FRC curves and a figure."
 DESCRIPTION = """\
 Align each reconstruction to the dataset's objectGuess (crop to the scanned region, sub-pixel
@@ -24,16 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a reconstruction NPZ (reconstruction.npz or ptychi_reconstruction.npz); repeat per arm; "
                         "canonical labels PtychoPINN, Baseline, PtyChi")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    ck.add_overwrite(p, "files in an existing, non-empty output directory")
     p.add_argument("--psnr-convention", choices=("range", "legacy255"), default="range",
                    help="PSNR peak: ground-truth data range (default) or the legacy 255")
     p.add_argument("--phase-plane", action="store_true", help="remove a phase plane, not only a constant offset")
     p.add_argument("--no-register", action="store_true", help="no sub-pixel registration")
     p.add_argument("--register-on", choices=("auto", "amplitude", "complex", "phase"), default="auto",
                    help="signal used for registration (default: amplitude, complex if the amplitude is flat)")
-    p.add_argument("--upsample-factor", type=int, default=100, help="registration upsampling (default 100)")
-    p.add_argument("--rim", type=int, default=None, help="pixels dropped at each edge after shifting (default: auto)")
+    p.add_argument("--upsample-factor", type=ck.positive_int, default=100, help="registration upsampling (default 100)")
+    p.add_argument("--rim", type=ck.non_negative_int, default=None, help="pixels dropped at each edge after shifting (default: auto)")
     p.add_argument("--no-amplitude-scale", action="store_true", help="do not rescale the amplitude")
-    p.add_argument("--ms-ssim-sigma", type=float, default=1.5, help="Gaussian sigma of the MS-SSIM window (default 1.5)")
+    p.add_argument("--ms-ssim-sigma", type=ck.positive_float, default=1.5, help="Gaussian sigma of the MS-SSIM window (default 1.5)")
     p.add_argument("--frc-window", choices=("hann", "none"), default="hann", help="window applied before the FRC")
     p.add_argument("--no-plot", action="store_true", help="skip comparison_plot.png")
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.evaluation.compare import CompareConfig, compare
 
     recons = _parse_recons(args.recon)
+    ck.check_output(args.output, "dir", overwrite=args.overwrite)
     cfg = CompareConfig(
         psnr_convention=args.psnr_convention, phase_plane=args.phase_plane,
         scale_amplitude=not args.no_amplitude_scale, register=not args.no_register,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "reconstruct (predict + stitch) a dataset with a trained model bundle"
 
 DESCRIPTION = """\
@@ -22,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="RUN_DIR", help="trained model bundle directory")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset to reconstruct (NPZ contract)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
-    parser.add_argument("--stitch-crop", type=int, default=None, metavar="M",
+    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
+    parser.add_argument("--stitch-crop", type=ck.positive_int, default=None, metavar="M",
                         help="kept central M x M of each patch (default: round(N*20/64), 20 at N=64)")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="B",
+    parser.add_argument("--batch-size", type=ck.positive_int, default=256, metavar="B",
                         help="patterns per prediction chunk (default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device (default: %(default)s = CUDA when available)")
@@ -35,13 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptychopinn.errors import ConfigError
     from ptychopinn.inference.reconstruct import reconstruct
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.stitch_crop is not None and args.stitch_crop < 1:
-        raise ConfigError(f"--stitch-crop must be >= 1; got {args.stitch_crop}")
+    ck.check_output(args.output, "dir", overwrite=args.overwrite)
     data = args.data
     if args.telemetry:  # telemetry also needs the dataset: read it once and hand it over
         from ptychopinn.data.contract import load_dataset

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "iterative baseline: reconstruct a dataset with pty-chi (LSQML by default)"
 
 DESCRIPTION = """\
@@ -27,14 +29,15 @@ Exit status: 0 written; 2 bad input, bad option or pty-chi missing (nothing writ
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset (NPZ data contract)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
+    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--algorithm", default="LSQML", type=str.upper, choices=("LSQML", "EPIE", "DM"),
                         help="reconstruction algorithm (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=100, help="number of epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: %(default)s)")
+    parser.add_argument("--epochs", type=ck.positive_int, default=100, help="number of epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=ck.positive_int, default=32, help="minibatch size (default: %(default)s)")
     parser.add_argument("--probe-fixed", action="store_true", help="keep the probe fixed (default: refine it)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="compute device (default: %(default)s = cuda if available)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=ck.seed, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--object-init", default="ones", choices=("ones", "dataset"),
                         help="initial object: ones, or the file's objectGuess (default: %(default)s)")
     parser.add_argument("--init-object", metavar="RECON.npz",
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         save_result,
     )
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite)
     config = PtychiConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
                           probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed,
                           object_init=args.object_init, init_object=args.init_object,

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ptychopinn.errors import PtychoPINNError
+from ptychopinn.errors import PtychoPINNError, one_line
 
 # command name -> module name under ptychopinn.cli (order = order in --help)
 COMMANDS: dict[str, str] = {
@@ -36,10 +36,17 @@ def _load(module: str):
     return importlib.import_module(f"ptychopinn.cli.{module}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option errors in one line (no usage block): 'ptychopinn train: error: argument --lr: ...'."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ptychopinn import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ptychopinn",
         description="Physics-informed neural-network ptychography: simulate, train, reconstruct, compare.",
     )
@@ -69,10 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "telemetry", None):
+            from ptychopinn.cli._checks import check_output
+
+            check_output(args.telemetry, "file", append=True, option="--telemetry")
         rc = args._run(args)
     except PtychoPINNError as exc:
-        print(f"ptychopinn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ptychopinn {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment failed mid-run (disk full, permissions changed, ...)
+        print(f"ptychopinn {args.command}: I/O error: {one_line(exc)}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"ptychopinn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "compare two parity_telemetry.json files stage by stage; name the first divergent stage"
 
 DESCRIPTION = """\
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-all", action="store_true",
                         help="also fail when a stage is recorded in only one of the files")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="also write the comparison as JSON")
+    ck.add_overwrite(parser, "an existing --json file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.telemetry.recorder import to_plain
 
     tols = d.parse_tolerances(args.tol)
+    ck.check_output(args.json, "file", overwrite=args.overwrite, option="--json")
     doc_a = d.load_telemetry(args.a)
     doc_b = d.load_telemetry(args.b)
     result = d.diff_telemetry(doc_a, doc_b, tols)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "D0 parity log of a photon-dose sweep: dataset checksums, diffraction/probe stats, baseline metrics"
 
 DESCRIPTION = """\
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario-id", default=None, metavar="ID",
                         help="scenario identifier, e.g. PGRID-20250826-P1E5-T1024")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory for the outputs")
+    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--limit-datasets", default=None, metavar="A.npz,B.npz",
                         help="comma-separated dataset file names (relative to ROOT); default: all data_p*.npz")
 
@@ -38,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.telemetry import parity_log as pl
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite, option="--output")
     cfg = pl.ParityLogConfig(
         dataset_root=str(args.dataset_root),
         output=str(args.output),
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Stand-alone entry point (used by scripts/tools/d0_parity_logger.py)."""
-    from ptychopinn.errors import PtychoPINNError
+    from ptychopinn.errors import PtychoPINNError, one_line
 
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,5 +71,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         return int(run(args) or 0)
     except PtychoPINNError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -4,37 +4,36 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "simulate one object, probe and scan at several photon doses, with a manifest"
 DESCRIPTION = """Writes ROOT/data_p1e3.npz ... data_p1e9.npz (one per dose; same object, probe and scan,
 independent Poisson noise per dose) and ROOT/manifest.json, ROOT/manifest.md (file, dose, patterns,
-shape, SHA-256, size)."""
-
-
-def _doses(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--doses must be comma-separated numbers; got {text!r}") from None
+shape, SHA-256, size). Every dose is checked before the first simulation and the files are built
+in a staging folder next to ROOT, moved into place only when all are written: a failed or
+interrupted run leaves nothing. Exit status: 0 written; 2 bad option or input (nothing written)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output directory ROOT")
-    p.add_argument("--doses", type=_doses, default=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9),
+    ck.add_overwrite(p, "files in an existing, non-empty ROOT")
+    p.add_argument("--doses", type=ck.dose_list, default=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9),
                    help="comma-separated photons per pattern (default 1e3,...,1e9)")
-    p.add_argument("--n-images", type=int, default=5000)
-    p.add_argument("--N", type=int, default=64)
-    p.add_argument("--object-size", type=int, default=232)
+    p.add_argument("--n-images", type=ck.positive_int, default=5000)
+    p.add_argument("--N", type=ck.positive_int, default=64)
+    p.add_argument("--object-size", type=ck.positive_int, default=232)
     p.add_argument("--object", dest="object_kind", default="lines", choices=["lines", "grf", "siemens"])
     p.add_argument("--object-from", help="NPZ with objectGuess")
     p.add_argument("--probe-from", help="NPZ with probeGuess")
     p.add_argument("--scan", default="random", choices=["random", "raster", "jitter"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=ck.seed, default=0)
     p.add_argument("--quiet", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.studies.photon_grid import PhotonGridConfig, photon_grid
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite)
     cfg = PhotonGridConfig(doses=args.doses, n_images=args.n_images, N=args.N, object_size=args.object_size,
                            object_kind=args.object_kind, object_from=args.object_from,
                            probe_from=args.probe_from, scan=args.scan, seed=args.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
 from ptychopinn.cli.train import add_config_arguments, build_configs
 
 HELP = "fit a PINN to one scan (self-supervised, optionally from a trained bundle) and reconstruct it"
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.inference.fit import reconstruct_scan
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     args.model = "pinn"
     mcfg, tcfg = build_configs(args)
     if args.from_bundle:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptychopinn.cli import _checks as ck
+
 HELP = "train a PINN or the supervised baseline on a dataset NPZ and write a model bundle"
 DESCRIPTION = """Train on TRAIN.npz and write a bundle to RUN_DIR (model.safetensors, config.json, probe.npz,
 history.json) plus checkpoint.pt for --resume. Inputs are normalised by the dataset scalar
@@ -26,40 +28,41 @@ def add_config_arguments(p: argparse.ArgumentParser, gridsize: int = 1, epochs: 
     p.add_argument("--arch", default="unet", choices=["unet", "classic"],
                    help="network: unet (default; back-projected input, skip connections) or classic "
                         "(the reference PtychoPINN network)")
-    p.add_argument("--gridsize", type=int, default=gridsize, help="patterns per group = gridsize^2")
-    p.add_argument("--neighbor-count", type=int, default=7, help="K nearest neighbours for grouping")
-    p.add_argument("--n-groups", type=int, help="number of groups (default: one per pattern)")
+    p.add_argument("--gridsize", type=ck.positive_int, default=gridsize, help="patterns per group = gridsize^2")
+    p.add_argument("--neighbor-count", type=ck.positive_int, default=7, help="K nearest neighbours for grouping")
+    p.add_argument("--n-groups", type=ck.positive_int, help="number of groups (default: one per pattern)")
     p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
     p.add_argument("--loss", default="nll", choices=["nll", "mae", "nll+mae"])
-    p.add_argument("--nll-weight", type=float, help="weight of the Poisson NLL term")
-    p.add_argument("--mae-weight", type=float, help="weight of the amplitude MAE term")
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear learning-rate warmup (0 = off)")
+    p.add_argument("--nll-weight", type=ck.non_negative_float, help="weight of the Poisson NLL term")
+    p.add_argument("--mae-weight", type=ck.non_negative_float, help="weight of the amplitude MAE term")
+    p.add_argument("--epochs", type=ck.positive_int, default=epochs)
+    p.add_argument("--batch-size", type=ck.positive_int, default=16)
+    p.add_argument("--lr", type=ck.positive_float, default=1e-3)
+    p.add_argument("--warmup-epochs", type=ck.non_negative_float, default=1.0, help="linear learning-rate warmup (0 = off)")
     p.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"],
                    help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
-    p.add_argument("--min-lr", type=float, default=1e-4, help="final / lowest learning rate")
-    p.add_argument("--grad-clip", type=float, default=0.0,
+    p.add_argument("--min-lr", type=ck.non_negative_float, default=1e-4, help="final / lowest learning rate")
+    p.add_argument("--grad-clip", type=ck.non_negative_float, default=0.0,
                    help="clip the gradient norm at this multiple of its running mean (0 = off)")
-    p.add_argument("--n-filters-scale", type=int, default=n_filters_scale, help="width multiplier of the network")
+    p.add_argument("--n-filters-scale", type=ck.positive_int, default=n_filters_scale, help="width multiplier of the network")
     p.add_argument("--norm", default="none", choices=["none", "group"], help="normalisation layers (unet)")
-    p.add_argument("--amp-max", type=float, default=2.0, help="amplitude head range: amp_max * sigmoid")
+    p.add_argument("--amp-max", type=ck.positive_float, default=2.0, help="amplitude head range: amp_max * sigmoid")
     p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
                    help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
     p.add_argument("--probe-trainable", action="store_true")
     p.add_argument("--intensity-scale-trainable", action="store_true")
     p.add_argument("--intensity-scale-source", default="data", choices=["data", "closed_form"],
                    help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=ck.seed, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
                    help="auto: bfloat16 convolutions on CPUs with native support, else float32")
-    p.add_argument("--val-fraction", type=float, default=val_fraction,
+    p.add_argument("--val-fraction", type=ck.fraction, default=val_fraction,
                    help="fraction of groups held out for validation / early stopping")
-    p.add_argument("--patience", type=int, default=patience, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--patience", type=ck.non_negative_int, default=patience, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -88,6 +91,7 @@ def build_configs(args: argparse.Namespace) -> tuple:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.training.trainer import train
 
+    ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     mcfg, tcfg = build_configs(args)
     res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
                 telemetry=args.telemetry)

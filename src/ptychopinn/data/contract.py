@@ -9,6 +9,7 @@ the key and the problem. Files are opened with ``allow_pickle=False``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import jsonable, save_npz_atomic
-from ptychopinn.errors import DataError
+from ptychopinn.errors import ConfigError, DataError, one_line
 
 #: keys of the contract, in the order they are written
 CONTRACT_KEYS = (
@@ -133,13 +134,13 @@ def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 except ValueError as exc:
                     if "pickle" in str(exc).lower():
                         raise _err(p, k, "holds a pickled object array; refused (never unpickled)") from None
-                    raise _err(p, k, f"unreadable array ({exc})") from None
+                    raise _err(p, k, f"unreadable array ({one_line(exc)})") from None
                 except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                    raise _err(p, k, f"truncated or corrupt array ({exc})") from None
+                    raise _err(p, k, f"truncated or corrupt array ({one_line(exc)})") from None
     except DataError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise _err(p, None, f"not a readable NPZ file ({exc.__class__.__name__}: {exc})") from None
+        raise _err(p, None, f"not a readable NPZ file ({exc.__class__.__name__}: {one_line(exc)})") from None
     return out
 
 
@@ -184,6 +185,8 @@ def _read_diffraction(
         pass  # (N, N, N) is ambiguous; assume (M, N, N)
     if a.shape[1] != a.shape[2]:
         raise _err(p, key, f"patterns must be square; got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise _err(p, key, f"holds no diffraction patterns (shape {a.shape})")
     if a.dtype.kind in "iub":
         # integer arrays hold photon counts: convert in float64 *before* any arithmetic
         counts = a.astype(np.float64)
@@ -196,17 +199,26 @@ def _read_diffraction(
         _check_finite(p, key, amp)
         if np.any(amp < 0):
             raise _err(p, key, "contains negative values (amplitudes must be >= 0)")
+    if nphotons is not None and intensity_scale is not None:
+        raise ConfigError(f"{p}: give nphotons (--nphotons) or intensity_scale (--intensity-scale), not both")
     if nphotons is not None or intensity_scale is not None:
         # legacy files store normalised amplitudes: restore count-scale amplitudes
         if intensity_scale is not None:
             factor = float(intensity_scale)
+            if not (math.isfinite(factor) and factor > 0):
+                raise ConfigError(f"{p}: intensity_scale (--intensity-scale) must be a finite number > 0; "
+                                  f"got {intensity_scale}")
         else:
+            if not (math.isfinite(float(nphotons)) and float(nphotons) > 0):
+                raise ConfigError(f"{p}: nphotons (--nphotons) must be a finite number > 0; got {nphotons}")
             mean_sum = float(np.mean(np.sum(amp * amp, axis=(1, 2))))
             if mean_sum <= 0:
                 raise _err(p, key, "all zero; cannot rescale to --nphotons")
             factor = float(np.sqrt(float(nphotons) / mean_sum))
         amp = amp * factor
         notes["amplitude_rescale_factor"] = factor
+    if not np.any(amp):
+        raise _err(p, key, "every pattern is zero (no photons); nothing to train on or reconstruct")
     return amp.astype(np.float32), key, notes
 
 
@@ -258,6 +270,8 @@ def load_dataset(
     if probe.dtype.kind not in "fc":
         raise _err(p, "probeGuess", f"has unsupported dtype {probe.dtype}")
     _check_finite(p, "probeGuess", probe)
+    if not np.any(probe):
+        raise _err(p, "probeGuess", "is all zero")
     probe = probe.astype(np.complex128 if probe.dtype in (np.complex128, np.float64) else np.complex64)
 
     diff, dkey, notes = _read_diffraction(p, z, nphotons, intensity_scale, probe.shape[0])
@@ -294,14 +308,19 @@ def load_dataset(
         g = np.asarray(z["ground_truth_patches"])
         if g.ndim == 3:
             g = g[..., None]
-        if g.shape[:3] != (m, n, n):
+        if g.ndim != 4 or g.shape != (m, n, n, 1):
             raise _err(p, "ground_truth_patches", f"shape {g.shape} does not match ({m}, {n}, {n}, 1)")
+        if g.dtype.kind not in "fiuc":
+            raise _err(p, "ground_truth_patches", f"has unsupported dtype {g.dtype}")
+        _check_finite(p, "ground_truth_patches", g)
         gtp = g.astype(np.complex64)
 
     meta: dict[str, Any] = {}
     if "_metadata" in z:
+        if z["_metadata"].dtype.kind not in "US" or z["_metadata"].size != 1:
+            raise _err(p, "_metadata", f"must be one JSON string; got {z['_metadata'].dtype} {z['_metadata'].shape}")
         try:
-            meta = json.loads(str(z["_metadata"].item() if z["_metadata"].ndim == 0 else z["_metadata"]))
+            meta = json.loads(str(z["_metadata"].reshape(-1)[0]))
         except (json.JSONDecodeError, ValueError):
             raise _err(p, "_metadata", "is not JSON text") from None
         if not isinstance(meta, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptychopinn.errors import DataError
+from ptychopinn.errors import DataError, one_line
 
 
 def read_hdf5_arrays(path: str) -> dict[str, np.ndarray]:
@@ -29,4 +29,4 @@ def read_hdf5_arrays(path: str) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise DataError(f"{path}: not a readable HDF5 file ({one_line(exc)})") from None

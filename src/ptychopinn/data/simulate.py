@@ -27,6 +27,8 @@ from ptychopinn.physics.probe import default_probe, load_probe
 
 OBJECT_KINDS = ("lines", "grf", "siemens")
 SCAN_KINDS = ("random", "raster", "jitter")
+#: largest dose numpy's Poisson sampler handles (its limit is about 9.2e18 counts per pixel)
+MAX_NPHOTONS = 1e18
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,16 @@ class SimulationConfig:
             raise ConfigError(f"object kind must be one of {OBJECT_KINDS}; got {self.object_kind!r}")
         if self.scan not in SCAN_KINDS:
             raise ConfigError(f"scan must be one of {SCAN_KINDS}; got {self.scan!r}")
-        if self.n_images < 1 or self.N < 4 or self.nphotons <= 0:
-            raise ConfigError("n_images >= 1, N >= 4 and nphotons > 0 are required")
+        if self.n_images < 1 or self.N < 4 or not (self.nphotons > 0 and math.isfinite(self.nphotons)):
+            raise ConfigError(f"n_images >= 1, N >= 4 and a finite nphotons > 0 are required; got n_images="
+                              f"{self.n_images}, N={self.N}, nphotons={self.nphotons}")
+        if not self.noiseless and self.nphotons > MAX_NPHOTONS:
+            raise ConfigError(f"nphotons must be <= {MAX_NPHOTONS:.0e} with Poisson noise (the sampler's "
+                              f"range); got {self.nphotons:g}")
+        for name in ("seed", "object_seed", "scan_seed", "noise_seed"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= int(v) < 2 ** 63:
+                raise ConfigError(f"{name} must be an integer in [0, 2**63); got {v}")
         if self.step is not None and self.step <= 0:
             raise ConfigError("step must be > 0")
 

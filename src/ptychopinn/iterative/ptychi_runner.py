@@ -56,6 +56,7 @@ from ptychopinn.errors import (
     DataError,
     DependencyError,
     TrainingDivergedError,
+    one_line,
 )
 
 ALGORITHMS = ("LSQML", "EPIE", "DM")
@@ -206,14 +207,14 @@ def import_ptychi() -> SimpleNamespace:
     except ImportError as exc:
         if getattr(exc, "name", None) == "ptychi":
             raise DependencyError(PTYCHI_MISSING) from None
-        raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
+        raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {one_line(exc)})") from None
     with torchvision_stub() as tv:
         try:
             import ptychi.utils as putils
             from ptychi import api
             from ptychi.api.task import PtychographyTask
         except ImportError as exc:
-            raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {exc})") from None
+            raise DependencyError(f"pty-chi cannot be imported ({exc.__class__.__name__}: {one_line(exc)})") from None
     # the truth is what pty-chi bound, whoever imported it first
     stub_used = getattr(putils, "GaussianBlur", None) is _StubBlur
     status = tv.to_dict()

@@ -4,6 +4,10 @@
 The data: one lines object scanned on a jittered raster; the scan is split along y, the PINN is
 trained on the top half and reconstructs the bottom half (no test position lies in the training
 half); pty-chi reconstructs the same bottom half.
+
+Every setting is checked before the simulation, and all files are built in a staging folder next
+to the output directory and moved into place at the end (:func:`ptychopinn._io.staged_dir`): a
+failed or killed demo leaves no partial output.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import write_json_atomic
+from ptychopinn._io import staged_dir, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -47,24 +51,40 @@ class DemoConfig:
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bool = True,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo into ``out_dir``; return a summary dict (also written as ``demo_summary.json``)."""
-    from ptychopinn.data.grouping import spatial_split
-    from ptychopinn.data.simulate import SimulationConfig, simulate
-    from ptychopinn.errors import DependencyError
-    from ptychopinn.evaluation.compare import compare
-    from ptychopinn.inference.reconstruct import reconstruct
+    from ptychopinn.data.simulate import SimulationConfig
+    from ptychopinn.errors import ConfigError
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
-    from ptychopinn.training.trainer import train
 
     cfg = config or DemoConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    # every step's settings are checked before any work
+    sim = SimulationConfig(n_images=100000, nphotons=cfg.nphotons, N=cfg.N, object_size=cfg.object_size,
+                           object_kind="lines", scan="jitter", step=cfg.step, seed=cfg.seed)
+    mcfg = ModelConfig(N=cfg.N, gridsize=cfg.gridsize, n_filters_scale=cfg.n_filters_scale)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
+                       overwrite=True)
+    if cfg.ptychi_epochs < 1:
+        raise ConfigError(f"ptychi_epochs must be >= 1; got {cfg.ptychi_epochs}")
+    with staged_dir(final) as out:
+        summary = _run_steps(out, cfg, sim, mcfg, tcfg, progress, log)
+    log(f"figure: {final / summary['figure']}")
+    return summary
+
+
+def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progress: bool,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    from ptychopinn.data.grouping import spatial_split
+    from ptychopinn.data.simulate import simulate
+    from ptychopinn.errors import DependencyError
+    from ptychopinn.evaluation.compare import compare, load_reconstruction
+    from ptychopinn.inference.reconstruct import reconstruct
+    from ptychopinn.training.trainer import train
+
     timings: dict[str, float] = {}
     t = time.perf_counter()
 
     # 1. simulate one object, split the scan spatially into train (top) and test (bottom)
-    sim = SimulationConfig(n_images=100000, nphotons=cfg.nphotons, N=cfg.N, object_size=cfg.object_size,
-                           object_kind="lines", scan="jitter", step=cfg.step, seed=cfg.seed)
     full = simulate(sim)
     tr, te = spatial_split(full.positions_yx, "y", 0.5)
     train_ds, test_ds = full.subset(tr), full.subset(te)
@@ -76,9 +96,6 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bo
 
     # 2. train the PINN
     t = time.perf_counter()
-    mcfg = ModelConfig(gridsize=cfg.gridsize, n_filters_scale=cfg.n_filters_scale)
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
-                       overwrite=True)
     res = train(train_ds, out / "pinn_run", mcfg, tcfg, progress=progress)
     timings["train_s"] = time.perf_counter() - t
     log(f"[2/5] trained PINN: {res.epochs_run} epochs, {res.train_patterns_per_s:.0f} patterns/s, "
@@ -91,7 +108,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bo
     log(f"[3/5] reconstructed {test_ds.n_patterns} patterns in {rec.timing['total_s']:.2f} s")
 
     # 4. pty-chi on the same data (optional extra)
-    recons: dict[str, Any] = {"PtychoPINN": out / "pinn_recon" / "reconstruction.npz"}
+    recons: dict[str, Any] = {"PtychoPINN": "pinn_recon/reconstruction.npz"}  # relative to the output
     ptychi_note = "skipped (disabled)"
     if cfg.ptychi:
         try:
@@ -106,7 +123,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bo
                               progress=progress)
             save_result(pres, out / "ptychi")
             timings["ptychi_s"] = time.perf_counter() - t
-            recons["PtyChi"] = out / "ptychi" / "ptychi_reconstruction.npz"
+            recons["PtyChi"] = "ptychi/ptychi_reconstruction.npz"
             ptychi_note = f"LSQML {cfg.ptychi_epochs} epochs, {pres.computation_time_seconds:.1f} s"
         except DependencyError as exc:
             ptychi_note = f"skipped: {exc}"
@@ -114,19 +131,20 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bo
 
     # 5. compare and summarise
     t = time.perf_counter()
-    cmp = compare(test_ds, recons, out / "comparison")
+    # read from the staging folder, recorded under the path relative to the output directory
+    arms = {label: dataclasses.replace(load_reconstruction(out / rel, label), source=rel) for label, rel in recons.items()}
+    cmp = compare(test_ds, arms, out / "comparison")
     timings["compare_s"] = time.perf_counter() - t
     fig = save_demo_figure(full, test_ds, out / "comparison" / "reconstructions_aligned.npz",
                            list(recons), out / "demo_summary.png")
     metrics = _metrics_table(cmp)
     summary = {"config": cfg.to_dict(), "timings_s": timings, "ptychi": ptychi_note, "metrics": metrics,
-               "figure": str(fig), "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
+               "figure": str(fig.relative_to(out)), "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
     write_json_atomic(out / "demo_summary.json", summary)
     for label, row in metrics.items():
         log(f"[5/5] {label}: amplitude SSIM {row.get('ssim_amplitude', float('nan')):.3f}, "
             f"phase SSIM {row.get('ssim_phase', float('nan')):.3f}, amplitude Pearson r "
             f"{row.get('pearson_r_amplitude', float('nan')):.3f}")
-    log(f"figure: {fig}")
     return summary
 
 

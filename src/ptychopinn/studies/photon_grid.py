@@ -3,6 +3,9 @@
 Every dose shares the object, scan and probe (same object/scan seed streams); only the noise stream
 differs per dose (derived from the seed and the dose index), so differences between files are the
 dose alone. Writes ``data_p1eK.npz`` files plus ``manifest.json`` / ``manifest.md`` with SHA-256.
+Every dose's settings are checked before the first simulation, and the files are built in a
+staging folder next to the root and moved into place together at the end, so a failed or killed
+run leaves no partial grid (:func:`ptychopinn._io.staged_dir`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import sha256_file, write_json_atomic, write_text_atomic
+from ptychopinn._io import sha256_file, staged_dir, write_json_atomic, write_text_atomic
 from ptychopinn.errors import ConfigError
 
 DEFAULT_DOSES = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9)
@@ -43,8 +46,9 @@ class PhotonGridConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.doses or any(d <= 0 for d in self.doses):
-            raise ConfigError("doses must be a non-empty list of positive photon counts")
+        if not self.doses or any(not (math.isfinite(d) and d > 0) for d in self.doses):
+            raise ConfigError(f"doses must be a non-empty list of positive, finite photon counts; got "
+                              f"{list(self.doses)}")
         if len(set(self.doses)) != len(self.doses):
             raise ConfigError("doses must be distinct")
 
@@ -67,7 +71,6 @@ def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: boo
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     base = SimulationConfig(
         n_images=config.n_images, nphotons=config.doses[0], N=config.N, object_size=config.object_size,
         object_kind=config.object_kind, object_from=config.object_from, probe_from=config.probe_from,
@@ -75,13 +78,20 @@ def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: boo
     )
     seeds = base.stream_seeds()
     noise_seqs = np.random.SeedSequence([config.seed, 1]).spawn(len(config.doses))
+    # every dose's configuration is built (and so checked) before the first simulation
+    cfgs = [dataclasses.replace(
+        base, nphotons=float(dose), object_seed=seeds["object"], scan_seed=seeds["scan"],
+        noise_seed=int(nseq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)),
+    ) for dose, nseq in zip(config.doses, noise_seqs)]
+    with staged_dir(root) as stage:
+        return _simulate_grid(config, cfgs, seeds, stage, progress, tqdm, simulate)
+
+
+def _simulate_grid(config: PhotonGridConfig, cfgs: list[Any], seeds: dict[str, int], root: Path,
+                   progress: bool, tqdm: Any, simulate: Any) -> dict[str, Any]:
     entries = []
     obj = probe = None
-    for dose, nseq in tqdm(list(zip(config.doses, noise_seqs)), desc="photon grid", disable=not progress):
-        cfg = dataclasses.replace(
-            base, nphotons=float(dose), object_seed=seeds["object"], scan_seed=seeds["scan"],
-            noise_seed=int(nseq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)),
-        )
+    for dose, cfg in tqdm(list(zip(config.doses, cfgs)), desc="photon grid", disable=not progress):
         ds = simulate(cfg, obj=obj, probe=probe)
         obj, probe = ds.object, ds.probe  # reuse: identical object/probe across doses by construction
         ds.metadata["photon_grid"] = {"dose": float(dose), "doses": list(config.doses)}

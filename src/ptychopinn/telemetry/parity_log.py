@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import atomic_path, sha256_file  # sha256_file: public helper named by seed 004
-from ptychopinn.errors import ConfigError, DataError, DependencyError
+from ptychopinn.errors import ConfigError, DataError, DependencyError, one_line
 
 #: output file names
 JSON_NAME = "dose_parity_log.json"
@@ -395,9 +395,9 @@ def _read_npz(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarr
                 except ValueError as exc:
                     if "pickle" in str(exc).lower():
                         raise DataError(f"{p}: key '{k}' holds a pickled object array; refused (never unpickled)") from None
-                    raise DataError(f"{p}: key '{k}' unreadable array ({exc})") from None
+                    raise DataError(f"{p}: key '{k}' unreadable array ({one_line(exc)})") from None
                 except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                    raise DataError(f"{p}: key '{k}' truncated or corrupt array ({exc})") from None
+                    raise DataError(f"{p}: key '{k}' truncated or corrupt array ({one_line(exc)})") from None
                 shapes[k] = {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)}
                 if k in wanted:
                     kept[k] = a

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import sha256_file, write_json_atomic
-from ptychopinn.errors import ConfigError, DataError
+from ptychopinn.errors import ConfigError, DataError, one_line
 from ptychopinn.telemetry import stats as _st
 
 SCHEMA_VERSION = "1.0"
@@ -294,7 +294,7 @@ class TelemetryRecorder:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{self.path}: cannot read telemetry JSON ({exc})") from None
+            raise DataError(f"{self.path}: cannot read telemetry JSON ({one_line(exc)})") from None
         if not isinstance(doc, dict):
             raise DataError(f"{self.path}: telemetry must be a JSON object; got {type(doc).__name__}")
         if doc.get("schema_version") != SCHEMA_VERSION:

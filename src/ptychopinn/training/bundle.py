@@ -14,6 +14,7 @@ Layout (``FORMAT_VERSION`` 1)::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import atomic_path, save_npz_atomic, write_json_atomic
-from ptychopinn.errors import BundleError, ConfigError
+from ptychopinn.errors import BundleError, ConfigError, DataError, one_line
 from ptychopinn.model.config import ModelConfig
 
 FORMAT_VERSION = 1
@@ -89,22 +90,52 @@ def save_bundle(run_dir: str | os.PathLike, model: Any, config: dict[str, Any],
     return run
 
 
+def _bundle_error(path: Path, key: str | None, problem: str) -> BundleError:
+    return BundleError(f"{path}" + (f": key '{key}'" if key else "") + f": {problem}")
+
+
+def _read_json(path: Path) -> Any:
+    """A bundle JSON file; unreadable, non-UTF-8 or invalid JSON is a BundleError naming it."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise _bundle_error(path, None, f"cannot read ({exc.strerror or one_line(exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise _bundle_error(path, None, f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _bundle_error(path, None, f"not valid JSON ({one_line(exc)})") from None
+
+
+def _positive_number(cfg: dict[str, Any], section: str, keys: tuple[str, ...], path: Path,
+                     required: bool = True) -> float | None:
+    """The first of ``keys`` present in ``cfg[section]``, checked to be a finite number > 0."""
+    block = cfg[section]
+    for k in keys:
+        if block.get(k) is not None:
+            v = block[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise _bundle_error(path, f"{section}.{k}", f"must be a finite number > 0; got {v!r}")
+            return float(v)
+    if required:
+        raise _bundle_error(path, f"{section}.{keys[0]}", "missing")
+    return None
+
+
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """config.json of a bundle, checked for presence and format version."""
+    """config.json of a bundle, checked for presence, format version and section types."""
     run = Path(run_dir)
     if not run.is_dir():
         raise BundleError(f"{run}: model bundle directory not found")
     path = run / CONFIG_FILE
     if not path.is_file():
         raise BundleError(f"{path}: missing (not a ptychopinn model bundle?)")
-    try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    cfg = _read_json(path)
     if not isinstance(cfg, dict):
         raise BundleError(f"{path}: must hold a JSON object")
     ver = cfg.get("format_version")
-    if not isinstance(ver, int):
+    if isinstance(ver, bool) or not isinstance(ver, int):
         raise BundleError(f"{path}: key 'format_version': missing or not an integer")
     if ver > FORMAT_VERSION:
         raise BundleError(f"{path}: format_version {ver} is newer than this ptychopinn supports "
@@ -112,55 +143,92 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("model", "training", "intensity_scale", "probe"):
         if key not in cfg:
             raise BundleError(f"{path}: key '{key}': missing")
+        if not isinstance(cfg[key], dict):
+            raise _bundle_error(path, key, f"must be a JSON object; got {type(cfg[key]).__name__}")
     return cfg
 
 
 def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
-    """Load a bundle (safetensors + JSON + NPZ; nothing is unpickled). Missing files, a newer
-    format version or weights that do not fit the recorded config raise BundleError."""
+    """Load a bundle (safetensors + JSON + NPZ; nothing is unpickled). A missing, corrupt or
+    hand-edited file (wrong types, truncated arrays, weights that do not fit the recorded config,
+    a newer format version) raises BundleError naming the file and the field."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ptychopinn._config import type_problem
+    from ptychopinn.data.contract import open_npz
     from ptychopinn.model import build_model
+    from ptychopinn.training.config import TrainConfig
 
     run = Path(run_dir)
     cfg = read_config(run)
+    cpath = run / CONFIG_FILE
     for name in BUNDLE_FILES:
         if not (run / name).is_file():
             raise BundleError(f"{run / name}: missing (incomplete model bundle)")
+    for section, cls in (("model", ModelConfig), ("training", TrainConfig)):
+        bad = type_problem(cls, cfg[section])
+        if bad is not None:
+            raise _bundle_error(cpath, f"{section}.{bad[0]}", bad[1])
     try:
         mcfg = ModelConfig.from_dict(cfg["model"])
-    except (ConfigError, TypeError) as exc:
-        raise BundleError(f"{run / CONFIG_FILE}: key 'model': {exc}") from None
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise _bundle_error(cpath, "model", one_line(exc)) from None
     if mcfg.N is None:
-        raise BundleError(f"{run / CONFIG_FILE}: key 'model': N is not set")
+        raise _bundle_error(cpath, "model.N", "not set")
+    s = _positive_number(cfg, "intensity_scale", ("final", "value"), cpath)
+    factor = _positive_number(cfg, "probe", ("factor",), cpath, required=False) or 1.0
+
+    ppath = run / PROBE_FILE
     try:
-        with np.load(run / PROBE_FILE, allow_pickle=False) as z:
-            probe = np.asarray(z["probe"])
-    except (KeyError, ValueError, OSError) as exc:
-        raise BundleError(f"{run / PROBE_FILE}: unreadable probe ({exc})") from None
+        z = open_npz(ppath)
+    except DataError as exc:
+        raise BundleError(one_line(exc)) from None
+    if "probe" not in z:
+        raise _bundle_error(ppath, "probe", "missing")
+    probe = np.asarray(z["probe"])
+    n = int(mcfg.N)
+    if probe.shape != (n, n) or probe.dtype.kind not in "fc" or not np.all(np.isfinite(probe)):
+        raise _bundle_error(ppath, "probe", f"must be a finite {n}x{n} complex array (config.json model.N={n}); "
+                                            f"got shape {probe.shape} {probe.dtype}")
+
+    history = _read_json(run / HISTORY_FILE)
+    if not isinstance(history, list):
+        raise _bundle_error(run / HISTORY_FILE, None, f"must hold a JSON list; got {type(history).__name__}")
+
+    wpath = run / WEIGHTS_FILE
     try:
-        history = json.loads((run / HISTORY_FILE).read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{run / HISTORY_FILE}: not valid JSON ({exc})") from None
-    try:
-        state = load_file(str(run / WEIGHTS_FILE), device="cpu")
+        state = load_file(str(wpath), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise BundleError(f"{run / WEIGHTS_FILE}: unreadable weights ({exc})") from None
-    iscale = cfg["intensity_scale"]
-    s = float(iscale.get("final") or iscale.get("value"))
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(mcfg, probe, s)
+        raise _bundle_error(wpath, None, f"unreadable weights ({one_line(exc)})") from None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(mcfg, probe, s)
+    except (ConfigError, DataError, ValueError) as exc:
+        raise _bundle_error(cpath, "model", f"cannot build the recorded model ({one_line(exc)})") from None
+    expected = model.state_dict()
+    for k, v in expected.items():
+        if k not in state:
+            raise _bundle_error(wpath, k, f"missing (the weights do not fit config.json model {_brief(mcfg)})")
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise _bundle_error(wpath, k, f"shape {tuple(state[k].shape)}: the weights do not fit config.json "
+                                          f"model {_brief(mcfg)} (it needs {tuple(v.shape)})")
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise _bundle_error(wpath, extra[0], f"not part of the model of config.json ({_brief(mcfg)}); "
+                                             f"{len(extra)} unexpected tensor(s)")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
-        raise BundleError(f"{run / WEIGHTS_FILE}: weights do not fit the recorded model config ({first})") from None
-    model.probe_factor = float(cfg["probe"].get("factor", 1.0))
+        raise _bundle_error(wpath, None, f"weights do not fit the recorded model config ({one_line(exc)})") from None
+    model.probe_factor = factor
     model = model.to(torch.device(device)).eval()
     return Bundle(
         model=model, model_config=mcfg, train_config=dict(cfg["training"]), intensity_scale=s,
-        run_dir=run, N=int(mcfg.N), gridsize=mcfg.gridsize, kind=mcfg.kind, config=cfg,
-        history=history if isinstance(history, list) else [], probe=probe,
+        run_dir=run, N=n, gridsize=mcfg.gridsize, kind=mcfg.kind, config=cfg, history=history, probe=probe,
     )
+
+
+def _brief(mcfg: ModelConfig) -> str:
+    return f"kind={mcfg.kind}, N={mcfg.N}, gridsize={mcfg.gridsize}, n_filters_scale={mcfg.n_filters_scale}"

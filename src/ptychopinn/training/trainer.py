@@ -39,7 +39,7 @@ from torch import nn
 from ptychopinn._device import resolve_device
 from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
 from ptychopinn.data.contract import PtychoDataset, load_dataset
-from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
+from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError, one_line
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
 from ptychopinn.model.config import ModelConfig
@@ -79,13 +79,21 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def arrays_sha256(ds: PtychoDataset) -> str:
-    """Fingerprint of the arrays training uses (diffraction, positions, probe)."""
+def arrays_sha256(ds: PtychoDataset, labels: bool = False, dose: bool = False) -> str:
+    """Fingerprint of the inputs training uses: diffraction, positions, probe, plus the labels
+    (``labels``, supervised baseline) and the metadata dose (``dose``, closed-form scale)."""
     h = hashlib.sha256()
-    for a in (ds.diff3d, ds.xcoords, ds.ycoords, ds.probe):
+    arrays = [ds.diff3d, ds.xcoords, ds.ycoords, ds.probe]
+    if labels and ds.ground_truth_patches is not None:
+        arrays.append(ds.ground_truth_patches)
+    for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.shape, a.dtype.str)).encode())
         h.update(a.tobytes())
+    if dose:
+        from ptychopinn.model.scaling import nphotons_from_metadata
+
+        h.update(f"nphotons={nphotons_from_metadata(ds.metadata)!r}".encode())
     return h.hexdigest()
 
 
@@ -132,6 +140,8 @@ def _prepare(ds: PtychoDataset, mcfg: ModelConfig, tcfg: TrainConfig, r: float, 
         if ds.ground_truth_patches is None:
             raise DataError(f"{ds.source}: key 'ground_truth_patches': missing (the supervised baseline "
                             "trains on simulated labels)")
+        if not np.all(np.isfinite(ds.ground_truth_patches)):
+            raise DataError(f"{ds.source}: key 'ground_truth_patches': contains NaN or Inf values")
         idx = np.arange(ds.n_patterns, dtype=np.int64)
         if n_groups is not None and n_groups < ds.n_patterns:
             rng = np.random.default_rng(tcfg.seed)
@@ -263,7 +273,7 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user-facing error
-        raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc}); "
+        raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {one_line(exc)}); "
                           "delete it or pass --overwrite") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a checkpoint of this ptychopinn version; delete it or pass --overwrite")
@@ -302,7 +312,12 @@ def train(
     tcfg = train_config or TrainConfig()
     run = Path(run_dir)
     ds, train_path = _as_dataset(train_data)
-    mcfg = mcfg.with_N(ds.N)
+    if ds.n_patterns == 0:
+        raise DataError(f"{ds.source}: key 'diff3d': holds no diffraction patterns")
+    try:
+        mcfg = mcfg.with_N(ds.N)
+    except ConfigError as exc:
+        raise DataError(f"{ds.source}: key 'diff3d': pattern size {ds.N} not usable by this model ({exc})") from None
     mcfg = mcfg.resolved(ds.probe)
     test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data)
     if test_ds is not None and test_ds.N != ds.N:
@@ -330,8 +345,9 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     show = progress and main
     ckpt_path = run / CHECKPOINT_FILE
 
-    data_sha = arrays_sha256(ds)
-    test_sha = arrays_sha256(test_ds) if test_ds is not None else None
+    fp = {"labels": mcfg.kind == "supervised", "dose": tcfg.intensity_scale_source == "closed_form"}
+    data_sha = arrays_sha256(ds, **fp)
+    test_sha = arrays_sha256(test_ds, **fp) if test_ds is not None else None
     signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size, init[2] if init else None)
 
     # resume / overwrite policy (decided before any work)
