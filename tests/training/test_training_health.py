@@ -78,3 +78,13 @@ def test_gradient_clipping_follows_the_running_norm() -> None:
     assert float(p.grad.norm()) == pytest.approx(10.0, rel=1e-5)
     assert running == pytest.approx(0.98 * 5 + 0.02 * 10)
     assert math.isfinite(running)
+
+
+@pytest.mark.parametrize("field,value", [("warmup_epochs", float("nan")), ("nll_weight", float("inf")),
+                                          ("mae_weight", -1.0), ("min_lr", -1e-4), ("grad_clip", float("nan")),
+                                          ("schedule", "step")])
+def test_train_config_refuses_bad_values_from_python(field: str, value: object) -> None:
+    from ptychopinn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field.split("_")[0] if field != "mae_weight" else "weights"):
+        TrainConfig(**{field: value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,15 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("lr", "warmup_epochs", "nll_weight", "mae_weight", "min_lr", "grad_clip", "val_fraction",
+                     "lr_factor"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(float(v)):
+                raise ConfigError(f"{name} must be a finite number; got {v}")
+        if self.nll_weight is not None and self.nll_weight < 0 or self.mae_weight is not None and self.mae_weight < 0:
+            raise ConfigError("loss weights must be >= 0")
+        if self.min_lr < 0:
+            raise ConfigError(f"min_lr must be >= 0; got {self.min_lr}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1; got {self.epochs}")
         if self.batch_size < 1:
