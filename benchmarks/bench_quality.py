@@ -45,6 +45,18 @@ def _ints(s: str) -> list[int]:
     return [int(v) for v in s.split(",") if v]
 
 
+def _sets(items: list[str] | None) -> dict:
+    """``["key=json", ...]`` -> dict (values parsed as JSON, else kept as strings)."""
+    out = {}
+    for it in items or []:
+        k, _, v = it.partition("=")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
 def score(test, recons: dict) -> dict[str, dict[str, float]]:
     """Aligned amplitude / phase metrics of each arm on the test ground truth."""
     from ptychopinn.evaluation.compare import CompareConfig, compute_comparison
@@ -89,9 +101,10 @@ def run(a: argparse.Namespace) -> list[dict]:
                 for seed in _ints(a.seeds):
                     run_dir = out / f"{kind}_p{dose:.0e}_gs{gs}_s{seed}"
                     arch_kw = {"arch": a.arch} if "arch" in ModelConfig.__dataclass_fields__ else {}
-                    mcfg = ModelConfig(gridsize=gs, n_filters_scale=a.nfs, **arch_kw)
+                    mcfg = ModelConfig(gridsize=gs, n_filters_scale=a.nfs, **arch_kw, **_sets(a.model_set))
                     tcfg = TrainConfig(epochs=a.epochs, seed=seed, device=a.device, overwrite=True,
-                                       patience=0, loss=a.loss, **({"lr": a.lr} if a.lr else {}))
+                                       patience=0, loss=a.loss, **({"lr": a.lr} if a.lr else {}),
+                                       **_sets(a.train_set))
                     t = time.perf_counter()
                     res = train(tr, run_dir, mcfg, tcfg, progress=a.progress)
                     train_s = time.perf_counter() - t
@@ -201,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nfs", type=int, default=1, help="n_filters_scale (default 1)")
     ap.add_argument("--arch", default="unet", help="network: unet (default) or classic")
     ap.add_argument("--loss", default="nll")
+    ap.add_argument("--model-set", action="append", metavar="KEY=VALUE", help="extra ModelConfig field (repeatable)")
+    ap.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="extra TrainConfig field (repeatable)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--data-seed", type=int, default=7, help="training object/scan seed (test: +1000)")
     ap.add_argument("--device", default="cpu")

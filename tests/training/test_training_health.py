@@ -88,3 +88,24 @@ def test_train_config_refuses_bad_values_from_python(field: str, value: object) 
 
     with pytest.raises(ConfigError, match=field.split("_")[0] if field != "mae_weight" else "weights"):
         TrainConfig(**{field: value})
+
+
+def test_trainable_probe_is_held_during_its_warmup_then_moves_at_its_own_rate(tmp_path) -> None:
+    """Epoch 1 (probe warm-up): the probe stays exactly the initial one; afterwards it moves, and a
+    10x probe rate moves it further than the network's rate does."""
+    from ptychopinn.data.simulate import simulate
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.trainer import train
+
+    ds = simulate(n_images=64, N=32, object_size=64, nphotons=1e6, seed=4)
+    m = ModelConfig(n_filters_scale=1, probe_trainable=True)
+    one = train(ds, tmp_path / "a", m, TrainConfig(epochs=1, device="cpu", diagnostics=False), progress=False)
+    p0 = torch.view_as_complex(one.model.probe.detach())
+    init = np.load(tmp_path / "a" / "probe.npz")["probe_initial"]
+    assert np.array_equal(p0.numpy(), init)
+    moved = {}
+    for lr in (None, 1e-2):
+        r = train(ds, tmp_path / f"b{lr}", m, TrainConfig(epochs=3, device="cpu", diagnostics=False, probe_lr=lr,
+                                                          restore_best=False), progress=False)
+        moved[lr] = float(np.abs(torch.view_as_complex(r.model.probe.detach()).numpy() - init).max())
+    assert 0 < moved[None] < moved[1e-2]

@@ -49,7 +49,11 @@ def add_config_arguments(p: argparse.ArgumentParser, gridsize: int = 1, epochs: 
     p.add_argument("--amp-max", type=ck.positive_float, default=2.0, help="amplitude head range: amp_max * sigmoid")
     p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
                    help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
-    p.add_argument("--probe-trainable", action="store_true")
+    p.add_argument("--probe-trainable", action="store_true", help="refine the probe during training")
+    p.add_argument("--probe-lr", type=ck.positive_float, default=None,
+                   help="learning rate of a trainable probe (default: --lr), scaled by the same schedule")
+    p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=1.0,
+                   help="epochs with the trainable probe held fixed while the object is learnt")
     p.add_argument("--intensity-scale-trainable", action="store_true")
     p.add_argument("--intensity-scale-source", default="data", choices=["data", "closed_form"],
                    help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
@@ -80,6 +84,7 @@ def build_configs(args: argparse.Namespace) -> tuple:
     tcfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
         schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
+        probe_lr=args.probe_lr, probe_warmup_epochs=args.probe_warmup_epochs,
         nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,

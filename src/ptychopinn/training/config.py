@@ -31,7 +31,9 @@ class TrainConfig:
     the validation loss stalls for ``lr_patience`` epochs, down to ``min_lr``. ``grad_clip`` > 0
     clips the gradient norm, measured relative to its running median (so it does not depend on
     the dose). ``diagnostics`` records dead units, tiling and the deviance versus the Poisson floor
-    in ``history.json`` every epoch. ``precision`` 'auto' runs the convolutional body in bfloat16
+    in ``history.json`` every epoch. With a trainable probe (``ModelConfig.probe_trainable``) the
+    probe has its own rate ``probe_lr`` (None = ``lr``; it follows the same schedule, scaled) and
+    stays fixed for the first ``probe_warmup_epochs`` epochs, while the network learns the object. ``precision`` 'auto' runs the convolutional body in bfloat16
     autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
     losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
     the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
@@ -59,6 +61,8 @@ class TrainConfig:
     min_lr: float = 1e-4
     grad_clip: float = 0.0
     diagnostics: bool = True
+    probe_lr: float | None = None
+    probe_warmup_epochs: float = 1.0
     intensity_scale_source: str = "data"
     restore_best: bool = True
     resume: bool = False
@@ -66,12 +70,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("lr", "warmup_epochs", "nll_weight", "mae_weight", "min_lr", "grad_clip", "val_fraction",
-                     "lr_factor"):
+                     "lr_factor", "probe_lr", "probe_warmup_epochs"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(float(v)):
                 raise ConfigError(f"{name} must be a finite number; got {v}")
         if self.nll_weight is not None and self.nll_weight < 0 or self.mae_weight is not None and self.mae_weight < 0:
             raise ConfigError("loss weights must be >= 0")
+        if self.probe_lr is not None and not self.probe_lr > 0:
+            raise ConfigError(f"probe_lr must be > 0; got {self.probe_lr}")
+        if self.probe_warmup_epochs < 0:
+            raise ConfigError(f"probe_warmup_epochs must be >= 0; got {self.probe_warmup_epochs}")
         if self.min_lr < 0:
             raise ConfigError(f"min_lr must be >= 0; got {self.min_lr}")
         if self.epochs < 1:

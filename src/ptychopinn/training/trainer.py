@@ -192,6 +192,26 @@ def cosine_lr(tcfg: TrainConfig, step: int, warm: int, total: int) -> float:
     return lo + 0.5 * (tcfg.lr - lo) * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def _param_groups(model: nn.Module, tcfg: TrainConfig) -> list[dict[str, Any]]:
+    """Adam parameter groups: the network (and log_s), and a trainable probe on its own rate."""
+    probe = [p for n, p in model.named_parameters() if n == "probe" and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if n != "probe" and p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if probe:
+        groups.append({"params": probe, "is_probe": True})
+    return groups
+
+
+def _probe_rate(optimizer: torch.optim.Optimizer, tcfg: TrainConfig, epoch_float: float) -> None:
+    """The probe's rate: 0 during ``probe_warmup_epochs`` (the object is learnt first), then the
+    network's current rate times ``probe_lr / lr``."""
+    base = optimizer.param_groups[0]["lr"]
+    for grp in optimizer.param_groups[1:]:
+        if grp.get("is_probe"):
+            ratio = (tcfg.probe_lr if tcfg.probe_lr is not None else tcfg.lr) / tcfg.lr
+            grp["lr"] = 0.0 if epoch_float < tcfg.probe_warmup_epochs else base * ratio
+
+
 def clip_gradients(model: nn.Module, factor: float, running: float | None) -> float:
     """Clip the gradient norm to ``factor`` x its running mean (an EMA of the clipped norms, so the
     threshold follows the loss scale of the dose); returns the updated running mean."""
@@ -402,7 +422,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     if ctx.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
+    optimizer = torch.optim.Adam(_param_groups(model, tcfg), lr=tcfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
 
@@ -489,6 +509,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             elif step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
                 for grp in optimizer.param_groups:
                     grp["lr"] = lr_now * (step_no + 1) / warm
+            _probe_rate(optimizer, tcfg, step_no / n_batches)
             if tcfg.grad_clip > 0:
                 grad_state = clip_gradients(model, tcfg.grad_clip, grad_state)
             optimizer.step()
