@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "photon-grid": "photon_grid",
     "parity-log": "parity_log",
     "parity-diff": "parity_diff",
+    "study": "study",
 }
 
 

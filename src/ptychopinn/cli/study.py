@@ -1,0 +1,164 @@
+"""``ptychopinn study``: the resumable studies (dose response, dose x overlap) and the loss guardrail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "reproducible, resumable studies: dose-response, dose-overlap, check-loss"
+DESCRIPTION = """Studies run as lists of jobs with stable ids; each job writes its own folder under -o DIR
+atomically and is recorded in DIR/study_manifest.json (config, input and output SHA-256, wall time,
+status). Running the same command again skips the jobs that already finished with the same inputs,
+so a study that was killed resumes where it stopped.
+
+  ptychopinn study dose-response -o DIR [--preset quick|full] [--doses 1e3,1e4,...]
+  ptychopinn study dose-overlap -o DIR --object-from NPZ --probe-from NPZ [--preset quick|full]
+  ptychopinn study check-loss --reference A.json --candidate B.json [--tolerance 0.05]
+
+Executors: in this process (default), --jobs K local worker processes, or --scheduler tcp://HOST:PORT
+for a Dask distributed cluster (pip install 'ptychopinn[cluster]'; GPU jobs ask for a 'GPU' worker
+resource when a worker advertises one, e.g. dask worker ... --resources GPU=1)."""
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
+
+
+def _runner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, help="study directory (created; rerun to resume)")
+    p.add_argument("--preset", choices=["quick", "full"], default="full",
+                   help="sizes: 'full' = the seed's study (default), 'quick' = tiny (seconds per job, for tests)")
+    p.add_argument("--jobs", type=int, default=1, metavar="K", help="run up to K jobs at once in local processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler, e.g. tcp://host:8786")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device of training, inference and pty-chi")
+    p.add_argument("--epochs", type=int, help="training epochs (maximum; early stopping may end sooner)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--n-filters-scale", type=int, help="network width multiplier")
+    p.add_argument("--N", type=int, help="pattern size")
+    p.add_argument("--gridsize", type=int)
+    p.add_argument("--neighbor-count", type=int, help="K nearest neighbours for grouping (K >= gridsize^2)")
+    p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="study", metavar="<study>")
+    dr = sub.add_parser("dose-response", help="seed 001: NLL vs MAE at high and low dose (or a dose sweep)",
+                        description="Trains one PINN per (dose, loss) on an amplitude-only lines object and writes "
+                        "DIR/dose_comparison.png, metrics.csv, frc_curves.png, training_history.json, sanity.json, "
+                        "summary.json, summary.md (and dose_gain.png / dose_gain.json for three or more doses), "
+                        "the bundles DIR/<arm>/ and every job's folder.")
+    _runner_args(dr)
+    dr.add_argument("--doses", type=_floats, help="photons per pattern (default 1e9,1e4; e.g. 1e3,1e4,...,1e9 sweeps)")
+    dr.add_argument("--object-size", type=int)
+    dr.add_argument("--object-seed", type=int)
+    dr.add_argument("--n-train", type=int, help="training positions")
+    dr.add_argument("--n-test", type=int, help="test positions")
+    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory (default 1)")
+    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory (default 2)")
+    dr.add_argument("--crop", type=int, help="central crop of the reconstructions in dose_comparison.png (px)")
+
+    do = sub.add_parser("dose-overlap", help="seed 002: PINN / baseline / pty-chi on dense and sparse views per dose",
+                        description="Simulates from a real object and probe at each dose, splits along y, builds dense "
+                        "and sparse views by group-centre spacing, trains PINN gridsize 1 and 2 and the supervised "
+                        "baseline, runs pty-chi LSQML and compares them; writes DIR/run_manifest.json, "
+                        "training_manifest.json, skip_summary.json, metrics_bundle.json, metrics.csv, summary.md.")
+    _runner_args(do)
+    do.add_argument("--object-from", required=True, help="NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
+    do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
+    do.add_argument("--doses", type=_floats, help="photons per pattern (default 1e3,1e4,1e5)")
+    do.add_argument("--tile", type=int, help="mirror-tile the cropped object T x T times")
+    do.add_argument("--n-images", type=int, help="scan positions (before the split)")
+    do.add_argument("--sim-seed", type=int, help="simulation seed (default 42)")
+    do.add_argument("--grouping-seed", type=int, help="grouping seed (default 123)")
+    do.add_argument("--subsample-seed", type=int, help="view subsampling seed (default 456)")
+    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view (default 0.7)")
+    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view (default 0.2)")
+    do.add_argument("--min-view-groups", type=int, help="skip a view that keeps fewer groups")
+    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs (default 100)")
+    do.add_argument("--ms-ssim-sigma", type=float)
+
+    ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",
+                        description="Fails (exit 1) when a training job of the reference is missing from the "
+                        "candidate, has a missing or non-finite final_loss, or a final_loss above "
+                        "reference + tolerance * |reference|.")
+    ck.add_argument("--reference", required=True, help="reference training_manifest.json")
+    ck.add_argument("--candidate", required=True, help="candidate training_manifest.json")
+    ck.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance (default 0.05)")
+    ck.add_argument("--dose", type=float, help="only jobs at this dose")
+    ck.add_argument("--view", help="only jobs of this view (dense, sparse, full)")
+    ck.add_argument("--gridsize", type=int, help="only jobs of this gridsize")
+
+
+def _overrides(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def _read_manifest(path: str) -> dict[str, Any]:
+    from ptychopinn.errors import ConfigError
+
+    try:
+        d = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("jobs"), list):
+        raise ConfigError(f"{path}: key 'jobs': missing or not a list (not a training_manifest.json)")
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ptychopinn.errors import ConfigError
+
+    if not getattr(args, "study", None):
+        raise ConfigError("choose a study: dose-response, dose-overlap or check-loss (see --help)")
+    if args.study == "check-loss":
+        from ptychopinn.studies.dose_overlap import check_loss
+
+        if not args.tolerance >= 0:
+            raise ConfigError(f"--tolerance must be >= 0; got {args.tolerance}")
+        problems = check_loss(_read_manifest(args.reference), _read_manifest(args.candidate), args.tolerance,
+                              args.dose, args.view, args.gridsize)
+        for pr in problems:
+            print(f"FAIL {pr}")
+        print("check-loss: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
+        return 1 if problems else 0
+
+    progress = not args.quiet
+    if args.study == "dose-response":
+        from ptychopinn.studies.dose_response import PRESETS, DoseResponseConfig, run_dose_response, sanity_text
+
+        cfg = DoseResponseConfig.from_dict({**PRESETS[args.preset].to_dict(), **_overrides(args, DoseResponseConfig)})
+        res = run_dose_response(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
+        if (res.root / "sanity/sanity.json").exists():
+            print(sanity_text(json.loads((res.root / "sanity/sanity.json").read_text())))
+        outputs = ["dose_comparison.png", "metrics.csv", "frc_curves.png", "training_history.json", "summary.md"]
+    else:
+        from ptychopinn.studies.dose_overlap import PRESETS, DoseOverlapConfig, run_dose_overlap
+
+        base = dataclasses.replace(PRESETS[args.preset], object_from=args.object_from, probe_from=args.probe_from)
+        cfg = DoseOverlapConfig.from_dict({**base.to_dict(), **_overrides(args, DoseOverlapConfig)})
+        res = run_dose_overlap(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
+        outputs = ["summary.md", "metrics.csv", "run_manifest.json", "training_manifest.json", "skip_summary.json"]
+    print(f"{len(res.ran)} jobs run, {len(res.skipped)} reused, {len(res.failed)} failed in {res.seconds:.1f} s; "
+          f"manifest: {res.root / 'study_manifest.json'}")
+    if res.failed:
+        for jid, err in res.failed.items():
+            print(f"failed: {jid}: {err}", file=sys.stderr)
+        return 1
+    for name in outputs:
+        print(f"wrote {res.root / name}")
+    return 0

@@ -1,0 +1,584 @@
+"""Dose x overlap study (seed 002): PINN, supervised baseline and pty-chi LSQML on dense and sparse
+views of a real object and probe, at several doses, with a spatial train/test split.
+
+Object and probe come from a reconstruction NPZ (``--object-from``, ``--probe-from``). The object is
+cropped to its scanned region (the file's ``xcoords``/``ycoords`` plus ``crop_margin``, when present),
+resampled by ``N / probe size`` (so that the probe keeps its physical size when N differs from the
+file's probe) and mirror-tiled ``tile`` x ``tile`` times to give room for enough positions; all
+factors are recorded in ``run_manifest.json``. Each dose simulates the same jittered-raster scan
+(seed ``sim_seed``; the Poisson noise differs per dose) and splits it along y (no test position in
+the training half; checked and recorded).
+
+Views: from each split, one K-nearest-neighbour group per anchor (gridsize 2, K = ``neighbor_count``,
+seed ``grouping_seed``) are the candidates; visited in a random order (seed ``subsample_seed``), a
+group is accepted when its centre lies at least S = (1 - f) N from every accepted centre (f = 0.7
+dense, 0.2 sparse). A view is the patterns of its accepted groups. Its acceptance rate, measured
+minimum centre spacing and the three overlap metrics are written to ``views/<dose>/views.json``
+(collected in ``metrics_bundle.json``) with spacing histograms; a view whose training split keeps
+fewer than ``min_view_groups`` groups is skipped, with the reason, in ``skip_summary.json``.
+
+Per dose: PINN gridsize 1 (trained on the whole training half), PINN gridsize 2 on each view's
+training set, the supervised baseline (whole training half) and pty-chi on each view's test set;
+one comparison per (dose, view) with labels ``PtychoPINN`` (gridsize 2 on the view),
+``PtychoPINN_gs1``, ``Baseline`` and ``PtyChi``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ptychopinn._config import strict_from_dict
+from ptychopinn._io import sha256_file, write_json_atomic, write_text_atomic
+from ptychopinn.errors import ConfigError
+from ptychopinn.studies import _common as C
+from ptychopinn.studies.photon_grid import dose_label
+from ptychopinn.studies.runner import Job, StudyResult, publish, run_study
+
+VIEWS = {"dense": 0.7, "sparse": 0.2}
+SUMMARY_FILES = ("run_manifest.json", "training_manifest.json", "skip_summary.json", "metrics_bundle.json",
+                 "metrics.csv", "summary.md")
+LABELS = {"pinn_gs2": "PtychoPINN", "pinn_gs1": "PtychoPINN_gs1", "baseline": "Baseline", "ptychi": "PtyChi"}
+_MOD = "ptychopinn.studies.dose_overlap"
+
+
+@dataclass(frozen=True)
+class DoseOverlapConfig:
+    """Every size and seed of the study (doses in photons per pattern)."""
+
+    object_from: str = ""
+    probe_from: str = ""
+    doses: tuple[float, ...] = (1e3, 1e4, 1e5)
+    N: int | None = None  # None: the probe file's size
+    tile: int = 4
+    crop_margin: int | None = None  # None: N // 4
+    n_images: int = 5000
+    sim_seed: int = 42
+    grouping_seed: int = 123
+    subsample_seed: int = 456
+    split_axis: str = "y"
+    gridsize: int = 2
+    neighbor_count: int = 7
+    f_dense: float = 0.7
+    f_sparse: float = 0.2
+    min_view_groups: int = 16
+    epochs: int = 50
+    batch_size: int = 16
+    n_filters_scale: int = 2
+    patience: int = 6
+    seed: int = 0
+    ptychi_epochs: int = 100
+    ptychi_batch_size: int = 32
+    ms_ssim_sigma: float = 1.0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
+        if not self.doses or any(not d > 0 for d in self.doses) or len(set(self.doses)) != len(self.doses):
+            raise ConfigError(f"--doses must be distinct positive numbers; got {list(self.doses)}")
+        if self.gridsize < 2:
+            raise ConfigError("the overlap views need gridsize >= 2")
+        if self.neighbor_count < self.gridsize ** 2:
+            raise ConfigError(f"neighbor_count K={self.neighbor_count} must be >= C={self.gridsize ** 2}")
+        if not 0 <= self.f_sparse < self.f_dense < 1:
+            raise ConfigError("need 0 <= f_sparse < f_dense < 1")
+        if self.tile < 1:
+            raise ConfigError("tile must be >= 1")
+        if self.split_axis not in ("y", "x"):
+            raise ConfigError("split axis must be 'y' or 'x'")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["doses"] = list(self.doses)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DoseOverlapConfig:
+        return strict_from_dict(cls, d, "dose-overlap config")
+
+
+PRESETS: dict[str, DoseOverlapConfig] = {
+    # the seed's doses, views and seeds; N from the probe file (64 for Run1084)
+    "full": DoseOverlapConfig(),
+    # tiny: N = 32, two doses, a few seconds per job on a 2-core CPU (tests and CI)
+    "quick": DoseOverlapConfig(doses=(1e3, 1e5), N=32, tile=4, n_images=360, min_view_groups=4, epochs=2,
+                               n_filters_scale=1, patience=0, ptychi_epochs=5),
+}
+
+
+def spacing(f: float, n: int) -> float:
+    """Minimum group-centre spacing S = (1 - f) N of a view with overlap fraction f."""
+    return (1.0 - f) * n
+
+
+def probe_size(path: str) -> int:
+    from ptychopinn.physics.probe import load_probe
+
+    return int(load_probe(path).shape[0])
+
+
+def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
+    if not cfg.object_from or not cfg.probe_from:
+        raise ConfigError("--object-from and --probe-from are required")
+    for opt, p in (("--object-from", cfg.object_from), ("--probe-from", cfg.probe_from)):
+        if not Path(p).is_file():
+            raise ConfigError(f"{opt} {p}: file not found")
+    obj_path, probe_path = str(Path(cfg.object_from).resolve()), str(Path(cfg.probe_from).resolve())
+    n = cfg.N or probe_size(probe_path)
+    base = {"object_from": obj_path, "probe_from": probe_path, "N": n, "tile": cfg.tile,
+            "crop_margin": cfg.crop_margin if cfg.crop_margin is not None else n // 4,
+            "n_images": cfg.n_images, "sim_seed": cfg.sim_seed, "split_axis": cfg.split_axis}
+    views = {"dense": cfg.f_dense, "sparse": cfg.f_sparse}
+    jobs: list[Job] = []
+    train_ids: list[str] = []
+    cmp_ids: list[str] = []
+    summary_inputs: list[str] = []
+    for d in cfg.doses:
+        t = dose_label(d)
+        data = f"data/{t}"
+        jobs.append(Job(data, f"{_MOD}:job_simulate", {**base, "dose": d}, inputs=(obj_path, probe_path)))
+        vid = f"views/{t}"
+        jobs.append(Job(vid, f"{_MOD}:job_views", {
+            "data": data, "N": n, "gridsize": cfg.gridsize, "neighbor_count": cfg.neighbor_count,
+            "grouping_seed": cfg.grouping_seed, "subsample_seed": cfg.subsample_seed, "views": views,
+            "min_view_groups": cfg.min_view_groups},
+            inputs=(f"{data}/train.npz", f"{data}/test.npz"), deps=(data,)))
+        summary_inputs += [f"{data}/split.json", f"{data}/train.npz", f"{data}/test.npz", f"{vid}/views.json"]
+        training = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
+                    "neighbor_count": cfg.neighbor_count, "patience": cfg.patience, "loss": "nll"}
+        common_models = {
+            "pinn_gs1": {"kind": "pinn", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale},
+            "baseline": {"kind": "supervised", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale},
+        }
+        for name, model in common_models.items():
+            jid = f"train/{t}/{name}"
+            train_ids.append(jid)
+            jobs.append(Job(jid, "ptychopinn.studies._common:train_bundle",
+                            {"train": f"{data}/train.npz", "model": model, "training": training},
+                            inputs=(f"{data}/train.npz",), deps=(data,), gpu=True, volatile=C.BUNDLE_VOLATILE))
+        for view in views:
+            jid = f"train/{t}/pinn_gs2_{view}"
+            train_ids.append(jid)
+            jobs.append(Job(jid, f"{_MOD}:job_train_view",
+                            {"views": vid, "view": view, "model": {"kind": "pinn", "gridsize": cfg.gridsize,
+                                                                  "n_filters_scale": cfg.n_filters_scale},
+                             "training": training},
+                            inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True, volatile=C.BUNDLE_VOLATILE))
+            pid = f"ptychi/{t}/{view}"
+            jobs.append(Job(pid, f"{_MOD}:job_ptychi_view",
+                            {"views": vid, "view": view,
+                             "ptychi": {"algorithm": "LSQML", "epochs": cfg.ptychi_epochs,
+                                        "batch_size": cfg.ptychi_batch_size, "device": cfg.device,
+                                        "seed": cfg.seed}},
+                            inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True))
+            cid = f"compare/{t}/{view}"
+            cmp_ids.append(cid)
+            bundles = {"pinn_gs2": f"train/{t}/pinn_gs2_{view}", "pinn_gs1": f"train/{t}/pinn_gs1",
+                       "baseline": f"train/{t}/baseline"}
+            jobs.append(Job(cid, f"{_MOD}:job_compare_view",
+                            {"views": vid, "view": view, "bundles": bundles, "ptychi": pid, "device": cfg.device,
+                             "compare": {"ms_ssim_sigma": cfg.ms_ssim_sigma, "register": True}},
+                            inputs=(f"{vid}/views.json", f"{bundles['pinn_gs2']}/status.json",
+                                    f"{bundles['pinn_gs1']}/losses.json", f"{bundles['baseline']}/losses.json",
+                                    f"{pid}/status.json"),
+                            deps=(vid, *bundles.values(), pid)))
+            summary_inputs += [f"{cid}/status.json", f"{pid}/status.json"]
+    summary_inputs += [f"{j}/status.json" if "pinn_gs2_" in j else f"{j}/losses.json" for j in train_ids]
+    jobs.append(Job("summary", f"{_MOD}:job_summary",
+                    {"config": cfg.to_dict(), "resolved": {**base, "views": views}, "train": train_ids,
+                     "compare": cmp_ids},
+                    inputs=tuple(summary_inputs), deps=tuple(j.id for j in jobs)))
+    return jobs
+
+
+def run_dose_overlap(out_dir: str | Path, cfg: DoseOverlapConfig, *, n_jobs: int = 1, scheduler: Any = None,
+                     progress: bool = True, log: Any = None) -> StudyResult:
+    """Run (or resume) the study into ``out_dir``; the summary files are copied to ``out_dir``."""
+    res = run_study(build_jobs(cfg), out_dir, name="dose-overlap", n_jobs=n_jobs, scheduler=scheduler,
+                    progress=progress, log=log, study_config=cfg.to_dict())
+    if res.ok:
+        publish(res.root, "summary", SUMMARY_FILES)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# object preparation
+# ---------------------------------------------------------------------------------------------
+def mirror_tile(a: np.ndarray, t: int) -> np.ndarray:
+    """``t`` x ``t`` copies of ``a``, every other one mirrored, so that the seams are continuous."""
+    row = np.concatenate([a if j % 2 == 0 else a[:, ::-1] for j in range(t)], axis=1)
+    return np.concatenate([row if i % 2 == 0 else row[::-1, :] for i in range(t)], axis=0)
+
+
+def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margin: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Crop to the scanned region, resample by n / probe_n, mirror-tile; returns (object, record)."""
+    from scipy import ndimage
+
+    from ptychopinn.data.contract import open_npz
+    from ptychopinn.physics.objects import load_object
+
+    obj = load_object(object_from)
+    rec: dict[str, Any] = {"source_shape": list(obj.shape)}
+    z = open_npz(object_from)
+    if "xcoords" in z and "ycoords" in z:
+        xs, ys = np.asarray(z["xcoords"], float), np.asarray(z["ycoords"], float)
+        y0 = max(0, int(math.floor(ys.min())) - crop_margin)
+        y1 = min(obj.shape[0], int(math.ceil(ys.max())) + crop_margin + 1)
+        x0 = max(0, int(math.floor(xs.min())) - crop_margin)
+        x1 = min(obj.shape[1], int(math.ceil(xs.max())) + crop_margin + 1)
+        obj = obj[y0:y1, x0:x1]
+        rec["crop_y0_y1_x0_x1"] = [y0, y1, x0, x1]
+        rec["crop"] = f"bounding box of the file's scan positions +- {crop_margin} px"
+    else:
+        rec["crop"] = "none (no positions in the object file)"
+    factor = n / probe_n
+    if factor != 1.0:
+        obj = ndimage.zoom(obj.real, factor, order=3) + 1j * ndimage.zoom(obj.imag, factor, order=3)
+    rec["resample_factor"] = factor
+    obj = mirror_tile(obj, tile)
+    rec.update({"tile": tile, "tile_mode": "mirror", "shape": list(obj.shape)})
+    return obj, rec
+
+
+# ---------------------------------------------------------------------------------------------
+# job bodies
+# ---------------------------------------------------------------------------------------------
+def job_simulate(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    from ptychopinn.data.grouping import spatial_split
+    from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.physics.probe import load_probe
+
+    n = int(p["N"])
+    raw_probe = load_probe(p["probe_from"])
+    probe = load_probe(p["probe_from"], n)
+    obj, orec = prepare_object(p["object_from"], n, raw_probe.shape[0], int(p["tile"]), int(p["crop_margin"]))
+    cfg = SimulationConfig(n_images=int(p["n_images"]), nphotons=float(p["dose"]), N=n, object_size=obj.shape[0],
+                           scan="jitter", seed=int(p["sim_seed"]), noise_seed=C.noise_seed(p["sim_seed"], p["dose"]))
+    full = simulate(cfg, obj=obj, probe=probe)
+    if full.n_patterns < int(p["n_images"]):
+        raise ConfigError(f"the {obj.shape} object holds only {full.n_patterns} positions; lower --n-images "
+                          "or raise --tile")
+    tr, te = spatial_split(full.positions_yx, p["split_axis"], 0.5)
+    col = 0 if p["split_axis"] == "y" else 1
+    pos = full.positions_yx
+    cut = float(pos[te, col].min())
+    leaks = int(np.count_nonzero(pos[te, col] <= pos[tr, col].max()))
+    prov = {"object": {"file": Path(p["object_from"]).name, **orec},
+            "probe": {"file": Path(p["probe_from"]).name, "source_size": int(raw_probe.shape[0]), "N": n,
+                      "resampled": raw_probe.shape[0] != n}}
+    for name, idx in (("train", tr), ("test", te)):
+        ds = full.subset(idx)
+        ds.metadata["study"] = {"name": "dose-overlap", "split": name, **prov}
+        C.save_dataset(ds, out / f"{name}.npz")
+    write_json_atomic(out / "split.json", {
+        "axis": p["split_axis"], "cut": cut, "n_train": int(tr.size), "n_test": int(te.size),
+        "train_max": float(pos[tr, col].max()), "test_min": cut,
+        "test_positions_in_training_half": leaks, "ok": leaks == 0,
+        "measured_photons_per_pattern": full.photons_per_pattern(), **prov})
+
+
+def select_view(centres: np.ndarray, s: float, seed: int) -> np.ndarray:
+    """Indices of the groups accepted in a random visiting order (seed) such that every accepted
+    centre lies at least ``s`` px from every other accepted centre."""
+    from scipy.spatial import cKDTree
+
+    order = np.random.default_rng(seed).permutation(len(centres))
+    accepted: list[int] = []
+    pts: list[np.ndarray] = []
+    tree = None
+    for i in order:
+        c = centres[i]
+        if pts:
+            if tree is None or len(pts) != tree.n:
+                tree = cKDTree(np.asarray(pts))
+            if tree.query(c, k=1)[0] < s:
+                continue
+        accepted.append(int(i))
+        pts.append(c)
+    return np.sort(np.asarray(accepted, dtype=np.int64))
+
+
+def nearest_spacing(centres: np.ndarray) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    if len(centres) < 2:
+        return np.zeros(0)
+    d, _ = cKDTree(centres).query(centres, k=2)
+    return d[:, 1]
+
+
+def job_views(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    from ptychopinn.data.grouping import (
+        make_groups,
+        overlap_between_groups,
+        overlap_to_neighbours,
+        overlap_within_groups,
+        probe_diameter_estimate,
+    )
+
+    n = int(p["N"])
+    splits = {s: C.load_rel(root, f"{p['data']}/{s}.npz") for s in ("train", "test")}
+    diameter = probe_diameter_estimate(splits["train"].probe)
+    result: dict[str, Any] = {"N": n, "gridsize": p["gridsize"], "neighbor_count": p["neighbor_count"],
+                              "probe_diameter_px": diameter, "seeds": {"grouping": p["grouping_seed"],
+                                                                        "subsample": p["subsample_seed"]},
+                              "views": {}}
+    fig = C.new_figure((9, 3.4 * len(p["views"])))
+    axes = fig.subplots(len(p["views"]), 2, squeeze=False)
+    for r, (view, f) in enumerate(p["views"].items()):
+        s = spacing(f, n)
+        v: dict[str, Any] = {"f_overlap": f, "S_px": s, "splits": {}}
+        for c, (split, ds) in enumerate(splits.items()):
+            g = make_groups(ds.positions_yx, p["gridsize"], p["neighbor_count"], seed=p["grouping_seed"])
+            acc = select_view(g.centres, s, p["subsample_seed"])
+            from ptychopinn.data.grouping import Groups
+
+            kept = Groups(g.indices[acc], g.offsets[acc], g.centres[acc])
+            members = np.unique(kept.indices.ravel())
+            sp = nearest_spacing(kept.centres)
+            rec = {"candidate_groups": g.n_groups, "accepted_groups": kept.n_groups,
+                   "acceptance_rate": kept.n_groups / g.n_groups, "patterns": int(members.size),
+                   "min_centre_spacing_px": float(sp.min()) if sp.size else None,
+                   "mean_centre_spacing_px": float(sp.mean()) if sp.size else None,
+                   "spacing_respects_S": bool(sp.size == 0 or sp.min() >= s),
+                   "overlap_metric1_within_group": overlap_within_groups(kept, diameter) if kept.n_groups else None,
+                   "overlap_metric2_image_to_neighbours": overlap_to_neighbours(ds.positions_yx[members], diameter)
+                   if members.size > 1 else None,
+                   "overlap_metric3_group_to_group": overlap_between_groups(kept, diameter) if kept.n_groups > 1 else None}
+            from ptychopinn._io import save_npz_atomic
+
+            save_npz_atomic(out / f"{view}_{split}_groups.npz", indices=kept.indices, centres=kept.centres,
+                            offsets=kept.offsets)
+            rec["groups_file"] = f"{view}_{split}_groups.npz"
+            if members.size:
+                sub = ds.subset(members)
+                sub.metadata["view"] = {"name": view, "split": split, "S_px": s, "accepted_groups": kept.n_groups}
+                C.save_dataset(sub, out / f"{view}_{split}.npz")
+                rec["file"] = f"{view}_{split}.npz"
+                rec["sha256"] = sha256_file(out / f"{view}_{split}.npz")
+            v["splits"][split] = rec
+            C.spacing_histogram(axes[r, c], sp, s, f"{view} {split}: {kept.n_groups}/{g.n_groups} groups accepted")
+        ntr = v["splits"]["train"]["accepted_groups"]
+        nte = v["splits"]["test"]["accepted_groups"]
+        if min(ntr, nte) < p["min_view_groups"]:
+            v["skipped"] = True
+            v["reason"] = (f"spacing filter S = {s:.1f} px keeps {ntr} training and {nte} test groups; "
+                           f"fewer than min_view_groups = {p['min_view_groups']}")
+        else:
+            v["skipped"] = False
+        result["views"][view] = v
+    C.save_figure(fig, out / "spacing_histograms.png")
+    write_json_atomic(out / "views.json", result)
+
+
+def _view(root: Path, p: dict[str, Any]) -> dict[str, Any]:
+    return C.read_json(root / p["views"] / "views.json")["views"][p["view"]]
+
+
+def _skip(out: Path, v: dict[str, Any]) -> bool:
+    if v.get("skipped"):
+        write_json_atomic(out / "status.json", {"status": "skipped", "reason": v["reason"]})
+        return True
+    return False
+
+
+def job_train_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    v = _view(root, p)
+    if _skip(out, v):
+        return
+    C.train_bundle(out, root, {"train": f"{p['views']}/{v['splits']['train']['file']}", "model": p["model"],
+                               "training": p["training"]}, progress)
+    write_json_atomic(out / "status.json", {"status": "done",
+                                            "weights_digest": C.read_json(out / "losses.json")["weights_digest"]})
+
+
+def job_ptychi_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    v = _view(root, p)
+    if _skip(out, v):
+        return
+    from ptychopinn.errors import DependencyError
+
+    try:
+        C.run_iterative(out, root, {"data": f"{p['views']}/{v['splits']['test']['file']}", "ptychi": p["ptychi"]},
+                        progress)
+    except DependencyError as exc:  # pty-chi not installed: the comparison goes on without it
+        write_json_atomic(out / "status.json", {"status": "skipped", "reason": str(exc)})
+        return
+    write_json_atomic(out / "status.json", {"status": "done"})
+
+
+def job_compare_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    v = _view(root, p)
+    if _skip(out, v):
+        return
+    test = f"{p['views']}/{v['splits']['test']['file']}"
+    arms, sources = {}, {}
+    for key, bundle in p["bundles"].items():
+        sub = out / f"recon_{key}"
+        sub.mkdir()
+        C.infer_bundle(sub, root, {"bundle": bundle, "data": test, "device": p["device"]}, progress)
+        arms[LABELS[key]] = str(sub / "reconstruction.npz")  # absolute: inside this job's temporary folder
+        sources[LABELS[key]] = f"recon_{key}/reconstruction.npz"
+    if C.read_json(root / p["ptychi"] / "status.json")["status"] == "done":
+        arms[LABELS["ptychi"]] = sources[LABELS["ptychi"]] = f"{p['ptychi']}/reconstruction.npz"
+    C.compare_arms(out / "comparison", root, {"data": test, "arms": arms, "sources": sources,
+                                              "compare": p["compare"]}, progress)
+    write_json_atomic(out / "status.json", {"status": "done", "arms": sorted(arms)})
+
+
+def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    cfg = DoseOverlapConfig.from_dict(p["config"])
+    res = p["resolved"]
+    datasets, metrics_bundle, skips, train_rows, metric_rows = [], {}, [], [], []
+    tables: dict[tuple[str, str], dict[str, Any]] = {}
+    for d in cfg.doses:
+        t = dose_label(d)
+        split = C.read_json(root / f"data/{t}/split.json")
+        datasets.append({"dose": d, "tag": t, "split": split,
+                         "train": {"path": f"data/{t}/train.npz", "sha256": sha256_file(root / f"data/{t}/train.npz")},
+                         "test": {"path": f"data/{t}/test.npz", "sha256": sha256_file(root / f"data/{t}/test.npz")}})
+        views = C.read_json(root / f"views/{t}/views.json")
+        metrics_bundle[t] = {**views, "histograms": f"views/{t}/spacing_histograms.png"}
+        for view, v in views["views"].items():
+            if v["skipped"]:
+                skips.append({"dose": d, "view": view, "reason": v["reason"]})
+                continue
+            pst = C.read_json(root / f"ptychi/{t}/{view}/status.json")
+            if pst["status"] != "done":
+                skips.append({"dose": d, "view": view, "arm": "PtyChi", "reason": pst["reason"]})
+            cdir = root / f"compare/{t}/{view}/comparison"
+            m = C.read_metrics_csv(cdir / "comparison_metrics.csv")
+            tables[(t, view)] = m
+            metric_rows += [[d, view, model, k, a, ph] for model, mm in m.items() for k, (a, ph) in mm.items()]
+    for jid in p["train"]:
+        _, t, name = jid.split("/")
+        dose = next(d for d in cfg.doses if dose_label(d) == t)
+        view = name.rsplit("_", 1)[1] if name.startswith("pinn_gs2_") else "full"
+        gs = cfg.gridsize if name.startswith("pinn_gs2_") else 1
+        kind = "supervised" if name == "baseline" else "pinn"
+        losses = root / jid / "losses.json"
+        if not losses.exists():
+            continue  # skipped view
+        lj = C.read_json(losses)
+        h = lj["history"]
+        train_rows.append({
+            "id": jid, "dose": dose, "view": view, "gridsize": gs, "kind": kind, "bundle_path": jid,
+            "bundle_sha256": sha256_file(root / jid / "model.safetensors"),
+            "final_loss": h[-1]["train_loss"] if h else None, "final_val_loss": h[-1]["val_loss"] if h else None,
+            "initial_loss": h[0]["train_loss"] if h else None, "epochs_run": lj["epochs_run"],
+            "best_val_loss": lj["best_val_loss"]})
+    write_json_atomic(out / "run_manifest.json", {"study": "dose-overlap", "config": cfg.to_dict(),
+                                                  "resolved": res, "datasets": datasets})
+    write_json_atomic(out / "training_manifest.json", {"study": "dose-overlap", "jobs": train_rows,
+                                                       "skip_summary": "skip_summary.json"})
+    write_json_atomic(out / "skip_summary.json", {
+        "skipped_views": [s for s in skips if "arm" not in s], "skipped_arms": [s for s in skips if "arm" in s],
+        "skipped_count": len(skips)})
+    write_json_atomic(out / "metrics_bundle.json", metrics_bundle)
+    C.write_csv(out / "metrics.csv", ["dose", "view", "model", "metric", "amplitude", "phase"], metric_rows)
+    write_text_atomic(out / "summary.md", summary_md(cfg, datasets, metrics_bundle, tables, skips, train_rows))
+
+
+def _reading(m: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """Plain-language reading of one table: who wins phase MS-SSIM, and by how much."""
+    ph = {k: v["ms_ssim"][1] for k, v in m.items() if math.isfinite(v["ms_ssim"][1])}
+    amp = {k: v["ms_ssim"][0] for k, v in m.items() if math.isfinite(v["ms_ssim"][0])}
+    if not ph:
+        return "No finite phase MS-SSIM: nothing to rank."
+    order = sorted(ph, key=ph.get, reverse=True)
+    best, worst = order[0], order[-1]
+    s = (f"{best} has the best phase MS-SSIM ({ph[best]:.3f}); {worst} the worst ({ph[worst]:.3f}).")
+    if amp:
+        ba = max(amp, key=amp.get)
+        s += f" On amplitude {ba} leads (MS-SSIM {amp[ba]:.3f})."
+    return s
+
+
+def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: dict[str, Any],
+               tables: dict[tuple[str, str], Any], skips: list[dict[str, Any]], train_rows: list[dict[str, Any]]) -> str:
+    out = ["# Dose x overlap study", "",
+           f"Object {Path(cfg.object_from).name} (cropped, resampled, mirror-tiled {cfg.tile}x{cfg.tile}), probe "
+           f"{Path(cfg.probe_from).name}; doses {', '.join(f'{d:.0e}' for d in cfg.doses)} photons per pattern; "
+           f"{cfg.n_images} positions split along {cfg.split_axis}; gridsize {cfg.gridsize}, K = {cfg.neighbor_count}; "
+           f"PINN/baseline {cfg.epochs} epochs (max), pty-chi LSQML {cfg.ptychi_epochs} epochs; "
+           f"seeds simulation {cfg.sim_seed}, grouping {cfg.grouping_seed}, subsampling {cfg.subsample_seed}.", "",
+           "## Views", "", "| dose | view | S (px) | split | accepted / candidates | rate | min spacing (px) | "
+           "metric 1 | metric 2 | metric 3 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for ds in datasets:
+        t = ds["tag"]
+        for view, v in bundle[t]["views"].items():
+            for split, r in v["splits"].items():
+                out.append(f"| {ds['dose']:.0e} | {view} | {v['S_px']:.1f} | {split} | {r['accepted_groups']} / "
+                           f"{r['candidate_groups']} | {r['acceptance_rate']:.3f} | {C.fmt(r['min_centre_spacing_px'], '.1f')} | "
+                           f"{C.fmt(r['overlap_metric1_within_group'])} | {C.fmt(r['overlap_metric2_image_to_neighbours'])} | "
+                           f"{C.fmt(r['overlap_metric3_group_to_group'])} |")
+    for ds in datasets:
+        t = ds["tag"]
+        out += ["", f"Split check at {ds['dose']:.0e}: {ds['split']['test_positions_in_training_half']} test positions "
+                f"in the training half ({ds['split']['n_train']} train / {ds['split']['n_test']} test patterns)."]
+    for (t, view), m in tables.items():
+        dose = next(d["dose"] for d in datasets if d["tag"] == t)
+        out += ["", f"## Dose {dose:.0e}, {view} view", "",
+                "| model | MS-SSIM phase | MS-SSIM amplitude | SSIM phase | SSIM amplitude | PSNR amplitude (dB) | "
+                "FRC50 amplitude | MAE amplitude | MSE amplitude |", "|---|---|---|---|---|---|---|---|---|"]
+        for model, mm in m.items():
+            out.append(f"| {model} | {C.fmt(mm['ms_ssim'][1])} | {C.fmt(mm['ms_ssim'][0])} | {C.fmt(mm['ssim'][1])} | "
+                       f"{C.fmt(mm['ssim'][0])} | {C.fmt(mm['psnr'][0], '.2f')} | {C.fmt(mm['frc50'][0])} | "
+                       f"{C.fmt(mm['mae'][0], '.4f')} | {C.fmt(mm['mse'][0], '.5f')} |")
+        out += ["", _reading(m)]
+    out += ["", "## Training", "", "| job | final train loss | initial | epochs |", "|---|---|---|---|"]
+    for r in train_rows:
+        out.append(f"| {r['id']} | {C.fmt(r['final_loss'], '.6g')} | {C.fmt(r['initial_loss'], '.6g')} | {r['epochs_run']} |")
+    out += ["", "## Skipped views", ""]
+    out += [f"- {s['dose']:.0e} {s['view']}{' ' + s['arm'] if 'arm' in s else ''}: {s['reason']}"
+            for s in skips] or ["None."]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# training-loss guardrail
+# ---------------------------------------------------------------------------------------------
+def check_loss(reference: dict[str, Any], candidate: dict[str, Any], tolerance: float = 0.05,
+               dose: float | None = None, view: str | None = None, gridsize: int | None = None) -> list[str]:
+    """Problems of ``candidate`` against ``reference`` (two ``training_manifest.json`` dicts): a job
+    of the reference that is missing from the candidate, a missing or non-finite final loss, or a
+    final loss above ``reference + tolerance * |reference|``. Empty list: passed."""
+    def sel(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for r in rows:
+            if dose is not None and not math.isclose(float(r.get("dose", float("nan"))), dose, rel_tol=1e-9):
+                continue
+            if view is not None and r.get("view") != view:
+                continue
+            if gridsize is not None and r.get("gridsize") != gridsize:
+                continue
+            out[r["id"]] = r
+        return out
+
+    ref, cand = sel(reference.get("jobs", [])), sel(candidate.get("jobs", []))
+    problems = []
+    if not ref:
+        problems.append("the reference has no training job matching the filters")
+    for jid, r in ref.items():
+        c = cand.get(jid)
+        if c is None:
+            problems.append(f"{jid}: missing from the candidate")
+            continue
+        fl = c.get("final_loss")
+        if fl is None or not isinstance(fl, (int, float)) or not math.isfinite(fl):
+            problems.append(f"{jid}: final_loss is missing or not finite ({fl!r})")
+            continue
+        rl = r.get("final_loss")
+        if rl is None or not math.isfinite(rl):
+            problems.append(f"{jid}: the reference final_loss is missing or not finite ({rl!r})")
+            continue
+        limit = rl + tolerance * abs(rl)
+        if fl > limit:
+            problems.append(f"{jid}: final_loss {fl:.6g} exceeds the reference {rl:.6g} by more than "
+                            f"{100 * tolerance:g} % (limit {limit:.6g})")
+    return problems
