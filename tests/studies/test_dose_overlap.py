@@ -1,0 +1,184 @@
+"""Dose x overlap study (seed 002) on the quick preset, and the training-loss guardrail."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from ptychopinn.cli.main import main
+from ptychopinn.studies.dose_overlap import SUMMARY_FILES, check_loss, mirror_tile, run_dose_overlap, spacing
+from ptychopinn.studies.photon_grid import dose_label
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _has_ptychi():
+    try:
+        from ptychopinn.iterative.ptychi_runner import import_ptychi
+
+        import_ptychi()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.mark.slow
+def test_every_file_exists_and_parses(dose_overlap_quick):
+    root, cfg, _ = dose_overlap_quick
+    for name in SUMMARY_FILES:
+        assert (root / name).is_file(), name
+    run = json.loads((root / "run_manifest.json").read_text())
+    assert [d["dose"] for d in run["datasets"]] == list(cfg.doses)
+    for d in run["datasets"]:
+        for split in ("train", "test"):
+            assert d[split]["sha256"] == _sha(root / d[split]["path"])
+    obj = run["resolved"]
+    assert obj["tile"] == cfg.tile and obj["N"] == 32
+    assert run["datasets"][0]["split"]["object"]["resample_factor"] == 0.5  # 64-px probe file, N = 32
+    tm = json.loads((root / "training_manifest.json").read_text())
+    assert {(r["view"], r["gridsize"], r["kind"]) for r in tm["jobs"]} == {
+        ("full", 1, "pinn"), ("full", 1, "supervised"), ("dense", 2, "pinn"), ("sparse", 2, "pinn")}
+    for r in tm["jobs"]:
+        hist = json.loads((root / r["bundle_path"] / "history.json").read_text())
+        assert r["final_loss"] == hist[-1]["train_loss"]
+        assert r["bundle_sha256"] == _sha(root / r["bundle_path"] / "model.safetensors")
+    skip = json.loads((root / "skip_summary.json").read_text())
+    assert skip["skipped_count"] == len(skip["skipped_views"]) + len(skip["skipped_arms"])
+    labels = {"PtychoPINN", "PtychoPINN_gs1", "Baseline"} | ({"PtyChi"} if _has_ptychi() else set())
+    rows = list(csv.DictReader(open(root / "metrics.csv")))
+    for d in cfg.doses:
+        t = dose_label(d)
+        assert (root / "views" / t / "spacing_histograms.png").is_file()
+        for view in ("dense", "sparse"):
+            cdir = root / "compare" / t / view / "comparison"
+            for f in ("comparison_metrics.csv", "frc_curves.csv", "reconstructions_aligned.npz",
+                      "comparison_plot.png", "comparison.json"):
+                assert (cdir / f).is_file()
+            models = {r["model"] for r in csv.DictReader(open(cdir / "comparison_metrics.csv"))}
+            assert models == labels
+            assert {r["model"] for r in rows if float(r["dose"]) == d and r["view"] == view} == labels
+            summary_cfg = json.loads((cdir / "comparison.json").read_text())["config"]
+            assert summary_cfg["ms_ssim_sigma"] == 1.0 and summary_cfg["register"] is True
+    md = (root / "summary.md").read_text()
+    assert md.count("## Dose ") == 2 * len(cfg.doses) and "best phase MS-SSIM" in md
+
+
+@pytest.mark.slow
+def test_split_has_no_test_position_in_the_training_half(dose_overlap_quick):
+    root, cfg, _ = dose_overlap_quick
+    for d in cfg.doses:
+        t = dose_label(d)
+        ytr = np.load(root / "data" / t / "train.npz")["ycoords"]
+        yte = np.load(root / "data" / t / "test.npz")["ycoords"]
+        assert ytr.size > 0 and yte.size > 0 and yte.min() > ytr.max()
+        s = json.loads((root / "data" / t / "split.json").read_text())
+        assert s["test_positions_in_training_half"] == 0 and s["ok"] is True
+
+
+@pytest.mark.slow
+def test_views_dense_accepts_more_and_spacing_respects_S(dose_overlap_quick):
+    root, cfg, _ = dose_overlap_quick
+    for d in cfg.doses:
+        t = dose_label(d)
+        views = json.loads((root / "views" / t / "views.json").read_text())["views"]
+        for split in ("train", "test"):
+            full = np.load(root / "data" / t / f"{split}.npz")
+            pos = np.stack([full["ycoords"], full["xcoords"]], axis=1)
+            assert views["dense"]["splits"][split]["acceptance_rate"] > views["sparse"]["splits"][split]["acceptance_rate"]
+            for view, f in (("dense", cfg.f_dense), ("sparse", cfg.f_sparse)):
+                s = (1 - f) * 32
+                assert views[view]["S_px"] == pytest.approx(s)
+                g = np.load(root / "views" / t / f"{view}_{split}_groups.npz")
+                idx, centres = g["indices"], g["centres"]
+                assert idx.shape[1] == 4
+                np.testing.assert_allclose(centres, pos[idx].mean(axis=1), atol=1e-9)  # centroids of members
+                assert pdist(centres).min() >= s  # brute-force pairwise spacing
+                rec = views[view]["splits"][split]
+                assert rec["accepted_groups"] == len(idx)
+                assert rec["acceptance_rate"] == pytest.approx(len(idx) / rec["candidate_groups"])
+                sub = np.load(root / "views" / t / f"{view}_{split}.npz")
+                got = np.stack([sub["ycoords"], sub["xcoords"]], axis=1)
+                want = pos[np.unique(idx.ravel())]
+                np.testing.assert_array_equal(got, want)  # the view = the members of its accepted groups
+                for k in ("overlap_metric1_within_group", "overlap_metric2_image_to_neighbours",
+                          "overlap_metric3_group_to_group"):
+                    assert 0 <= rec[k] <= 1
+            assert (views["dense"]["splits"][split]["overlap_metric3_group_to_group"]
+                    > views["sparse"]["splits"][split]["overlap_metric3_group_to_group"])
+
+
+@pytest.mark.slow
+def test_a_view_with_too_few_groups_is_skipped_with_its_reason(dose_overlap_quick, tmp_path):
+    src, cfg, _ = dose_overlap_quick
+    root = tmp_path / "study"
+    shutil.copytree(src, root)  # resumes from the finished study: the datasets are reused
+    views = json.loads((src / "views" / "p1e3" / "views.json").read_text())["views"]
+    n_sparse = views["sparse"]["splits"]["train"]["accepted_groups"]
+    cfg2 = dataclasses.replace(cfg, doses=(1e3,), min_view_groups=n_sparse + 1)
+    res = run_dose_overlap(root, cfg2, progress=False, log=lambda s: None)
+    assert res.ok and "data/p1e3" in res.skipped
+    skip = json.loads((root / "skip_summary.json").read_text())
+    assert [(s["dose"], s["view"]) for s in skip["skipped_views"]] == [(1e3, "sparse")]
+    assert "min_view_groups" in skip["skipped_views"][0]["reason"]
+    for jid in ("train/p1e3/pinn_gs2_sparse", "ptychi/p1e3/sparse", "compare/p1e3/sparse"):
+        st = json.loads((root / jid / "status.json").read_text())
+        assert st["status"] == "skipped" and st["reason"] == skip["skipped_views"][0]["reason"]
+        assert not (root / jid / "model.safetensors").exists()
+    tm = json.loads((root / "training_manifest.json").read_text())
+    assert "sparse" not in {r["view"] for r in tm["jobs"]}
+    assert "## Dose 1e+03, dense view" in (root / "summary.md").read_text()
+
+
+def test_spacing_rule_and_mirror_tile():
+    assert spacing(0.7, 128) == pytest.approx(38.4) and spacing(0.2, 128) == pytest.approx(102.4)
+    a = np.arange(6.0).reshape(2, 3)
+    t = mirror_tile(a, 2)
+    np.testing.assert_array_equal(t, [[0, 1, 2, 2, 1, 0], [3, 4, 5, 5, 4, 3], [3, 4, 5, 5, 4, 3], [0, 1, 2, 2, 1, 0]])
+
+
+# ---- check-loss ---------------------------------------------------------------------------------
+def _manifest(**losses):
+    return {"jobs": [{"id": k, "dose": 1e3, "view": "dense" if "dense" in k else "full",
+                      "gridsize": 2 if "gs2" in k else 1, "final_loss": v} for k, v in losses.items()]}
+
+
+def test_check_loss_passes_within_tolerance_and_fails_on_regression():
+    ref = _manifest(gs1=2.0, gs2_dense=-100.0)
+    assert check_loss(ref, _manifest(gs1=2.09, gs2_dense=-96.0), 0.05) == []  # 2.1 and -95 are the limits
+    p = check_loss(ref, _manifest(gs1=2.11, gs2_dense=-100.0), 0.05)
+    assert len(p) == 1 and p[0].startswith("gs1: final_loss 2.11 exceeds")
+    p = check_loss(ref, _manifest(gs1=2.0, gs2_dense=-94.0), 0.05)  # negative NLL: tolerance on |reference|
+    assert len(p) == 1 and p[0].startswith("gs2_dense")
+    assert check_loss(ref, _manifest(gs1=2.11, gs2_dense=-100.0), 0.05, gridsize=2) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_check_loss_fails_on_missing_or_non_finite(bad):
+    ref = _manifest(gs1=2.0)
+    assert "not finite" in check_loss(ref, _manifest(gs1=bad))[0]
+    assert check_loss(ref, _manifest(other=1.0)) == ["gs1: missing from the candidate"]
+
+
+def test_check_loss_cli_exit_codes(tmp_path, capsys):
+    ref, ok, bad = tmp_path / "ref.json", tmp_path / "ok.json", tmp_path / "bad.json"
+    ref.write_text(json.dumps(_manifest(gs1=2.0)))
+    ok.write_text(json.dumps(_manifest(gs1=1.9)))
+    bad.write_text(json.dumps(_manifest(gs1=3.0)))
+    assert main(["study", "check-loss", "--reference", str(ref), "--candidate", str(ok)]) == 0
+    assert main(["study", "check-loss", "--reference", str(ref), "--candidate", str(bad)]) == 1
+    assert main(["study", "check-loss", "--reference", str(ref), "--candidate", str(bad), "--tolerance", "0.6"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL gs1: final_loss 3 exceeds the reference 2" in out
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["study", "check-loss", "--reference", str(ref), "--candidate", str(tmp_path / "junk.json")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.json: not JSON" in err and "Traceback" not in err
