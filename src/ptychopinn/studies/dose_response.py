@@ -132,7 +132,7 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
                             volatile=C.BUNDLE_VOLATILE))
             jobs.append(Job(f"infer/{arm}", "ptychopinn.studies._common:infer_bundle",
                             {"bundle": arm, "data": f"data/{t}/test.npz", "device": cfg.device},
-                            inputs=(f"{arm}/model.safetensors", f"data/{t}/test.npz"),
+                            inputs=(f"{arm}/losses.json", f"data/{t}/test.npz"),
                             deps=(arm, f"data/{t}"), gpu=True))
         jobs.append(Job(f"compare/{t}", "ptychopinn.studies._common:compare_arms",
                         {"data": f"data/{t}/test.npz",

@@ -309,7 +309,7 @@ def run_study(
                 continue
             log(f"[{_stamp()}] start {j.id}")
             try:
-                entry = execute_job(dataclasses.asdict(j), str(rootp), progress)
+                entry = {**execute_job(dataclasses.asdict(j), str(rootp), progress), "executor": "in-process"}
             except PtychoPINNError as exc:
                 entry = {"id": j.id, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             record(entry)
@@ -355,7 +355,9 @@ def _run_pool(pending: list[Job], root: Path, n_jobs: int, progress: bool, log: 
             for fut in finished:
                 jid = running.pop(fut)
                 try:
-                    record(fut.result())
+                    entry = fut.result()
+                    entry["executor"] = f"local processes ({n_jobs})"
+                    record(entry)
                 except Exception as exc:  # noqa: BLE001 - a crashed worker fails that job only
                     record({"id": jid, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
 
@@ -382,12 +384,14 @@ def _run_dask(pending: list[Job], root: Path, scheduler: Any, progress: bool, lo
             log(f"[{_stamp()}] note: no Dask worker advertises a GPU resource; GPU jobs run on any worker")
         started: set[str] = set()
         running: dict[Any, str] = {}
+        resources: dict[str, dict[str, int]] = {}
         ac = as_completed()
         while True:
             for j in _ready(pending, done, failed, started, record):
                 started.add(j.id)
                 log(f"[{_stamp()}] start {j.id}")
                 kw = {"resources": {"GPU": 1}} if (j.gpu and gpu) else {}
+                resources[j.id] = kw.get("resources", {})
                 fut = client.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress,
                                     key=f"ptychopinn-{j.id}-{time.time_ns()}", pure=False, **kw)
                 running[fut] = j.id
@@ -397,7 +401,10 @@ def _run_dask(pending: list[Job], root: Path, scheduler: Any, progress: bool, lo
             fut = next(ac)
             jid = running.pop(fut)
             try:
-                record(fut.result())
+                entry = fut.result()
+                entry["executor"] = "dask"
+                entry["resources"] = resources[jid]
+                record(entry)
             except Exception as exc:  # noqa: BLE001 - a crashed worker fails that job only
                 record({"id": jid, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
     finally:
