@@ -182,3 +182,19 @@ def test_check_loss_cli_exit_codes(tmp_path, capsys):
     assert main(["study", "check-loss", "--reference", str(ref), "--candidate", str(tmp_path / "junk.json")]) == 2
     err = capsys.readouterr().err
     assert "junk.json: not JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_scoring_on_the_whole_test_half(dose_overlap_quick, tmp_path):
+    src, cfg, _ = dose_overlap_quick
+    root = tmp_path / "study"
+    shutil.copytree(src, root)
+    res = run_dose_overlap(root, dataclasses.replace(cfg, doses=(1e3,), test_on="full"), progress=False,
+                           log=lambda s: None)
+    assert res.ok and {"data/p1e3", "views/p1e3", "train/p1e3/pinn_gs1"} <= set(res.skipped)
+    assert "ptychi/p1e3/full" in res.ran
+    for view in ("dense", "sparse"):
+        c = json.loads((root / "compare" / "p1e3" / view / "comparison" / "comparison.json").read_text())
+        assert c["dataset"] == "data/p1e3/test.npz"
+        assert set(c["models"]) >= {"PtychoPINN", "PtychoPINN_gs1", "Baseline"}
+    assert "whole test half" in (root / "summary.md").read_text()

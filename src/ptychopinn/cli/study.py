@@ -84,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     do.add_argument("--min-view-groups", type=int, help="skip a view that keeps fewer groups")
     do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs (default 100)")
     do.add_argument("--ms-ssim-sigma", type=float)
+    do.add_argument("--test-on", choices=["view", "full"],
+                    help="score every arm on each view's test set (default, as in the seed) or on the whole "
+                         "test half (one pty-chi run per dose)")
 
     ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",
                         description="Fails (exit 1) when a training job of the reference is missing from the "

@@ -20,7 +20,9 @@ fewer than ``min_view_groups`` groups is skipped, with the reason, in ``skip_sum
 Per dose: PINN gridsize 1 (trained on the whole training half), PINN gridsize 2 on each view's
 training set, the supervised baseline (whole training half) and pty-chi on each view's test set;
 one comparison per (dose, view) with labels ``PtychoPINN`` (gridsize 2 on the view),
-``PtychoPINN_gs1``, ``Baseline`` and ``PtyChi``.
+``PtychoPINN_gs1``, ``Baseline`` and ``PtyChi``. With ``test_on="view"`` (the seed's design) every
+arm is scored on the view's test set; with ``test_on="full"`` on the whole test half, with one
+pty-chi run per dose. A missing pty-chi install skips the PtyChi arm (recorded in skip_summary.json).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class DoseOverlapConfig:
     ptychi_epochs: int = 100
     ptychi_batch_size: int = 32
     ms_ssim_sigma: float = 1.0
+    test_on: str = "view"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -91,6 +94,8 @@ class DoseOverlapConfig:
             raise ConfigError("tile must be >= 1")
         if self.split_axis not in ("y", "x"):
             raise ConfigError("split axis must be 'y' or 'x'")
+        if self.test_on not in ("view", "full"):
+            raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -138,6 +143,9 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
     train_ids: list[str] = []
     cmp_ids: list[str] = []
     summary_inputs: list[str] = []
+    ptychi_ids: dict[str, dict[str, str]] = {}
+    pt_params = {"algorithm": "LSQML", "epochs": cfg.ptychi_epochs, "batch_size": cfg.ptychi_batch_size,
+                 "device": cfg.device, "seed": cfg.seed}
     for d in cfg.doses:
         t = dose_label(d)
         data = f"data/{t}"
@@ -161,6 +169,11 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
             jobs.append(Job(jid, "ptychopinn.studies._common:train_bundle",
                             {"train": f"{data}/train.npz", "model": model, "training": training},
                             inputs=(f"{data}/train.npz",), deps=(data,), gpu=True, volatile=C.BUNDLE_VOLATILE))
+        if cfg.test_on == "full":  # one pty-chi run per dose, on the whole test half
+            jobs.append(Job(f"ptychi/{t}/full", f"{_MOD}:job_ptychi_view", {"data": f"{data}/test.npz",
+                                                                          "ptychi": pt_params},
+                            inputs=(f"{data}/test.npz",), deps=(data,), gpu=True))
+            summary_inputs.append(f"ptychi/{t}/full/status.json")
         for view in views:
             jid = f"train/{t}/pinn_gs2_{view}"
             train_ids.append(jid)
@@ -169,29 +182,31 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
                                                                   "n_filters_scale": cfg.n_filters_scale},
                              "training": training},
                             inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True, volatile=C.BUNDLE_VOLATILE))
-            pid = f"ptychi/{t}/{view}"
-            jobs.append(Job(pid, f"{_MOD}:job_ptychi_view",
-                            {"views": vid, "view": view,
-                             "ptychi": {"algorithm": "LSQML", "epochs": cfg.ptychi_epochs,
-                                        "batch_size": cfg.ptychi_batch_size, "device": cfg.device,
-                                        "seed": cfg.seed}},
-                            inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True))
+            if cfg.test_on == "view":
+                pid = f"ptychi/{t}/{view}"
+                jobs.append(Job(pid, f"{_MOD}:job_ptychi_view", {"views": vid, "view": view, "ptychi": pt_params},
+                                inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True))
+                summary_inputs.append(f"{pid}/status.json")
+            else:
+                pid = f"ptychi/{t}/full"
+            ptychi_ids.setdefault(t, {})[view] = pid
             cid = f"compare/{t}/{view}"
             cmp_ids.append(cid)
             bundles = {"pinn_gs2": f"train/{t}/pinn_gs2_{view}", "pinn_gs1": f"train/{t}/pinn_gs1",
                        "baseline": f"train/{t}/baseline"}
             jobs.append(Job(cid, f"{_MOD}:job_compare_view",
                             {"views": vid, "view": view, "bundles": bundles, "ptychi": pid, "device": cfg.device,
+                             "test": None if cfg.test_on == "view" else f"{data}/test.npz",
                              "compare": {"ms_ssim_sigma": cfg.ms_ssim_sigma, "register": True}},
                             inputs=(f"{vid}/views.json", f"{bundles['pinn_gs2']}/status.json",
                                     f"{bundles['pinn_gs1']}/losses.json", f"{bundles['baseline']}/losses.json",
-                                    f"{pid}/status.json"),
-                            deps=(vid, *bundles.values(), pid)))
-            summary_inputs += [f"{cid}/status.json", f"{pid}/status.json"]
+                                    f"{pid}/status.json", *((f"{data}/test.npz",) if cfg.test_on == "full" else ())),
+                            deps=(vid, data, *bundles.values(), pid)))
+            summary_inputs.append(f"{cid}/status.json")
     summary_inputs += [f"{j}/status.json" if "pinn_gs2_" in j else f"{j}/losses.json" for j in train_ids]
     jobs.append(Job("summary", f"{_MOD}:job_summary",
                     {"config": cfg.to_dict(), "resolved": {**base, "views": views}, "train": train_ids,
-                     "compare": cmp_ids},
+                     "compare": cmp_ids, "ptychi": ptychi_ids},
                     inputs=tuple(summary_inputs), deps=tuple(j.id for j in jobs)))
     return jobs
 
@@ -398,14 +413,17 @@ def job_train_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -> 
 
 
 def job_ptychi_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
-    v = _view(root, p)
-    if _skip(out, v):
-        return
+    """pty-chi on a view's test set (``views``, ``view``) or on a given dataset (``data``)."""
     from ptychopinn.errors import DependencyError
 
+    data = p.get("data")
+    if data is None:
+        v = _view(root, p)
+        if _skip(out, v):
+            return
+        data = f"{p['views']}/{v['splits']['test']['file']}"
     try:
-        C.run_iterative(out, root, {"data": f"{p['views']}/{v['splits']['test']['file']}", "ptychi": p["ptychi"]},
-                        progress)
+        C.run_iterative(out, root, {"data": data, "ptychi": p["ptychi"]}, progress)
     except DependencyError as exc:  # pty-chi not installed: the comparison goes on without it
         write_json_atomic(out / "status.json", {"status": "skipped", "reason": str(exc)})
         return
@@ -416,7 +434,7 @@ def job_compare_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -
     v = _view(root, p)
     if _skip(out, v):
         return
-    test = f"{p['views']}/{v['splits']['test']['file']}"
+    test = p.get("test") or f"{p['views']}/{v['splits']['test']['file']}"
     arms, sources = {}, {}
     for key, bundle in p["bundles"].items():
         sub = out / f"recon_{key}"
@@ -448,7 +466,7 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
             if v["skipped"]:
                 skips.append({"dose": d, "view": view, "reason": v["reason"]})
                 continue
-            pst = C.read_json(root / f"ptychi/{t}/{view}/status.json")
+            pst = C.read_json(root / p["ptychi"][t][view] / "status.json")
             if pst["status"] != "done":
                 skips.append({"dose": d, "view": view, "arm": "PtyChi", "reason": pst["reason"]})
             cdir = root / f"compare/{t}/{view}/comparison"
@@ -506,7 +524,10 @@ def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: d
            f"{Path(cfg.probe_from).name}; doses {', '.join(f'{d:.0e}' for d in cfg.doses)} photons per pattern; "
            f"{cfg.n_images} positions split along {cfg.split_axis}; gridsize {cfg.gridsize}, K = {cfg.neighbor_count}; "
            f"PINN/baseline {cfg.epochs} epochs (max), pty-chi LSQML {cfg.ptychi_epochs} epochs; "
-           f"seeds simulation {cfg.sim_seed}, grouping {cfg.grouping_seed}, subsampling {cfg.subsample_seed}.", "",
+           f"seeds simulation {cfg.sim_seed}, grouping {cfg.grouping_seed}, subsampling {cfg.subsample_seed}. "
+           + ("Every arm is scored on the view's test set." if cfg.test_on == "view" else
+              "Every arm is scored on the whole test half (views change the gridsize-2 PINN's training set only)."),
+           "",
            "## Views", "", "| dose | view | S (px) | split | accepted / candidates | rate | min spacing (px) | "
            "metric 1 | metric 2 | metric 3 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for ds in datasets:
