@@ -134,6 +134,9 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
         if not Path(p).is_file():
             raise ConfigError(f"{opt} {p}: file not found")
     obj_path, probe_path = str(Path(cfg.object_from).resolve()), str(Path(cfg.probe_from).resolve())
+    from ptychopinn.physics.objects import load_object
+
+    load_object(obj_path)  # bad input fails here, before any job runs
     n = cfg.N or probe_size(probe_path)
     base = {"object_from": obj_path, "probe_from": probe_path, "N": n, "tile": cfg.tile,
             "crop_margin": cfg.crop_margin if cfg.crop_margin is not None else n // 4,
