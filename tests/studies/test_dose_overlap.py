@@ -17,6 +17,11 @@ from ptychopinn.studies.dose_overlap import SUMMARY_FILES, check_loss, mirror_ti
 from ptychopinn.studies.photon_grid import dose_label
 
 
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -54,7 +59,7 @@ def test_every_file_exists_and_parses(dose_overlap_quick):
     skip = json.loads((root / "skip_summary.json").read_text())
     assert skip["skipped_count"] == len(skip["skipped_views"]) + len(skip["skipped_arms"])
     labels = {"PtychoPINN", "PtychoPINN_gs1", "Baseline"} | ({"PtyChi"} if _has_ptychi() else set())
-    rows = list(csv.DictReader(open(root / "metrics.csv")))
+    rows = _rows(root / "metrics.csv")
     for d in cfg.doses:
         t = dose_label(d)
         assert (root / "views" / t / "spacing_histograms.png").is_file()
@@ -63,7 +68,7 @@ def test_every_file_exists_and_parses(dose_overlap_quick):
             for f in ("comparison_metrics.csv", "frc_curves.csv", "reconstructions_aligned.npz",
                       "comparison_plot.png", "comparison.json"):
                 assert (cdir / f).is_file()
-            models = {r["model"] for r in csv.DictReader(open(cdir / "comparison_metrics.csv"))}
+            models = {r["model"] for r in _rows(cdir / "comparison_metrics.csv")}
             assert models == labels
             assert {r["model"] for r in rows if float(r["dose"]) == d and r["view"] == view} == labels
             summary_cfg = json.loads((cdir / "comparison.json").read_text())["config"]

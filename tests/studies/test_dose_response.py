@@ -23,8 +23,13 @@ ARMS = ("high_nll", "high_mae", "low_nll", "low_mae")
 pytestmark = pytest.mark.slow
 
 
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def test_every_file_exists_and_parses(dose_response_quick):
-    root, res = dose_response_quick
+    root, _ = dose_response_quick
     for name in SUMMARY_FILES:
         assert (root / name).is_file(), name
     assert not (root / "dose_gain.png").exists()  # two doses: no sweep figure
@@ -39,7 +44,7 @@ def test_every_file_exists_and_parses(dose_response_quick):
         with np.load(root / "infer" / arm / "reconstruction.npz") as z:
             amp = z["amplitude"]
             assert amp.ndim == 2 and amp.size > 0 and np.all(np.isfinite(amp)) and amp.max() > 0
-    rows = list(csv.DictReader(open(root / "metrics.csv")))
+    rows = _rows(root / "metrics.csv")
     assert set(rows[0]) == {"arm", "metric", "amplitude", "phase"}
     assert {r["arm"] for r in rows} == set(ARMS)
     ssim = {r["arm"]: float(r["amplitude"]) for r in rows if r["metric"] == "ssim"}
@@ -100,7 +105,7 @@ def test_dose_gain_ratio_on_a_known_grid():
     cfg = DoseResponseConfig(doses=(1e3, 1e4, 1e5, 1e6), N=32, object_size=64)
     metrics = {}
     for d in cfg.doses:
-        t = f"p1e{int(round(math.log10(d)))}"
+        t = f"p1e{round(math.log10(d))}"
         for loss, shift in (("mae", -0.2), ("nll", -0.1)):
             v = 0.1 * math.log10(d) + shift
             metrics[f"{t}_{loss}"] = {"frc50": {"amplitude": v}, "ssim": {"amplitude": v}}
@@ -117,7 +122,7 @@ def test_dose_sweep_writes_dose_gain(tmp_path):
     g = json.loads((out / "dose_gain.json").read_text())
     assert g["doses"] == [1e3, 1e4, 1e5] and set(g["curves"]) == {"nll", "mae"}
     assert (out / "dose_gain.png").is_file() and (out / "p1e3_nll" / "model.safetensors").is_file()
-    arms = {r["arm"] for r in csv.DictReader(open(out / "metrics.csv"))}
+    arms = {r["arm"] for r in _rows(out / "metrics.csv")}
     assert arms == {f"p1e{k}_{loss}" for k in (3, 4, 5) for loss in ("nll", "mae")}
     s = json.loads((out / "sanity.json").read_text())
     assert abs(s["rms_amplitude_ratio_high_over_low"] / 10.0 - 1) < 0.02  # sqrt(1e5 / 1e3)

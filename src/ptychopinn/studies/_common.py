@@ -41,7 +41,7 @@ def weights_digest(path: Path) -> str:
 
 def noise_seed(seed: int, dose: float) -> int:
     """A noise-stream seed derived from (seed, dose): doses share a trajectory, not their noise."""
-    tag = int(round(math.log10(float(dose)) * 1000))
+    tag = round(math.log10(float(dose)) * 1000)
     ss = np.random.SeedSequence([int(seed), tag, 7])
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 

@@ -245,10 +245,10 @@ def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margi
     z = open_npz(object_from)
     if "xcoords" in z and "ycoords" in z:
         xs, ys = np.asarray(z["xcoords"], float), np.asarray(z["ycoords"], float)
-        y0 = max(0, int(math.floor(ys.min())) - crop_margin)
-        y1 = min(obj.shape[0], int(math.ceil(ys.max())) + crop_margin + 1)
-        x0 = max(0, int(math.floor(xs.min())) - crop_margin)
-        x1 = min(obj.shape[1], int(math.ceil(xs.max())) + crop_margin + 1)
+        y0 = max(0, math.floor(ys.min()) - crop_margin)
+        y1 = min(obj.shape[0], math.ceil(ys.max()) + crop_margin + 1)
+        x0 = max(0, math.floor(xs.min()) - crop_margin)
+        x1 = min(obj.shape[1], math.ceil(xs.max()) + crop_margin + 1)
         obj = obj[y0:y1, x0:x1]
         rec["crop_y0_y1_x0_x1"] = [y0, y1, x0, x1]
         rec["crop"] = f"bounding box of the file's scan positions +- {crop_margin} px"
