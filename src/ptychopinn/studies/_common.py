@@ -46,6 +46,15 @@ def noise_seed(seed: int, dose: float) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def resolved_configs(model: dict[str, Any], training: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every field of the model and training configs (library defaults filled in), so that a job's
+    manifest entry changes, and the job reruns, when a default changes."""
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.config import TrainConfig
+
+    return ModelConfig.from_dict(model).to_dict(), TrainConfig.from_dict(training).to_dict()
+
+
 def save_dataset(ds: Any, path: Path) -> Path:
     """Save a simulated dataset without its wall-time field (reproducible bytes)."""
     ds.metadata.pop("seconds", None)

@@ -147,8 +147,12 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
     cmp_ids: list[str] = []
     summary_inputs: list[str] = []
     ptychi_ids: dict[str, dict[str, str]] = {}
-    pt_params = {"algorithm": "LSQML", "epochs": cfg.ptychi_epochs, "batch_size": cfg.ptychi_batch_size,
-                 "device": cfg.device, "seed": cfg.seed}
+    from ptychopinn.evaluation.compare import CompareConfig
+    from ptychopinn.iterative.ptychi_runner import PtychiConfig
+
+    pt_params = PtychiConfig(algorithm="LSQML", epochs=cfg.ptychi_epochs, batch_size=cfg.ptychi_batch_size,
+                             device=cfg.device, seed=cfg.seed).to_dict()
+    cmp_params = CompareConfig(ms_ssim_sigma=cfg.ms_ssim_sigma, register=True).to_dict()
     for d in cfg.doses:
         t = dose_label(d)
         data = f"data/{t}"
@@ -169,8 +173,9 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
         for name, model in common_models.items():
             jid = f"train/{t}/{name}"
             train_ids.append(jid)
+            model, tfull = C.resolved_configs(model, training)
             jobs.append(Job(jid, "ptychopinn.studies._common:train_bundle",
-                            {"train": f"{data}/train.npz", "model": model, "training": training},
+                            {"train": f"{data}/train.npz", "model": model, "training": tfull},
                             inputs=(f"{data}/train.npz",), deps=(data,), gpu=True, volatile=C.BUNDLE_VOLATILE))
         if cfg.test_on == "full":  # one pty-chi run per dose, on the whole test half
             jobs.append(Job(f"ptychi/{t}/full", f"{_MOD}:job_ptychi_view", {"data": f"{data}/test.npz",
@@ -180,10 +185,10 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
         for view in views:
             jid = f"train/{t}/pinn_gs2_{view}"
             train_ids.append(jid)
+            model, tfull = C.resolved_configs({"kind": "pinn", "gridsize": cfg.gridsize,
+                                               "n_filters_scale": cfg.n_filters_scale}, training)
             jobs.append(Job(jid, f"{_MOD}:job_train_view",
-                            {"views": vid, "view": view, "model": {"kind": "pinn", "gridsize": cfg.gridsize,
-                                                                  "n_filters_scale": cfg.n_filters_scale},
-                             "training": training},
+                            {"views": vid, "view": view, "model": model, "training": tfull},
                             inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True, volatile=C.BUNDLE_VOLATILE))
             if cfg.test_on == "view":
                 pid = f"ptychi/{t}/{view}"
@@ -200,7 +205,7 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
             jobs.append(Job(cid, f"{_MOD}:job_compare_view",
                             {"views": vid, "view": view, "bundles": bundles, "ptychi": pid, "device": cfg.device,
                              "test": None if cfg.test_on == "view" else f"{data}/test.npz",
-                             "compare": {"ms_ssim_sigma": cfg.ms_ssim_sigma, "register": True}},
+                             "compare": cmp_params},
                             inputs=(f"{vid}/views.json", f"{bundles['pinn_gs2']}/status.json",
                                     f"{bundles['pinn_gs1']}/losses.json", f"{bundles['baseline']}/losses.json",
                                     f"{pid}/status.json", *((f"{data}/test.npz",) if cfg.test_on == "full" else ())),

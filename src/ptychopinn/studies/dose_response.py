@@ -117,6 +117,9 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
                     {"datasets": {tags[d]: f"data/{tags[d]}" for d in cfg.doses}, "doses": {tags[d]: d for d in cfg.doses},
                      "high": tags[max(cfg.doses)], "low": tags[min(cfg.doses)]},
                     inputs=tuple(f"{i}/{s}.npz" for i in data_ids for s in ("train", "test")), deps=tuple(data_ids)))
+    from ptychopinn.evaluation.compare import CompareConfig
+
+    compare_cfg = CompareConfig().to_dict()
     model = {"gridsize": cfg.gridsize, "n_filters_scale": cfg.n_filters_scale}
     arms = []
     for d in sorted(cfg.doses, reverse=True):
@@ -124,10 +127,11 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
         for loss in LOSSES:
             arm = f"{t}_{loss}"
             arms.append(arm)
-            training = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "loss": loss, "seed": cfg.seed,
-                        "device": cfg.device, "neighbor_count": cfg.neighbor_count, "patience": cfg.patience}
+            mfull, training = C.resolved_configs(model, {
+                "epochs": cfg.epochs, "batch_size": cfg.batch_size, "loss": loss, "seed": cfg.seed,
+                "device": cfg.device, "neighbor_count": cfg.neighbor_count, "patience": cfg.patience})
             jobs.append(Job(arm, "ptychopinn.studies._common:train_bundle",
-                            {"train": f"data/{t}/train.npz", "model": model, "training": training},
+                            {"train": f"data/{t}/train.npz", "model": mfull, "training": training},
                             inputs=(f"data/{t}/train.npz",), deps=(f"data/{t}",), gpu=True,
                             volatile=C.BUNDLE_VOLATILE))
             jobs.append(Job(f"infer/{arm}", "ptychopinn.studies._common:infer_bundle",
@@ -135,7 +139,7 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
                             inputs=(f"{arm}/losses.json", f"data/{t}/test.npz"),
                             deps=(arm, f"data/{t}"), gpu=True))
         jobs.append(Job(f"compare/{t}", "ptychopinn.studies._common:compare_arms",
-                        {"data": f"data/{t}/test.npz",
+                        {"data": f"data/{t}/test.npz", "compare": compare_cfg,
                          "arms": {loss.upper(): f"infer/{t}_{loss}/reconstruction.npz" for loss in LOSSES}},
                         inputs=(f"data/{t}/test.npz", *(f"infer/{t}_{loss}/reconstruction.npz" for loss in LOSSES)),
                         deps=(f"data/{t}", *(f"infer/{t}_{loss}" for loss in LOSSES))))
