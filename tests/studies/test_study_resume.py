@@ -26,7 +26,7 @@ def _files(root: Path) -> dict[str, bytes]:
     m = json.loads((root / MANIFEST_FILE).read_text())
     vol = [f"{jid}/{pat}" for jid, e in m["jobs"].items() for pat in e.get("volatile", [])]
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST_FILE
+            if p.is_file() and p.name not in (MANIFEST_FILE, ".study.lock")
             and not any(fnmatch.fnmatch(p.relative_to(root).as_posix(), v) for v in vol)}
 
 
@@ -75,7 +75,7 @@ def test_sigkill_mid_study_then_resume_gives_byte_identical_files(dose_response_
     assert sorted(res.skipped) == sorted(finished)  # resumed where it stopped
     assert len(res.ran) == total - len(finished)
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished jobs untouched
-    assert not [p for p in root.rglob(".*")]  # no temporary leftovers
+    assert [p.name for p in root.rglob(".*")] == [".study.lock"]  # no temporary leftovers
     _same_study(ref, root)
 
 
@@ -94,8 +94,9 @@ def test_dask_localcluster_gives_the_same_manifest(dose_response_quick, tmp_path
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   resources={"GPU": 1}) as cluster, distributed.Client(cluster) as client:
         worker_pids = set(client.run(os.getpid).values())
-        res = run_dose_response(tmp_path / "dask", PRESETS["quick"], scheduler=client, progress=False,
-                                log=lambda s: None)
+        # the address, as --scheduler tcp://HOST:PORT passes it (the runner opens its own client)
+        res = run_dose_response(tmp_path / "dask", PRESETS["quick"], scheduler=cluster.scheduler_address,
+                                progress=False, log=lambda s: None)
     assert res.ok
     jobs = res.manifest["jobs"]
     assert {e["pid"] for e in jobs.values()} <= worker_pids  # every job ran on a worker

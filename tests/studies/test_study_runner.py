@@ -81,7 +81,7 @@ def test_a_failing_job_leaves_no_folder_and_stops_only_its_dependants(tmp_path):
     res = run_study(jobs, tmp_path, log=lines.append)
     assert not res.ok and res.ran == ["other"]
     assert res.failed == {"bad": "ConfigError: toy failure", "after": "a dependency failed"}
-    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".*"))  # no partial output
+    assert not (tmp_path / "bad").exists() and [p.name for p in tmp_path.glob(".*")] == [".study.lock"]
     m = json.loads((tmp_path / MANIFEST_FILE).read_text())
     assert m["jobs"]["bad"]["status"] == "failed" and m["jobs"]["other"]["status"] == "done"
     assert any(line.endswith("start bad") for line in lines) and any("FAIL  bad" in line for line in lines)
@@ -112,3 +112,14 @@ def test_bad_job_lists_are_refused(jobs, msg):
 def test_bad_job_ids_are_refused(jid):
     with pytest.raises(ConfigError, match="job id"):
         Job(jid, f"{ME}:toy_write")
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
+    import fcntl
+
+    run_study(_jobs(), tmp_path, log=_quiet)
+    with open(tmp_path / ".study.lock", "a") as fh:  # flock: a second open file description conflicts
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ConfigError, match="another study run is using this directory"):
+            run_study(_jobs(), tmp_path, log=_quiet)
+    assert run_study(_jobs(), tmp_path, log=_quiet).skipped == ["a", "b", "total"]  # lock released

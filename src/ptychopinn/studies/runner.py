@@ -24,6 +24,7 @@ The study root must be on a file system every worker sees.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import importlib
@@ -34,7 +35,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from ptychopinn._io import sha256_file, write_json_atomic
 from ptychopinn.errors import ConfigError, DependencyError, PtychoPINNError
 
 MANIFEST_FILE = "study_manifest.json"
+LOCK_FILE = ".study.lock"
 MANIFEST_FORMAT = 1
 CLUSTER_MISSING = ("Dask distributed is not installed: pip install -c constraints.txt 'ptychopinn[cluster]'")
 
@@ -256,6 +258,32 @@ def run_study(
         raise ConfigError(f"--jobs must be >= 1; got {n_jobs}")
     rootp = Path(root).resolve()
     rootp.mkdir(parents=True, exist_ok=True)
+    with _study_lock(rootp):
+        return _run_locked(order, rootp, name, n_jobs, scheduler, progress, log, study_config, t0)
+
+
+@contextlib.contextmanager
+def _study_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``root/.study.lock`` (released by the kernel if the
+    process dies), so that two runs never write one study directory at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    with open(root / LOCK_FILE, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"{root}: another study run is using this directory (lock {LOCK_FILE})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler: Any, progress: bool,
+                log: Callable[[str], None], study_config: dict[str, Any] | None, t0: float) -> StudyResult:
     for stale in sorted(rootp.rglob(".*.tmp"), reverse=True):  # left by a killed run
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
