@@ -126,3 +126,17 @@ def test_dose_sweep_writes_dose_gain(tmp_path):
     assert arms == {f"p1e{k}_{loss}" for k in (3, 4, 5) for loss in ("nll", "mae")}
     s = json.loads((out / "sanity.json").read_text())
     assert abs(s["rms_amplitude_ratio_high_over_low"] / 10.0 - 1) < 0.02  # sqrt(1e5 / 1e3)
+
+
+def test_dry_run_lists_what_would_be_reused_and_changes_nothing(dose_response_quick, capsys):
+    root, _ = dose_response_quick
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    assert main(["study", "dose-response", "-o", str(root), "--preset", "quick", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0 jobs to run, 14 to reuse" in out
+    assert main(["study", "dose-response", "-o", str(root), "--preset", "quick", "--epochs", "3", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    plan = {line.split()[1]: line.split()[0] for line in lines[:-1]}
+    assert {k for k, v in plan.items() if v == "reuse"} == {"data/high", "data/low", "sanity"}
+    assert plan["high_nll"] == "run" and "high_nll  [GPU]" in "\n".join(lines)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before

@@ -46,6 +46,8 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neighbor-count", type=int, help="K nearest neighbours for grouping (K >= gridsize^2)")
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the jobs and whether each would be reused or run; run nothing")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
     do.add_argument("--doses", type=_floats, help="photons per pattern (default 1e3,1e4,1e5)")
     do.add_argument("--tile", type=int, help="mirror-tile the cropped object T x T times")
+    do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default N/4)")
+    do.add_argument("--split-axis", choices=["y", "x"], help="axis of the train/test split (default y)")
     do.add_argument("--n-images", type=int, help="scan positions (before the split)")
     do.add_argument("--sim-seed", type=int, help="simulation seed (default 42)")
     do.add_argument("--grouping-seed", type=int, help="grouping seed (default 123)")
@@ -121,6 +125,16 @@ def _read_manifest(path: str) -> dict[str, Any]:
     return d
 
 
+def _dry_run(jobs: list[Any], out: str) -> int:
+    from ptychopinn.studies.runner import plan_study
+
+    reuse, todo = plan_study(jobs, out)
+    for j in jobs:
+        print(f"{'reuse' if j.id in reuse else 'run  '} {j.id}{'  [GPU]' if j.gpu else ''}")
+    print(f"{len(todo)} jobs to run, {len(reuse)} to reuse (dry run: nothing was run)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -145,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
         from ptychopinn.studies.dose_response import PRESETS, DoseResponseConfig, run_dose_response, sanity_text
 
         cfg = DoseResponseConfig.from_dict({**PRESETS[args.preset].to_dict(), **_overrides(args, DoseResponseConfig)})
+        if args.dry_run:
+            from ptychopinn.studies.dose_response import build_jobs
+
+            return _dry_run(build_jobs(cfg), args.output)
         res = run_dose_response(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
         if (res.root / "sanity/sanity.json").exists():
             print(sanity_text(json.loads((res.root / "sanity/sanity.json").read_text())))
@@ -154,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
 
         base = dataclasses.replace(PRESETS[args.preset], object_from=args.object_from, probe_from=args.probe_from)
         cfg = DoseOverlapConfig.from_dict({**base.to_dict(), **_overrides(args, DoseOverlapConfig)})
+        if args.dry_run:
+            from ptychopinn.studies.dose_overlap import build_jobs
+
+            return _dry_run(build_jobs(cfg), args.output)
         res = run_dose_overlap(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
         outputs = ["summary.md", "metrics.csv", "run_manifest.json", "training_manifest.json", "skip_summary.json"]
     print(f"{len(res.ran)} jobs run, {len(res.skipped)} reused, {len(res.failed)} failed in {res.seconds:.1f} s; "

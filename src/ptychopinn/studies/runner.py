@@ -295,15 +295,9 @@ def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler
         manifest["study_config"] = study_config
     entries: dict[str, Any] = manifest["jobs"]
 
-    done: set[str] = set()
-    skipped: list[str] = []
-    invalid: set[str] = set()
-    for j in order:  # a job is reused only if its dependencies are reused too
-        if all(d in done for d in j.deps) and entry_matches(rootp, j, entries.get(j.id)):
-            done.add(j.id)
-            skipped.append(j.id)
-        else:
-            invalid.add(j.id)
+    skipped, _ = _plan(order, rootp, entries)
+    done: set[str] = set(skipped)
+    invalid = {j.id for j in order if j.id not in done}
     for jid in skipped:
         log(f"[{_stamp()}] skip  {jid} (finished earlier, inputs and outputs unchanged)")
     pending = [j for j in order if j.id in invalid]
@@ -346,6 +340,27 @@ def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler
     manifest["seconds_last_run"] = round(time.perf_counter() - t0, 3)
     write_json_atomic(rootp / MANIFEST_FILE, manifest)
     return StudyResult(rootp, manifest, ran, skipped, failed, time.perf_counter() - t0)
+
+
+def _plan(order: list[Job], root: Path, entries: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(ids to reuse, ids to run): a job is reused only if its entry matches and all its
+    dependencies are reused too."""
+    reuse: list[str] = []
+    run: list[str] = []
+    for j in order:
+        if all(d in reuse for d in j.deps) and entry_matches(root, j, entries.get(j.id)):
+            reuse.append(j.id)
+        else:
+            run.append(j.id)
+    return reuse, run
+
+
+def plan_study(jobs: Sequence[Job], root: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """What :func:`run_study` would do, without doing it: (ids it would reuse, ids it would run)."""
+    order = check_jobs(jobs)
+    rootp = Path(root).resolve()
+    entries = load_manifest(rootp)["jobs"] if rootp.is_dir() else {}
+    return _plan(order, rootp, entries)
 
 
 def _ready(pending: list[Job], done: set[str], failed: dict[str, str], started: set[str],
