@@ -166,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
         res = run_dose_response(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
         if (res.root / "sanity/sanity.json").exists():
             print(sanity_text(json.loads((res.root / "sanity/sanity.json").read_text())))
+        if res.ok:
+            bad = json.loads((res.root / "summary.json").read_text())["not_converged"]
+            if bad:
+                print(f"warning: final training loss not below the initial loss for {', '.join(bad)}")
         outputs = ["dose_comparison.png", "metrics.csv", "frc_curves.png", "training_history.json", "summary.md"]
     else:
         from ptychopinn.studies.dose_overlap import PRESETS, DoseOverlapConfig, run_dose_overlap

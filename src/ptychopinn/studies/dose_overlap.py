@@ -494,7 +494,7 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
         h = lj["history"]
         train_rows.append({
             "id": jid, "dose": dose, "view": view, "gridsize": gs, "kind": kind, "bundle_path": jid,
-            "bundle_sha256": sha256_file(root / jid / "model.safetensors"),
+            "bundle_sha256": sha256_file(root / jid / "model.safetensors"), "weights_digest": lj["weights_digest"],
             "final_loss": h[-1]["train_loss"] if h else None, "final_val_loss": h[-1]["val_loss"] if h else None,
             "initial_loss": h[0]["train_loss"] if h else None, "epochs_run": lj["epochs_run"],
             "best_val_loss": lj["best_val_loss"]})
