@@ -98,3 +98,21 @@ def test_bundle_bad_weights_and_missing_dir(trained, tmp_path: Path) -> None:
     (copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="do not fit"):
         load_bundle(copy)
+
+
+def test_weights_file_is_byte_identical_for_identical_weights(tmp_path) -> None:
+    """safetensors writes its metadata map in arbitrary order: with one metadata key the same
+    weights always give the same bytes (checked over several writes)."""
+    import hashlib
+
+    import torch
+
+    from ptychopinn.training.bundle import save_weights
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    digests = set()
+    for i in range(8):
+        p = save_weights(tmp_path / f"w{i}.safetensors", state,
+                         {"ptychopinn": '{"format_version": 1, "kind": "pinn"}'})
+        digests.add(hashlib.sha256(p.read_bytes()).hexdigest())
+    assert len(digests) == 1

@@ -79,7 +79,10 @@ def save_bundle(run_dir: str | os.PathLike, model: Any, config: dict[str, Any],
     run.mkdir(parents=True, exist_ok=True)
     state = state_dict_for_saving(model) if state is None else state
     cfg = {"format_version": FORMAT_VERSION, **config}
-    meta = {"format_version": str(FORMAT_VERSION), "kind": str(config["model"]["kind"])}
+    # one metadata key: safetensors stores its metadata map in arbitrary order, so two keys would
+    # make identical weights give different files
+    meta = {"ptychopinn": json.dumps({"format_version": FORMAT_VERSION, "kind": str(config["model"]["kind"])},
+                                     sort_keys=True)}
     save_weights(run / WEIGHTS_FILE, state, meta)
     probe = torch.view_as_complex(state["probe"].float()).numpy().astype(np.complex64)
     save_npz_atomic(run / PROBE_FILE, probe=probe, probe_initial=np.asarray(probe_initial, np.complex64),
