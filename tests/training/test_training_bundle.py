@@ -101,18 +101,20 @@ def test_bundle_bad_weights_and_missing_dir(trained, tmp_path: Path) -> None:
 
 
 def test_weights_file_is_byte_identical_for_identical_weights(tmp_path) -> None:
-    """safetensors writes its metadata map in arbitrary order: with one metadata key the same
-    weights always give the same bytes (checked over several writes)."""
+    """safetensors writes its metadata map in arbitrary order; the bundle's weights file must still
+    be the same bytes for the same weights (checked over several writes)."""
     import hashlib
 
-    import torch
+    from ptychopinn.model import build_model
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.physics.probe import default_probe
+    from ptychopinn.training.bundle import WEIGHTS_FILE, save_bundle
 
-    from ptychopinn.training.bundle import save_weights
-
-    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    probe = default_probe(32)
+    model = build_model(ModelConfig(N=32, n_filters_scale=1), probe, 3.0)
+    cfg = {"model": model.config.to_dict(), "probe": {"factor": 1.0}}
     digests = set()
-    for i in range(8):
-        p = save_weights(tmp_path / f"w{i}.safetensors", state,
-                         {"ptychopinn": '{"format_version": 1, "kind": "pinn"}'})
-        digests.add(hashlib.sha256(p.read_bytes()).hexdigest())
+    for i in range(6):
+        run = save_bundle(tmp_path / f"r{i}", model, cfg, [], probe, probe)
+        digests.add(hashlib.sha256((run / WEIGHTS_FILE).read_bytes()).hexdigest())
     assert len(digests) == 1
