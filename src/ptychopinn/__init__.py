@@ -27,6 +27,12 @@ _LAZY = {
     "reconstruct_scan": "ptychopinn.inference.fit:reconstruct_scan",
     "compare": "ptychopinn.evaluation.compare:compare",
     "run_ptychi": "ptychopinn.iterative.ptychi_runner:run_ptychi",
+    "PtychiConfig": "ptychopinn.iterative.ptychi_runner:PtychiConfig",
+    "CompareConfig": "ptychopinn.evaluation.compare:CompareConfig",
+    "run_demo": "ptychopinn.studies.demo:run_demo",
+    "DemoConfig": "ptychopinn.studies.demo:DemoConfig",
+    "photon_grid": "ptychopinn.studies.photon_grid:photon_grid",
+    "PhotonGridConfig": "ptychopinn.studies.photon_grid:PhotonGridConfig",
 }
 
 __all__ = ["__version__", *_LAZY]

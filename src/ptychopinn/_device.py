@@ -1,30 +1,73 @@
-"""One device resolver for training, inference and the pty-chi bridge."""
+"""One device resolver for training, inference and the pty-chi bridge.
+
+Device names: ``auto`` (a free GPU when CUDA is available, else the CPU), ``cpu``, ``cuda``
+(the process's GPU: ``local_rank`` under torchrun, else GPU 0) and ``cuda:K`` (GPU K)."""
 
 from __future__ import annotations
 
-import torch
+import os
+import re
+from typing import TYPE_CHECKING
 
 from ptychopinn.errors import ConfigError
 
+if TYPE_CHECKING:  # torch is imported where a device is resolved, not to check a name
+    import torch
+
+_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_HELP = "auto (a free GPU if CUDA is available, else cpu), cpu, cuda or cuda:K"
+
+
+def check_device_name(name: str, what: str = "device") -> str:
+    """``name`` if it is a valid device name (see the module docstring), else a ConfigError."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{what} must be {DEVICE_HELP}; got {name!r}")
+    return name
+
+
+def free_gpu() -> int:
+    """Index of the visible GPU with the most free memory (0 when it cannot be measured)."""
+    import torch
+
+    best, best_free = 0, -1
+    for k in range(torch.cuda.device_count()):
+        try:
+            free, _total = torch.cuda.mem_get_info(k)
+        except Exception:  # noqa: BLE001 - a GPU we cannot query is not chosen
+            continue
+        if free > best_free:
+            best, best_free = k, free
+    return best
+
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without an index takes ``local_rank``
-    (one GPU per process under torchrun). An unavailable or unknown device is a ConfigError."""
+    """``auto`` -> a free GPU when CUDA is available (the ``local_rank`` GPU under torchrun), else
+    the CPU; ``cuda`` without an index takes ``local_rank``. An unavailable or unknown device is a
+    ConfigError."""
+    import torch
+
     if isinstance(device, torch.device):
         dev = device
     else:
         name = str(device)
+        if not _NAME.match(name):
+            raise ConfigError(f"unsupported device {name!r} ({DEVICE_HELP})")
         if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ConfigError(f"unsupported device {name!r} (auto, cpu, cuda)") from None
+            if not torch.cuda.is_available():
+                return torch.device("cpu")
+            distributed = "LOCAL_RANK" in os.environ or local_rank
+            return torch.device("cuda", local_rank if distributed else free_gpu())
+        dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
+            raise ConfigError(f"device {str(device)!r} requested but CUDA is not available "
+                              "(use --device cpu or auto)")
         if dev.index is None:
             dev = torch.device("cuda", local_rank)
+        n = torch.cuda.device_count()
+        if dev.index >= n:
+            raise ConfigError(f"device {str(device)!r} requested but only {n} GPU(s) are visible "
+                              f"(cuda:0 ... cuda:{n - 1})")
     elif dev.type != "cpu":
-        raise ConfigError(f"unsupported device {str(device)!r} (auto, cpu, cuda)")
+        raise ConfigError(f"unsupported device {str(device)!r} ({DEVICE_HELP})")
     return dev

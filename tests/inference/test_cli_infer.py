@@ -95,4 +95,4 @@ def test_happy_path(tmp_path, capsys, monkeypatch):
                "--batch-size", "6", "--no-progress"])
     assert rc == 0
     assert "20 patterns" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "amplitude.png", "phase.png"}
+    assert {p.name for p in out.iterdir()} == {"reconstruction.npz", "amplitude.png", "phase.png", "run_config.json"}

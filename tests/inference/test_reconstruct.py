@@ -77,18 +77,20 @@ def test_outputs_all_or_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real_png(*args, **kwargs)
 
-    real_png = rec_mod.save_png
-    monkeypatch.setattr(rec_mod, "save_png", failing_png)
+    import ptychopinn._plot as plot_mod
+
+    real_png = plot_mod.image_png
+    monkeypatch.setattr(plot_mod, "image_png", failing_png)
     with pytest.raises(OSError, match="disk full"):
         rec_mod.reconstruct(StandInModel(16), ds, out, device="cpu", progress=False)
     assert list(out.iterdir()) == []  # neither final files nor temporaries remain
 
     # an earlier complete result is not clobbered by a failed run
-    monkeypatch.setattr(rec_mod, "save_png", real_png)
+    monkeypatch.setattr(plot_mod, "image_png", real_png)
     rec_mod.reconstruct(StandInModel(16), ds, out, device="cpu", progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls.clear()
-    monkeypatch.setattr(rec_mod, "save_png", failing_png)
+    monkeypatch.setattr(plot_mod, "image_png", failing_png)
     with pytest.raises(OSError):
         rec_mod.reconstruct(StandInModel(16), ds, out, stitch_crop=3, device="cpu", progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -93,7 +93,8 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     assert hist[1]["train_loss"] < hist[0]["train_loss"]
     # only rank 0 wrote: no stray temporary files
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["checkpoint.pt", "config.json", "history.json", "model.safetensors", "probe.npz"])
+        ["checkpoint.pt", "config.json", "history.json", "history.png", "model.safetensors", "probe.npz",
+         "run_config.json"])
 
 
 @pytest.fixture(autouse=True)

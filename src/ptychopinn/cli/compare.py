@@ -6,7 +6,7 @@ import argparse
 
 from ptychopinn.cli import _checks as ck
 
-HELP = "Align reconstructions to the ground truth and write metrics, FRC curves and a figure."
+HELP = "align reconstructions to the ground truth and write metrics, FRC curves and a figure"
 DESCRIPTION = """\
 Align each reconstruction to the dataset's objectGuess (crop to the scanned region, sub-pixel
 registration, global phase offset, least-squares amplitude scale) and compute MAE, MSE, PSNR,
@@ -21,24 +21,35 @@ reconstructions_aligned.npz, comparison_plot.png, comparison.json"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.evaluation.compare import CompareConfig
+
+    d = _common.field_defaults(CompareConfig)
     p.add_argument("--data", required=True, metavar="NPZ", help="dataset with objectGuess (ground truth) and scan positions")
     p.add_argument("--recon", action="append", required=True, metavar="LABEL=PATH",
                    help="a reconstruction NPZ (reconstruction.npz or ptychi_reconstruction.npz); repeat per arm; "
                         "canonical labels PtychoPINN, Baseline, PtyChi")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     ck.add_overwrite(p, "files in an existing, non-empty output directory")
-    p.add_argument("--psnr-convention", choices=("range", "legacy255"), default="range",
-                   help="PSNR peak: ground-truth data range (default) or the legacy 255")
+    p.add_argument("--psnr-convention", choices=("range", "legacy255"), default=d["psnr_convention"],
+                   help="PSNR peak: ground-truth data range or the legacy 255")
     p.add_argument("--phase-plane", action="store_true", help="remove a phase plane, not only a constant offset")
     p.add_argument("--no-register", action="store_true", help="no sub-pixel registration")
-    p.add_argument("--register-on", choices=("auto", "amplitude", "complex", "phase"), default="auto",
-                   help="signal used for registration (default: amplitude, complex if the amplitude is flat)")
-    p.add_argument("--upsample-factor", type=ck.positive_int, default=100, help="registration upsampling (default 100)")
-    p.add_argument("--rim", type=ck.non_negative_int, default=None, help="pixels dropped at each edge after shifting (default: auto)")
+    p.add_argument("--register-on", choices=("auto", "amplitude", "complex", "phase"), default=d["register_on"],
+                   help="signal used for registration (auto: amplitude, complex if the amplitude is flat)")
+    p.add_argument("--upsample-factor", type=ck.positive_int, default=d["upsample_factor"], help="registration upsampling")
+    p.add_argument("--rim", type=ck.non_negative_int, default=d["rim"], help="pixels dropped at each edge after shifting (default: none = auto)")
     p.add_argument("--no-amplitude-scale", action="store_true", help="do not rescale the amplitude")
-    p.add_argument("--ms-ssim-sigma", type=ck.positive_float, default=1.5, help="Gaussian sigma of the MS-SSIM window (default 1.5)")
-    p.add_argument("--frc-window", choices=("hann", "none"), default="hann", help="window applied before the FRC")
+    p.add_argument("--ms-ssim-sigma", type=ck.positive_float, default=d["ms_ssim_sigma"], help="Gaussian sigma of the MS-SSIM window")
+    p.add_argument("--frc-window", choices=("hann", "none"), default=d["frc_window"], help="window applied before the FRC")
     p.add_argument("--no-plot", action="store_true", help="skip comparison_plot.png")
+    _common.add_threads(p)
+    _common.add_quiet(p)
+    _common.add_config(p, {"comparison": CompareConfig})
+
+
+#: CompareConfig fields set by a negated flag
+FLAG_OF = {"scale_amplitude": "no_amplitude_scale", "register": "no_register", "plot": "no_plot"}
 
 
 def _parse_recons(items: list[str]) -> dict[str, str]:
@@ -56,16 +67,17 @@ def _parse_recons(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptychopinn.cli._common import config_for
     from ptychopinn.evaluation.compare import CompareConfig, compare
 
     recons = _parse_recons(args.recon)
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    cfg = CompareConfig(
+    cfg = config_for(args, "comparison", CompareConfig, dict(
         psnr_convention=args.psnr_convention, phase_plane=args.phase_plane,
         scale_amplitude=not args.no_amplitude_scale, register=not args.no_register,
         register_on=args.register_on, upsample_factor=args.upsample_factor, rim=args.rim,
         ms_ssim_sigma=args.ms_ssim_sigma, frc_window=args.frc_window, plot=not args.no_plot,
-    )
+    ), flag_of=FLAG_OF)
     result = compare(args.data, recons, args.output, config=cfg)
     if args.telemetry:
         from ptychopinn.telemetry.hooks import record_comparison
@@ -80,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     for label, al in result.alignments.items():
         print(f"{label}: shift (dy, dx) = ({al.shift[0]:.3f}, {al.shift[1]:.3f}) px, phase offset "
               f"{al.phase_offset:.4f} rad, amplitude scale {al.amplitude_scale:.4g}")
-    print(f"wrote {len(result.files)} files to {args.output}")
+    print(f"wrote {len(result.files)} files to {args.output} ({args.threads} CPU threads)")
     return 0

@@ -10,31 +10,39 @@ HELP = "end-to-end demo: simulate, train a small PINN, reconstruct, pty-chi, com
 DESCRIPTION = """Simulates a lines object on a jittered raster (N=32 by default), trains a small PINN on the
 top half of the scan, reconstructs the bottom half, runs pty-chi LSQML on the same half when the
 'ptychi' extra is installed, compares both with the ground truth and writes DIR/demo_summary.png,
-DIR/demo_summary.json, the datasets, the model bundle and every command's outputs. A few minutes
-on a laptop CPU. Settings are checked first; everything is built in a staging folder next to DIR
-and moved into place at the end, so a failed or interrupted demo leaves nothing."""
+DIR/demo_summary.json, the datasets, the model bundle and every command's outputs. Minutes on an
+idle 2-core CPU (see the README for what slows it down). Settings are checked first; everything is
+built in a staging folder next to DIR and moved into place at the end, so a failed or interrupted
+demo leaves nothing."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.studies.demo import DemoConfig
+
+    d = _common.field_defaults(DemoConfig)
     p.add_argument("-o", "--output", required=True, help="output directory")
     ck.add_overwrite(p, "files in an existing, non-empty output directory")
-    p.add_argument("--epochs", type=ck.positive_int, default=40, help="PINN training epochs")
-    p.add_argument("--N", type=ck.positive_int, default=32, help="pattern size (32 keeps the demo fast on a CPU)")
-    p.add_argument("--nphotons", type=ck.dose, default=1e6)
-    p.add_argument("--gridsize", type=ck.positive_int, default=1)
+    p.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="PINN training epochs (early stopping may end sooner)")
+    p.add_argument("--N", type=ck.positive_int, default=d["N"], help="pattern size (32 keeps the demo fast on a CPU)")
+    p.add_argument("--nphotons", type=ck.dose, default=d["nphotons"], help="mean photons per pattern")
+    p.add_argument("--gridsize", type=ck.positive_int, default=d["gridsize"], help="patterns per group = gridsize^2")
     p.add_argument("--no-ptychi", action="store_true", help="skip the pty-chi arm")
-    p.add_argument("--ptychi-epochs", type=ck.positive_int, default=50)
-    p.add_argument("--seed", type=ck.seed, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--ptychi-epochs", type=ck.positive_int, default=d["ptychi_epochs"], help="pty-chi LSQML epochs")
+    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the simulation and the training")
+    _common.add_device(p, default=d["device"])
+    _common.add_threads(p)
+    _common.add_quiet(p)
+    _common.add_config(p, {"demo": DemoConfig})
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptychopinn.cli._common import config_for
     from ptychopinn.studies.demo import DemoConfig, run_demo
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    cfg = DemoConfig(N=args.N, epochs=args.epochs, nphotons=args.nphotons, gridsize=args.gridsize,
-                     ptychi=not args.no_ptychi, ptychi_epochs=args.ptychi_epochs, seed=args.seed,
-                     device=args.device)
+    cfg = config_for(args, "demo", DemoConfig, dict(
+        N=args.N, epochs=args.epochs, nphotons=args.nphotons, gridsize=args.gridsize, ptychi=not args.no_ptychi,
+        ptychi_epochs=args.ptychi_epochs, seed=args.seed, device=args.device), flag_of={"ptychi": "no_ptychi"})
     run_demo(args.output, cfg, progress=not args.quiet)
     return 0

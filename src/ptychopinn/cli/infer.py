@@ -21,20 +21,28 @@ Exit status: 0 written; 2 bad input (missing/invalid bundle or data, bad option)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="trained model bundle directory")
+    import inspect
+
+    from ptychopinn.cli import _common
+    from ptychopinn.inference.reconstruct import reconstruct
+
+    d = {k: v.default for k, v in inspect.signature(reconstruct).parameters.items()}
+
+    parser.add_argument("--model", required=True, metavar="RUN_DIR",
+                        help="trained model bundle directory (or RUN_DIR/checkpoint.pt of an interrupted run)")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset to reconstruct (NPZ contract)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--stitch-crop", type=ck.positive_int, default=None, metavar="M",
                         help="kept central M x M of each patch (default: round(N*20/64), 20 at N=64)")
-    parser.add_argument("--batch-size", type=ck.positive_int, default=256, metavar="B",
-                        help="patterns per prediction chunk (default: %(default)s)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="compute device (default: %(default)s = CUDA when available)")
-    parser.add_argument("--subpixel", choices=("fourier", "round"), default="fourier",
-                        help="sub-pixel scan positions: Fourier-shift the kept crop (default) or round to "
-                             "the nearest pixel")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], metavar="B", help="patterns per prediction chunk")
+    parser.add_argument("--subpixel", choices=("fourier", "round"), default=d["subpixel"],
+                        help="sub-pixel scan positions: Fourier-shift the kept crop or round to the nearest pixel")
+    _common.add_device(parser)
+    _common.add_threads(parser)
+    _common.add_quiet(parser)
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # old spelling
+    _common.add_config(parser, {})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     rec = reconstruct(
         args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
-        progress=False if args.no_progress else None,
+        progress=False if args.quiet else None,
     )
     if args.telemetry:
         from ptychopinn.telemetry.hooks import record_inference
@@ -59,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
     h, w = rec.object.shape
     print(f"infer: {rec.metadata['n_patterns']} patterns -> {h}x{w} object (origin y={rec.origin[0]:g}, "
           f"x={rec.origin[1]:g}) in {t['total_s']:.2f} s ({t['patterns_per_s']:.0f} patterns/s; "
-          f"stitch {t['stitch_s']:.2f} s) -> {args.output}")
+          f"stitch {t['stitch_s']:.2f} s; {args.threads} CPU threads) -> {args.output}")
     return 0

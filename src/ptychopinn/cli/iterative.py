@@ -27,27 +27,32 @@ Exit status: 0 written; 2 bad input, bad option or pty-chi missing (nothing writ
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.iterative.ptychi_runner import PtychiConfig
+
+    d = _common.field_defaults(PtychiConfig)
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset (NPZ data contract)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     ck.add_overwrite(parser, "files in an existing, non-empty output directory")
-    parser.add_argument("--algorithm", default="LSQML", type=str.upper, choices=("LSQML", "EPIE", "DM"),
-                        help="reconstruction algorithm (default: %(default)s)")
-    parser.add_argument("--epochs", type=ck.positive_int, default=100, help="number of epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=ck.positive_int, default=32, help="minibatch size (default: %(default)s)")
+    parser.add_argument("--algorithm", default=d["algorithm"], type=str.upper, choices=("LSQML", "EPIE", "DM"),
+                        help="reconstruction algorithm")
+    parser.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="number of epochs")
+    parser.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], help="minibatch size")
     parser.add_argument("--probe-fixed", action="store_true", help="keep the probe fixed (default: refine it)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="compute device (default: %(default)s = cuda if available)")
-    parser.add_argument("--seed", type=ck.seed, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--object-init", default="ones", choices=("ones", "dataset"),
-                        help="initial object: ones, or the file's objectGuess (default: %(default)s)")
-    parser.add_argument("--init-object", metavar="RECON.npz",
+    parser.add_argument("--seed", type=ck.seed, default=d["seed"], help="random seed")
+    parser.add_argument("--object-init", default=d["object_init"], choices=("ones", "dataset"),
+                        help="initial object: ones, or the file's objectGuess")
+    parser.add_argument("--init-object", metavar="RECON.npz", default=d.get("init_object"),
                         help="start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
                              "places it; unscanned pixels start at its mean) instead of --object-init")
-    parser.add_argument("--init-probe", metavar="PROBE.npz",
+    parser.add_argument("--init-probe", metavar="PROBE.npz", default=d.get("init_probe"),
                         help="start from this probe (probeGuess, reconstructed_probe or probe key) "
                              "instead of the dataset's probeGuess")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _common.add_device(parser, default=d["device"])
+    _common.add_threads(parser)
+    _common.add_quiet(parser)
+    _common.add_config(parser, {"ptychi": PtychiConfig})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,17 +64,19 @@ def run(args: argparse.Namespace) -> int:
         save_result,
     )
 
+    from ptychopinn.cli._common import config_for
+
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    config = PtychiConfig(algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
-                          probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed,
-                          object_init=args.object_init, init_object=args.init_object,
-                          init_probe=args.init_probe)
+    config = config_for(args, "ptychi", PtychiConfig, dict(
+        algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
+        probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed, object_init=args.object_init,
+        init_object=args.init_object, init_probe=args.init_probe))
     import_ptychi()  # fail fast (exit 2) before reading a large file
     dataset = load_dataset(args.data)
     result = run_ptychi(dataset, config, progress=not args.quiet)
     written = save_result(result, args.output, plot=not args.no_plot)
     tv = " (torchvision stand-in)" if result.metadata.get("torchvision_stub_used") else ""
     print(f"iterative: pty-chi {config.algorithm}, {len(result.loss_history)} epochs on "
-          f"{result.metadata['device']}{tv}: {result.computation_time_seconds:.2f} s, "
+          f"{result.metadata['device']}{tv}, {args.threads} CPU threads: {result.computation_time_seconds:.2f} s, "
           f"final loss {result.loss_history[-1]:.4g} -> " + ", ".join(str(p) for p in written.values()))
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ptychopinn.errors import PtychoPINNError, one_line
@@ -44,15 +45,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``ptychopinn`` parser. With ``only``, only that command's options are built (the
+    others keep their one-line help), so a command does not import every command's libraries."""
     from ptychopinn import __version__
+    from ptychopinn.cli._common import HelpFormatter
 
     parser = _Parser(
         prog="ptychopinn",
         description="Physics-informed neural-network ptychography: simulate, train, reconstruct, compare.",
+        epilog="Every command: -q/--quiet; compute commands: --threads N, --device, --config FILE. "
+               "'ptychopinn <command> --help' lists every option with its default.",
     )
     parser.add_argument("--version", action="version", version=f"ptychopinn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
+    parser._command_parsers = {}  # type: ignore[attr-defined]
     for name, module in COMMANDS.items():
         try:
             mod = _load(module)
@@ -61,27 +68,64 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not available in this build
             raise
         p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=HelpFormatter)
+        parser._command_parsers[name] = p  # type: ignore[attr-defined]
+        p.set_defaults(_run=mod.run, _module=mod)
+        if only is not None and name != only:
+            continue
         mod.add_arguments(p)
         if name in TELEMETRY_COMMANDS:
-            p.add_argument("--telemetry", metavar="PATH",
+            p.add_argument("--telemetry", metavar="PATH", default=None,
                            help="write or extend this parity_telemetry.json (schema 1.0) with this step's stages")
-        p.set_defaults(_run=mod.run)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    for tok in argv:
+        if tok in COMMANDS:
+            return tok
+        if not tok.startswith("-"):
+            return None
+    return None
+
+
+def _effective_config_path(args: argparse.Namespace):
+    from pathlib import Path
+
+    from ptychopinn.cli._common import EFFECTIVE_CONFIG
+
+    custom = getattr(args._module, "effective_config_path", None)
+    if custom is not None:
+        return custom(args)
+    out = getattr(args, "output", None)
+    return None if out is None else Path(out) / EFFECTIVE_CONFIG
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from ptychopinn.cli import _common
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    parser = build_parser(only=command)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    sub_argv = argv[argv.index(args.command) + 1:]
+    threads_before = _common.thread_state()  # main() called from Python: leave the process as it was
     try:
+        _common.apply_config(args, parser._command_parsers[args.command], sub_argv)
         if getattr(args, "telemetry", None):
             from ptychopinn.cli._checks import check_output
 
             check_output(args.telemetry, "file", append=True, option="--telemetry")
-        rc = args._run(args)
+        if hasattr(args, "threads"):  # each command reports the count in its status lines
+            args.threads = _common.apply_threads(args.threads)
+        rc = int(args._run(args) or 0)
+        if rc == 0 and hasattr(args, "_config_sections") and os.environ.get("RANK", "0") == "0":
+            path = _effective_config_path(args)
+            if path is not None:
+                _common.write_effective_config(args, args.command, path)
     except PtychoPINNError as exc:
         print(f"ptychopinn {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -89,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ptychopinn {args.command}: I/O error: {one_line(exc)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print(f"ptychopinn {args.command}: interrupted", file=sys.stderr)
+        hint = getattr(args._module, "interrupted_hint", None)
+        extra = hint(args) if hint is not None else None
+        print(f"ptychopinn {args.command}: interrupted" + (f"; {extra}" if extra else ""), file=sys.stderr)
         return 130
-    return int(rc or 0)
+    finally:
+        _common.restore_threads(threads_before)
+    return rc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also fail when a stage is recorded in only one of the files")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="also write the comparison as JSON")
     ck.add_overwrite(parser, "an existing --json file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line, not the tables")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +44,12 @@ def run(args: argparse.Namespace) -> int:
     doc_a = d.load_telemetry(args.a)
     doc_b = d.load_telemetry(args.b)
     result = d.diff_telemetry(doc_a, doc_b, tols)
-    print(d.render_diff(result, str(args.a), str(args.b)), end="")
     ok = result.ok(require_all=args.require_all)
+    text = d.render_diff(result, str(args.a), str(args.b))
+    if getattr(args, "quiet", False):
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        text = (lines[-1] + "\n") if lines else ""
+    print(text, end="")
     if args.json:
         payload = {"a": str(args.a), "b": str(args.b), "ok": ok, **result.to_dict()}
         write_json_atomic(args.json, to_plain(payload))

@@ -32,10 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="baseline params.dill (UNPICKLED with dill: only trusted files)")
     parser.add_argument("--scenario-id", default=None, metavar="ID",
                         help="scenario identifier, e.g. PGRID-20250826-P1E5-T1024")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory for the outputs")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the outputs")
     ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--limit-datasets", default=None, metavar="A.npz,B.npz",
                         help="comma-separated dataset file names (relative to ROOT); default: all data_p*.npz")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,16 +57,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log = pl.build_parity_log(cfg, files)
     written = pl.write_parity_log(log, cfg.output)
-    print(f"parity-log: {len(files)} dataset(s) -> " + ", ".join(str(p) for p in written.values()))
+    if not getattr(args, "quiet", False):
+        print(f"parity-log: {len(files)} dataset(s) -> " + ", ".join(str(p) for p in written.values()))
     return 0
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Stand-alone entry point (used by scripts/tools/d0_parity_logger.py)."""
+    from ptychopinn.cli._common import HelpFormatter
     from ptychopinn.errors import PtychoPINNError, one_line
 
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -14,45 +14,65 @@ can share one object and one trajectory."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.data.simulate import SimulationConfig
+
+    d = _common.field_defaults(SimulationConfig)
     p.add_argument("-o", "--output", required=True, help="output NPZ path")
     ck.add_overwrite(p, "an existing output file")
-    p.add_argument("--object", dest="object_kind", default="lines", choices=["lines", "grf", "siemens"])
-    p.add_argument("--object-from", help="NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
-    p.add_argument("--probe-from", help="NPZ with probeGuess (resampled to N if needed)")
-    p.add_argument("--probe-defocus", type=ck.finite_float, default=0.0, help="quadratic phase of the default probe (rad at its edge)")
-    p.add_argument("--n-images", type=ck.positive_int, default=2000)
-    p.add_argument("--nphotons", type=ck.dose, default=1e9, help="mean total photons per pattern")
-    p.add_argument("--N", type=ck.positive_int, default=64, help="pattern / probe size")
-    p.add_argument("--object-size", type=ck.positive_int, default=128, help="synthetic object side (px)")
-    p.add_argument("--scan", default="random", choices=["random", "raster", "jitter"])
-    p.add_argument("--step", type=ck.positive_float, help="raster/jitter step in px (default: fits --n-images)")
-    p.add_argument("--border", type=ck.non_negative_float, default=0.0, help="extra margin (px) kept free at the object edge")
-    p.add_argument("--seed", type=ck.seed, default=0)
-    p.add_argument("--object-seed", type=ck.seed)
-    p.add_argument("--scan-seed", type=ck.seed)
-    p.add_argument("--noise-seed", type=ck.seed)
+    p.add_argument("--object", dest="object_kind", default=d["object_kind"], choices=["lines", "grf", "siemens"],
+                   help="synthetic object")
+    p.add_argument("--object-from", default=d["object_from"],
+                   help="NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
+    p.add_argument("--probe-from", default=d["probe_from"], help="NPZ with probeGuess (resampled to N if needed)")
+    p.add_argument("--probe-defocus", type=ck.finite_float, default=d["probe_defocus"],
+                   help="quadratic phase of the default probe (rad at its edge)")
+    p.add_argument("--n-images", type=ck.positive_int, default=d["n_images"], help="number of diffraction patterns")
+    p.add_argument("--nphotons", type=ck.dose, default=d["nphotons"], help="mean total photons per pattern")
+    p.add_argument("--N", type=ck.positive_int, default=d["N"], help="pattern / probe size")
+    p.add_argument("--object-size", type=ck.positive_int, default=d["object_size"], help="synthetic object side (px)")
+    p.add_argument("--scan", default=d["scan"], choices=["random", "raster", "jitter"], help="scan pattern")
+    p.add_argument("--step", type=ck.positive_float, default=d["step"],
+                   help="raster/jitter step in px (default: none = fits --n-images)")
+    p.add_argument("--border", type=ck.non_negative_float, default=d["border"], help="extra margin (px) kept free at the object edge")
+    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the object, scan and noise streams")
+    p.add_argument("--object-seed", type=ck.seed, default=d["object_seed"], help="object stream seed (overrides --seed)")
+    p.add_argument("--scan-seed", type=ck.seed, default=d["scan_seed"], help="scan stream seed (overrides --seed)")
+    p.add_argument("--noise-seed", type=ck.seed, default=d["noise_seed"], help="noise stream seed (overrides --seed)")
     p.add_argument("--noiseless", action="store_true", help="store sqrt(expected counts) without Poisson noise")
+    _common.add_threads(p)
+    _common.add_quiet(p)
+    _common.add_config(p, {"simulation": SimulationConfig})
+
+
+def effective_config_path(args: argparse.Namespace):
+    """OUT.npz -> OUT.run_config.json beside it."""
+    from pathlib import Path
+
+    out = Path(args.output)
+    return out.with_name(out.stem + ".run_config.json")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptychopinn.cli._common import config_for
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
     ck.check_output(args.output, "file", overwrite=args.overwrite)
-    cfg = SimulationConfig(
+    cfg = config_for(args, "simulation", SimulationConfig, dict(
         n_images=args.n_images, nphotons=args.nphotons, N=args.N, object_size=args.object_size,
         object_kind=args.object_kind, object_from=args.object_from, probe_from=args.probe_from,
         probe_defocus=args.probe_defocus, scan=args.scan, step=args.step, border=args.border,
         seed=args.seed, object_seed=args.object_seed, scan_seed=args.scan_seed,
         noise_seed=args.noise_seed, noiseless=args.noiseless,
-    )
+    ))
     ds = simulate(cfg)
     ds.save(args.output)
     if args.telemetry:
         from ptychopinn.telemetry.hooks import record_simulation
 
-        record_simulation(args.telemetry, ds, args.output, probe_from=args.probe_from)
+        record_simulation(args.telemetry, ds, args.output, probe_from=cfg.probe_from)
     m = ds.metadata
-    print(f"wrote {args.output}: {ds.n_patterns} patterns {ds.N}x{ds.N}, object {ds.object.shape[0]}x{ds.object.shape[1]}, "
-          f"photons/pattern requested {cfg.nphotons:.4g} measured {m['nphotons_measured']:.4g} "
-          f"({m['seconds']:.2f} s)")
+    print(f"wrote {args.output}: {ds.n_patterns} patterns {ds.N}x{ds.N}, object {ds.object.shape[0]}x"
+          f"{ds.object.shape[1]}, photons/pattern requested {cfg.nphotons:.4g} measured "
+          f"{m['nphotons_measured']:.4g} ({m['seconds']:.2f} s, {args.threads} CPU threads)")
     return 0

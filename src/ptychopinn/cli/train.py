@@ -11,77 +11,94 @@ DESCRIPTION = """Train on TRAIN.npz and write a bundle to RUN_DIR (model.safeten
 history.json) plus checkpoint.pt for --resume. Inputs are normalised by the dataset scalar
 r = sqrt((N/2)^2 / mean sum X^2); predicted amplitudes are in count units through exp(log_s).
 Multi-process / multi-GPU: torchrun --nproc_per_node=K -m ptychopinn train ... (the effective batch
-is K x --batch-size; only rank 0 writes). Thread count: set OMP_NUM_THREADS or torch.set_num_threads."""
+is K x --batch-size; only rank 0 writes). --threads N sets the CPU threads per process."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", required=True, metavar="TRAIN.npz", help="training dataset")
-    p.add_argument("--test", metavar="TEST.npz", help="test dataset, scored after every epoch (test_loss)")
+    p.add_argument("--test", metavar="TEST.npz", default=None,
+                   help="test dataset, scored after every epoch (test_loss)")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run / bundle directory")
-    p.add_argument("--model", default="pinn", choices=["pinn", "supervised"])
+    from ptychopinn.model.config import ModelConfig
+
+    p.add_argument("--model", default=ModelConfig.kind, choices=["pinn", "supervised"],
+                   help="network: physics-informed (unsupervised) or the supervised baseline")
     add_config_arguments(p)
 
 
-def add_config_arguments(p: argparse.ArgumentParser, gridsize: int = 1, epochs: int = 50, n_filters_scale: int = 2,
-                         val_fraction: float = 0.1, patience: int = 6) -> None:
-    """Model and training options shared by ``train`` and ``reconstruct``."""
-    p.add_argument("--arch", default="unet", choices=["unet", "classic"],
-                   help="network: unet (default; back-projected input, skip connections) or classic "
-                        "(the reference PtychoPINN network)")
-    p.add_argument("--gridsize", type=ck.positive_int, default=gridsize, help="patterns per group = gridsize^2")
-    p.add_argument("--neighbor-count", type=ck.positive_int, default=7, help="K nearest neighbours for grouping")
-    p.add_argument("--n-groups", type=ck.positive_int, help="number of groups (default: one per pattern)")
-    p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
-    p.add_argument("--loss", default="nll", choices=["nll", "mae", "nll+mae"])
-    p.add_argument("--nll-weight", type=ck.non_negative_float, help="weight of the Poisson NLL term")
-    p.add_argument("--mae-weight", type=ck.non_negative_float, help="weight of the amplitude MAE term")
-    p.add_argument("--epochs", type=ck.positive_int, default=epochs)
-    p.add_argument("--batch-size", type=ck.positive_int, default=16)
-    p.add_argument("--lr", type=ck.positive_float, default=1e-3)
-    p.add_argument("--warmup-epochs", type=ck.non_negative_float, default=1.0, help="linear learning-rate warmup (0 = off)")
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"],
-                   help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
-    p.add_argument("--min-lr", type=ck.non_negative_float, default=1e-4, help="final / lowest learning rate")
-    p.add_argument("--grad-clip", type=ck.non_negative_float, default=0.0,
-                   help="clip the gradient norm at this multiple of its running mean (0 = off)")
-    p.add_argument("--n-filters-scale", type=ck.positive_int, default=n_filters_scale, help="width multiplier of the network")
-    p.add_argument("--norm", default="none", choices=["none", "group"], help="normalisation layers (unet)")
-    p.add_argument("--amp-max", type=ck.positive_float, default=2.0, help="amplitude head range: amp_max * sigmoid")
-    p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
-                   help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
-    p.add_argument("--probe-trainable", action="store_true", help="refine the probe during training")
-    p.add_argument("--probe-lr", type=ck.positive_float, default=None,
-                   help="learning rate of a trainable probe (default: --lr), scaled by the same schedule")
-    p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=1.0,
-                   help="epochs with the trainable probe held fixed while the object is learnt")
-    p.add_argument("--intensity-scale-trainable", action="store_true")
-    p.add_argument("--intensity-scale-source", default="data", choices=["data", "closed_form"],
-                   help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
-    p.add_argument("--seed", type=ck.seed, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
-                   help="auto: bfloat16 convolutions on CPUs with native support, else float32")
-    p.add_argument("--val-fraction", type=ck.fraction, default=val_fraction,
-                   help="fraction of groups held out for validation / early stopping")
-    p.add_argument("--patience", type=ck.non_negative_int, default=patience, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def build_configs(args: argparse.Namespace) -> tuple:
-    """(ModelConfig, TrainConfig) from the options of :func:`add_config_arguments`."""
+def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
+    """Model and training options shared by ``train`` and ``reconstruct``. Defaults are those of
+    ModelConfig / TrainConfig unless ``defaults`` (field -> value) gives a command's own."""
+    from ptychopinn.cli import _common
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
 
-    mcfg = ModelConfig(
+    d = {**_common.field_defaults(ModelConfig), **_common.field_defaults(TrainConfig), **defaults}
+    p.add_argument("--arch", default=d["arch"], choices=["unet", "classic"],
+                   help="network: unet (back-projected input, skip connections) or classic "
+                        "(the reference PtychoPINN network)")
+    p.add_argument("--gridsize", type=ck.positive_int, default=d["gridsize"], help="patterns per group = gridsize^2")
+    p.add_argument("--neighbor-count", type=ck.positive_int, default=d["neighbor_count"], help="K nearest neighbours for grouping")
+    p.add_argument("--n-groups", type=ck.positive_int, default=d["n_groups"],
+                   help="number of groups (default: none = one per pattern)")
+    p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
+    p.add_argument("--loss", default=d["loss"], choices=["nll", "mae", "nll+mae"], help="PINN loss")
+    p.add_argument("--nll-weight", type=ck.non_negative_float, default=d["nll_weight"],
+                   help="weight of the Poisson NLL term (default: none = from --loss)")
+    p.add_argument("--mae-weight", type=ck.non_negative_float, default=d["mae_weight"],
+                   help="weight of the amplitude MAE term (default: none = from --loss)")
+    p.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="maximum number of epochs")
+    p.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], help="groups per batch")
+    p.add_argument("--lr", type=ck.positive_float, default=d["lr"], help="Adam learning rate")
+    p.add_argument("--warmup-epochs", type=ck.non_negative_float, default=d["warmup_epochs"],
+                   help="linear learning-rate warmup (0 = off)")
+    p.add_argument("--schedule", default=d["schedule"], choices=["cosine", "plateau"],
+                   help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
+    p.add_argument("--min-lr", type=ck.non_negative_float, default=d["min_lr"], help="final / lowest learning rate")
+    p.add_argument("--grad-clip", type=ck.non_negative_float, default=d["grad_clip"],
+                   help="clip the gradient norm at this multiple of its running mean (0 = off)")
+    p.add_argument("--n-filters-scale", type=ck.positive_int, default=d["n_filters_scale"], help="width multiplier of the network")
+    p.add_argument("--norm", default=d["norm"], choices=["none", "group"], help="normalisation layers (unet)")
+    p.add_argument("--amp-max", type=ck.positive_float, default=d["amp_max"], help="amplitude head range: amp_max * sigmoid")
+    p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
+                   help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
+    p.add_argument("--probe-trainable", action="store_true", help="refine the probe during training")
+    p.add_argument("--probe-lr", type=ck.positive_float, default=d["probe_lr"],
+                   help="learning rate of a trainable probe (default: none = --lr), scaled by the same schedule")
+    p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=d["probe_warmup_epochs"],
+                   help="epochs with the trainable probe held fixed while the object is learnt")
+    p.add_argument("--intensity-scale-trainable", action="store_true", help="train the intensity scale log_s")
+    p.add_argument("--intensity-scale-source", default=d["intensity_scale_source"], choices=["data", "closed_form"],
+                   help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
+    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the weights, shuffles and validation split")
+    p.add_argument("--precision", default=d["precision"], choices=["auto", "float32", "bf16"],
+                   help="auto: bfloat16 convolutions on CPUs with native support, else float32")
+    p.add_argument("--val-fraction", type=ck.fraction, default=d["val_fraction"],
+                   help="fraction of groups held out for validation / early stopping")
+    p.add_argument("--patience", type=ck.non_negative_int, default=d["patience"], help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
+    _common.add_device(p, default=d["device"])
+    _common.add_threads(p)
+    _common.add_quiet(p)
+    _common.add_config(p, {"model": ModelConfig, "training": TrainConfig})
+
+
+def build_configs(args: argparse.Namespace) -> tuple:
+    """(ModelConfig, TrainConfig) from the options of :func:`add_config_arguments`, with the
+    ``--config`` file's fields for the options not given on the command line."""
+    from ptychopinn.cli._common import config_for
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.config import TrainConfig
+
+    mcfg = config_for(args, "model", ModelConfig, dict(
         kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
         gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
         probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
         amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
-    )
-    tcfg = TrainConfig(
+    ), flag_of={"kind": "model"})
+    tcfg = config_for(args, "training", TrainConfig, dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
         schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
         probe_lr=args.probe_lr, probe_warmup_epochs=args.probe_warmup_epochs,
@@ -89,7 +106,7 @@ def build_configs(args: argparse.Namespace) -> tuple:
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
         intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
-    )
+    ))
     return mcfg, tcfg
 
 
@@ -113,3 +130,20 @@ def _is_main() -> bool:
     import os
 
     return os.environ.get("RANK", "0") == "0"
+
+
+def interrupted_hint(args: argparse.Namespace) -> str:
+    """What Ctrl-C left behind: the last checkpoint and how to continue, or nothing."""
+    import json
+    from pathlib import Path
+
+    run = Path(args.output)
+    if not (run / "checkpoint.pt").is_file():
+        return "no checkpoint was written yet (interrupted during the first epoch)"
+    epoch = "?"
+    try:
+        epoch = str(len(json.loads((run / "history.json").read_text())))
+    except (OSError, ValueError):
+        pass
+    return (f"the checkpoint of epoch {epoch} is kept in {run / 'checkpoint.pt'}; continue with the same "
+            f"command plus --resume (ptychopinn train --train {args.train} -o {run} ... --resume)")

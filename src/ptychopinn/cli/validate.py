@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intensity-scale", type=ck.positive_float, help="multiply stored amplitudes by this factor")
     p.add_argument("--no-bounds-check", action="store_true", help="do not require patches inside objectGuess")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the file is valid (exit status only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     ds = load_dataset(args.file, check_bounds=not args.no_bounds_check, nphotons=args.nphotons,
                       intensity_scale=args.intensity_scale)
+    if getattr(args, "quiet", False):
+        return 0
     s = summarize(ds)
     s["pinn_usable"], why = _pinn_usable(ds.N)
     text = format_summary(s)

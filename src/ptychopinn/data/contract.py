@@ -213,7 +213,7 @@ def _read_diffraction(
                 raise ConfigError(f"{p}: nphotons (--nphotons) must be a finite number > 0; got {nphotons}")
             mean_sum = float(np.mean(np.sum(amp * amp, axis=(1, 2))))
             if mean_sum <= 0:
-                raise _err(p, key, "all zero; cannot rescale to --nphotons")
+                raise _err(p, key, "all zero; cannot rescale to nphotons")
             factor = float(np.sqrt(float(nphotons) / mean_sum))
         amp = amp * factor
         notes["amplitude_rescale_factor"] = factor

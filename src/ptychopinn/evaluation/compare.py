@@ -354,42 +354,28 @@ def aligned_arrays(result: ComparisonResult) -> dict[str, np.ndarray]:
 
 
 def save_comparison_plot(result: ComparisonResult, path: str | os.PathLike) -> Path:
-    """Figure: rows amplitude / phase; columns ground truth then every arm (shared colour
-    limits per row, set by the ground truth)."""
-    from matplotlib.figure import Figure
-
-    from ptychopinn._io import atomic_path
+    """Figure: rows amplitude / phase; columns ground truth then every arm, with SSIM, PSNR and
+    FRC50 in each panel's title. Colour limits are shared per row: the 1-99 % percentiles of the
+    ground truth (of all arms when the ground truth is flat). Phases are already aligned (offset
+    removed) and shown as they were scored."""
+    from ptychopinn._plot import metrics_title, new_figure, robust_range, row_height, save_figure, show_image
 
     arrays = aligned_arrays(result)
     labels = [GROUND_TRUTH_LABEL] + list(result.alignments)
-    ncol = len(labels)
-    fig = Figure(figsize=(3.0 * ncol + 0.6, 6.0), layout="constrained")
-    axes = fig.subplots(2, ncol, squeeze=False)
+    row = row_height(arrays[f"{GROUND_TRUTH_LABEL}_amplitude"].shape, 3.0)
+    fig, axes = new_figure(2, len(labels), panel=(3.0, row), heights=[row, row])
     for row, comp in enumerate(("amplitude", "phase")):
-        ref = arrays[f"{GROUND_TRUTH_LABEL}_{comp}"]
-        lo, hi = float(np.min(ref)), float(np.max(ref))
-        if hi <= lo:
-            others = np.concatenate([arrays[f"{lab}_{comp}"].ravel() for lab in labels])
-            lo, hi = float(np.percentile(others, 1)), float(np.percentile(others, 99))
-            if hi <= lo:
-                lo, hi = lo - 0.5, hi + 0.5
-        im = None
+        lo, hi = robust_range(arrays[f"{GROUND_TRUTH_LABEL}_{comp}"])
+        if hi - lo < 1e-6 * max(abs(lo), abs(hi), 1.0):
+            lo, hi = robust_range(np.concatenate([arrays[f"{lab}_{comp}"].ravel() for lab in labels]))
         for col, lab in enumerate(labels):
-            ax = axes[row, col]
-            im = ax.imshow(arrays[f"{lab}_{comp}"], cmap="gray" if comp == "amplitude" else "viridis",
-                           vmin=lo, vmax=hi)
-            ax.set_xticks([])
-            ax.set_yticks([])
             if lab == GROUND_TRUTH_LABEL:
-                ax.set_title(f"Ground truth\n{comp}", fontsize=9)
+                title = f"Ground truth {comp}"
             else:
-                m = result.metrics[lab][comp]
-                ax.set_title(f"{lab}\nSSIM {m['ssim']:.3f}  MS-SSIM {m['ms_ssim']:.3f}", fontsize=9)
-        fig.colorbar(im, ax=list(axes[row, :]), shrink=0.8,
-                     label="amplitude" if comp == "amplitude" else "phase (rad)")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    return Path(path)
+                title = metrics_title(f"{lab} {comp}", result.metrics[lab][comp])
+            show_image(axes[row, col], arrays[f"{lab}_{comp}"], comp, title=title, vrange=(lo, hi),
+                       colorbar=col == len(labels) - 1, remove_offset=False)
+    return save_figure(fig, path)
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, config: CompareConfig) -> dict[str, Path]:

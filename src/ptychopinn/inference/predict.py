@@ -52,7 +52,7 @@ def _cfg_get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceModel:
-    """Accept a bundle directory, a loaded ``Bundle`` or a bare ``nn.Module``.
+    """Accept a bundle directory, a training ``checkpoint.pt``, a loaded ``Bundle`` or a bare ``nn.Module``.
 
     A bare module gives its geometry through attributes ``N`` / ``gridsize`` (or a ``config`` /
     ``cfg`` object holding them); gridsize defaults to 1. The module is put in eval mode and moved
@@ -61,11 +61,16 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
         path = str(model)
-        if not os.path.isdir(path):
-            raise BundleError(f"{path}: model bundle directory not found")
-        from ptychopinn.training.bundle import load_bundle
+        if os.path.isfile(path):  # checkpoint.pt of an interrupted training run
+            from ptychopinn.training.bundle import load_checkpoint
 
-        model = load_bundle(path, device=str(dev))
+            model = load_checkpoint(path, device=str(dev))
+        elif not os.path.isdir(path):
+            raise BundleError(f"{path}: model bundle directory not found")
+        else:
+            from ptychopinn.training.bundle import load_bundle
+
+            model = load_bundle(path, device=str(dev))
     if isinstance(model, nn.Module):
         cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
         module, source = model, type(model).__name__
@@ -128,7 +133,7 @@ def iter_patches(
     """Yield ``(patterns slice, patches (B, N, N) complex on model.device)`` chunk by chunk.
 
     Patches are the anchor (column 0) prediction of each pattern's group, in pattern order.
-    ``progress=None`` shows a tqdm bar only on a terminal.
+    ``progress`` None or True shows a tqdm bar on a terminal (or in a notebook) only; False never.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1; got {batch_size}")
@@ -141,7 +146,7 @@ def iter_patches(
     cuda = dev.type == "cuda"
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=m, unit="pat", desc="predict", disable=(None if progress is None else not progress),
+    bar = tqdm(total=m, unit="pat", desc="predict", disable=None if progress in (None, True) else True,
                leave=False, dynamic_ncols=True)
     try:
         with torch.inference_mode():

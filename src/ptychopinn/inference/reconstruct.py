@@ -92,7 +92,7 @@ def reconstruct(
         raise ConfigError(f"batch size must be >= 1; got {batch_size}")
     # cheap checks first, then the data, then the (possibly large) model
     dev = resolve_device(device)
-    if isinstance(model, (str, os.PathLike)) and not os.path.isdir(model):
+    if isinstance(model, (str, os.PathLike)) and not os.path.exists(model):
         raise BundleError(f"{model}: model bundle directory not found")
     ds = as_dataset(data)
     crop = default_crop(ds.N) if stitch_crop is None else check_crop(ds.N, stitch_crop)
@@ -167,30 +167,12 @@ def write_outputs(rec: Reconstruction, out_dir: str | os.PathLike, xcoords: np.n
                 stitch_crop=np.int64(rec.stitch_crop),
                 _metadata=np.array(json.dumps(rec.metadata, default=float)),
             )
-        save_png(rec.amplitude, rec.origin, tmp["amplitude_png"], "Amplitude", "gray", None)
-        save_png(rec.phase, rec.origin, tmp["phase_png"], "Phase (rad)", "twilight", (-np.pi, np.pi),
-                 mask=rec.counts > 0)
+        from ptychopinn._plot import image_png, pixel_size_of
+
+        covered = rec.counts > 0
+        px = pixel_size_of(rec.metadata)
+        image_png(rec.amplitude, "amplitude", tmp["amplitude_png"], mask=covered, origin=rec.origin,
+                  title="Amplitude", pixel_size=px)
+        image_png(rec.phase, "phase", tmp["phase_png"], mask=covered, origin=rec.origin,
+                  title="Phase (global offset removed)", pixel_size=px, weight=rec.amplitude)
     return paths
-
-
-def save_png(img: np.ndarray, origin: np.ndarray, path: str | os.PathLike, title: str, cmap: str,
-             vrange: tuple[float, float] | None, mask: np.ndarray | None = None) -> None:
-    """One image with a colour bar; axes in object pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    data = np.ma.masked_where(~mask, img) if mask is not None else img
-    h, w = img.shape
-    y0, x0 = float(origin[0]), float(origin[1])
-    fig = Figure(figsize=(5.0, 4.2), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    kw = {} if vrange is None else {"vmin": vrange[0], "vmax": vrange[1]}
-    im = ax.imshow(data, cmap=cmap, origin="upper", interpolation="nearest",
-                   extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5), **kw)
-    fig.colorbar(im, ax=ax, shrink=0.85)
-    ax.set_title(title)
-    ax.set_xlabel("x (object px)")
-    ax.set_ylabel("y (object px)")
-    fig.tight_layout()
-    fig.savefig(path, format="png")

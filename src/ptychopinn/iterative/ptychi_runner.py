@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._device import check_device_name
 from ptychopinn._io import jsonable
 from ptychopinn.data.contract import PtychoDataset
 from ptychopinn.errors import (
@@ -97,8 +98,7 @@ class PtychiConfig:
         if alg not in ALGORITHMS:
             raise ConfigError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
         object.__setattr__(self, "algorithm", alg)
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {DEVICES}; got {self.device!r}")
+        check_device_name(self.device)
         if self.object_init not in OBJECT_INITS:
             raise ConfigError(f"object_init must be one of {OBJECT_INITS}; got {self.object_init!r}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
@@ -126,6 +126,9 @@ class PtychiResult:
     computation_time_seconds: float
     config: PtychiConfig
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: (H, W) bool, canvas pixels some scan position illuminates (>= 5 % of the probe's peak
+    #: intensity); the PNG shows the others as background
+    coverage: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -252,11 +255,12 @@ def preserved_torch_state() -> Iterator[None]:
 
 
 def resolve_device(device: str) -> str:
-    """pty-chi's device name ('cpu' or 'cuda') for ``auto`` / ``cpu`` / ``cuda`` (see
-    :func:`ptychopinn._device.resolve_device`)."""
+    """pty-chi's device name ('cpu', 'cuda' or 'cuda:K') for ``auto`` / ``cpu`` / ``cuda`` /
+    ``cuda:K`` (see :func:`ptychopinn._device.resolve_device`)."""
     from ptychopinn._device import resolve_device as _resolve
 
-    return _resolve(device).type
+    dev = _resolve(device)
+    return "cpu" if dev.type == "cpu" else f"cuda:{dev.index}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,7 +381,7 @@ def _build_options(api: Any, config: PtychiConfig, device: str, geom: PtychiGeom
         ro.displayed_loss_function = None
     else:
         ro.batch_size = int(config.batch_size)
-    ro.default_device = api.Devices.GPU if device == "cuda" else api.Devices.CPU
+    ro.default_device = api.Devices.CPU if device == "cpu" else api.Devices.GPU
     ro.default_dtype = api.Dtypes.FLOAT32
     ro.random_seed = None if config.seed is None else int(config.seed)
     if config.algorithm == "LSQML":
@@ -465,14 +469,15 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     geom = inputs.geometry
     losses: list[float] = []
     epoch_seconds: list[float] = []
-    with preserved_torch_state(), warnings.catch_warnings():
+    gpu = torch.cuda.device(device) if device != "cpu" else contextlib.nullcontext()
+    with preserved_torch_state(), warnings.catch_warnings(), gpu:  # cuda:K: pty-chi's "cuda" is GPU K
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
         t0 = time.perf_counter()
         task = build_task(pc, inputs, config, device)
         build_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm}", unit="epoch",
-                   disable=not progress, leave=False)
+        bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm} ({torch.get_num_threads()} CPU threads)", unit="epoch",
+                   disable=None if progress else True, leave=False)  # None: no bar off a terminal
         try:
             for epoch in bar:
                 task.run(n_epochs=1)
@@ -530,7 +535,11 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "epoch_wall_seconds": epoch_seconds,
         "final_loss": losses[-1] if losses else None,
     }
-    return PtychiResult(object=obj, probe=probe, origin=(float(geom.canvas_origin[0]), float(geom.canvas_origin[1])),
+    from ptychopinn._plot import coverage_mask
+
+    origin = (float(geom.canvas_origin[0]), float(geom.canvas_origin[1]))
+    coverage = coverage_mask(dataset.positions_yx, probe, origin, obj.shape)
+    return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage,
                         loss_history=np.asarray(losses, dtype=np.float64), computation_time_seconds=total,
                         config=config, metadata=meta)
 
@@ -553,35 +562,29 @@ def result_arrays(result: PtychiResult) -> dict[str, np.ndarray]:
 
 
 def plot_result(result: PtychiResult, path: str | os.PathLike) -> Path:
-    """PNG of the object amplitude and phase and the loss history (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from ptychopinn._io import atomic_path
+    """PNG of the object amplitude and phase (unscanned pixels as background) and the loss
+    history, in the package's plotting style (written atomically)."""
+    from ptychopinn._plot import image_extent, new_figure, pixel_size_of, save_figure, show_image, zoom_to
 
     obj = result.object
-    fig = Figure(figsize=(13, 4), constrained_layout=True)
-    axes = fig.subplots(1, 3)
-    extent = (result.origin[1] - 0.5, result.origin[1] + obj.shape[1] - 0.5,
-              result.origin[0] + obj.shape[0] - 0.5, result.origin[0] - 0.5)
-    for ax, data, title, cmap in ((axes[0], np.abs(obj), "amplitude", "gray"),
-                                  (axes[1], np.angle(obj), "phase (rad)", "twilight")):
-        im = ax.imshow(data, cmap=cmap, extent=extent)
-        ax.set_title(f"pty-chi {result.config.algorithm}: {title}")
+    fig, axes = new_figure(1, 3, panel=(4.2, 3.6))
+    extent = image_extent(result.origin, obj.shape)
+    px = pixel_size_of(result.metadata)
+    alg = result.config.algorithm
+    for ax, kind, data, title in ((axes[0, 0], "amplitude", np.abs(obj), "amplitude"),
+                                  (axes[0, 1], "phase", np.angle(obj), "phase (offset removed)")):
+        show_image(ax, data, kind, mask=result.coverage, title=f"pty-chi {alg}: {title}", extent=extent,
+                   pixel_size=px, weight=np.abs(obj))
+        zoom_to(ax, result.coverage, extent)  # the scanned region, not the whole buffer
         ax.set_xlabel("x (object px)")
         ax.set_ylabel("y (object px)")
-        fig.colorbar(im, ax=ax, shrink=0.85)
-    ax = axes[2]
+    ax = axes[0, 2]
     if len(result.loss_history):
         ax.semilogy(np.arange(1, len(result.loss_history) + 1), np.maximum(result.loss_history, 1e-300))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (DM error)" if result.config.algorithm == "DM" else "loss (mse of sqrt intensities)")
-    ax.set_title(f"{len(result.loss_history)} epochs, {result.computation_time_seconds:.1f} s")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    return Path(path)
+    ax.set_ylabel("loss (DM error)" if alg == "DM" else "loss (mse of sqrt intensities)")
+    ax.set_title(f"{len(result.loss_history)} epochs, {result.computation_time_seconds:.1f} s", fontsize=9)
+    return save_figure(fig, path)
 
 
 def save_result(result: PtychiResult, out_dir: str | os.PathLike, plot: bool = True) -> dict[str, Path]:

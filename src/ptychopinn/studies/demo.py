@@ -91,15 +91,17 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
     train_ds.save(out / "train.npz")
     test_ds.save(out / "test.npz")
     timings["simulate_s"] = time.perf_counter() - t
+    import torch
+
     log(f"[1/5] simulated {full.n_patterns} patterns ({cfg.N}x{cfg.N}, {cfg.nphotons:.0e} photons): "
-        f"{len(tr)} train (top half), {len(te)} test (bottom half)")
+        f"{len(tr)} train (top half), {len(te)} test (bottom half); {torch.get_num_threads()} CPU threads")
 
     # 2. train the PINN
     t = time.perf_counter()
     res = train(train_ds, out / "pinn_run", mcfg, tcfg, progress=progress)
     timings["train_s"] = time.perf_counter() - t
-    log(f"[2/5] trained PINN: {res.epochs_run} epochs, {res.train_patterns_per_s:.0f} patterns/s, "
-        f"final val loss {res.best_val_loss}")
+    val = "no validation loss" if res.best_val_loss is None else f"best val loss {res.best_val_loss:.4g}"
+    log(f"[2/5] trained PINN: {res.epochs_run} epochs, {res.train_patterns_per_s:.0f} patterns/s, {val}")
 
     # 3. reconstruct the held-out half
     t = time.perf_counter()
@@ -136,7 +138,7 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
     cmp = compare(test_ds, arms, out / "comparison")
     timings["compare_s"] = time.perf_counter() - t
     fig = save_demo_figure(full, test_ds, out / "comparison" / "reconstructions_aligned.npz",
-                           list(recons), out / "demo_summary.png")
+                           list(recons), out / "demo_summary.png", metrics=cmp.metrics)
     metrics = _metrics_table(cmp)
     summary = {"config": cfg.to_dict(), "timings_s": timings, "ptychi": ptychi_note, "metrics": metrics,
                "figure": str(fig.relative_to(out)), "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
@@ -154,46 +156,46 @@ def _metrics_table(cmp: Any) -> dict[str, dict[str, float]]:
             for label, comps in cmp.metrics.items()}
 
 
-def save_demo_figure(full: Any, test_ds: Any, aligned_npz: Path, labels: list[str], path: Path) -> Path:
-    """Object, probe, scan, a few patterns (top row) and aligned reconstructions (bottom rows)."""
-    import matplotlib
+def save_demo_figure(full: Any, test_ds: Any, aligned_npz: Path, labels: list[str], path: Path,
+                     metrics: dict[str, dict[str, dict[str, float]]] | None = None) -> Path:
+    """Top row: object amplitude with the scan (train / test halves), probe, one pattern. Below:
+    aligned amplitude and phase of the ground truth and every arm, shared colour limits per row,
+    metrics (``metrics[label][component]``, as in ComparisonResult.metrics) in the titles."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ptychopinn._io import atomic_path
+    from ptychopinn._plot import cmap, metrics_title, robust_range, row_height, save_figure, show_image
 
     with np.load(aligned_npz) as z:
         aligned = {k: z[k] for k in z.files}
-    arms = ["ground_truth", *labels]
-    fig, axes = plt.subplots(3, max(4, len(arms)), figsize=(3.2 * max(4, len(arms)), 9.5))
-    for ax in axes.ravel():
-        ax.axis("off")
-    top = axes[0]
-    top[0].imshow(np.abs(full.object), cmap="gray")
-    top[0].set_title("object amplitude")
-    top[1].imshow(np.abs(full.probe), cmap="magma")
-    top[1].set_title("probe amplitude")
-    top[2].imshow(np.abs(full.object), cmap="gray")
-    top[2].scatter(full.xcoords, full.ycoords, s=1, c="tab:blue", label="train")
-    top[2].scatter(test_ds.xcoords, test_ds.ycoords, s=1, c="tab:orange", label="test")
-    top[2].set_title("scan (blue train, orange test)")
-    top[3].imshow(np.log1p(full.diff3d[0].astype(np.float64) ** 2), cmap="viridis")
-    top[3].set_title("a pattern, log(1+counts)")
-    for j, arm in enumerate(arms):
-        amp = aligned.get(f"{arm}_amplitude")
-        ph = aligned.get(f"{arm}_phase")
-        if amp is None:
-            continue
-        axes[1, j].imshow(amp, cmap="gray")
-        axes[1, j].set_title(f"{arm} amplitude")
-        axes[2, j].imshow(ph, cmap="twilight")
-        axes[2, j].set_title(f"{arm} phase")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return path
+    arms = ["ground_truth", *[lab for lab in labels if f"{lab}_amplitude" in aligned]]
+    width = 3.2 * max(3, len(arms)) + 0.4
+    h_row = row_height(aligned["ground_truth_amplitude"].shape, width / len(arms))
+    fig = Figure(figsize=(width, 3.0 + 2 * h_row), layout="constrained")
+    FigureCanvasAgg(fig)
+    top_fig, bottom_fig = fig.subfigures(2, 1, height_ratios=[3.0, 2 * h_row])
+    top = top_fig.subplots(1, 3)
+    amp = np.abs(full.object)
+    lo, hi = robust_range(amp)
+    top[0].imshow(amp, cmap=cmap("amplitude"), vmin=lo, vmax=hi)
+    top[0].scatter(full.xcoords, full.ycoords, s=1, c="tab:blue", label="train")
+    top[0].scatter(test_ds.xcoords, test_ds.ycoords, s=1, c="tab:orange", label="test")
+    top[0].set_title("object amplitude and scan\n(blue: train, orange: test)", fontsize=9)
+    top[0].set_xticks([])
+    top[0].set_yticks([])
+    show_image(top[1], np.abs(full.probe), "probe", title=f"probe amplitude ({full.N}x{full.N})")
+    show_image(top[2], np.log10(1 + full.diff3d[0].astype(np.float64) ** 2), "counts",
+               title="pattern 0, log10(1 + counts)")
+    axes = bottom_fig.subplots(2, len(arms), squeeze=False)
+    names = {"ground_truth": "Ground truth"}
+    for r, comp in enumerate(("amplitude", "phase")):
+        vlo, vhi = robust_range(aligned[f"ground_truth_{comp}"])
+        for j, arm in enumerate(arms):
+            m = (metrics or {}).get(arm, {}).get(comp)
+            show_image(axes[r, j], aligned[f"{arm}_{comp}"], comp, vrange=(vlo, vhi),
+                       title=metrics_title(f"{names.get(arm, arm)} {comp}", m), remove_offset=False,
+                       colorbar=j == len(arms) - 1)
+    return save_figure(fig, path, dpi=90)
 
 
 def load_summary(path: str | Path) -> dict[str, Any]:

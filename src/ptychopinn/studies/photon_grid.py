@@ -66,7 +66,7 @@ class PhotonGridConfig:
 
 def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     """Simulate every dose of ``config`` into ``root``; return the manifest dict."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
@@ -91,7 +91,7 @@ def _simulate_grid(config: PhotonGridConfig, cfgs: list[Any], seeds: dict[str, i
                    progress: bool, tqdm: Any, simulate: Any) -> dict[str, Any]:
     entries = []
     obj = probe = None
-    for dose, cfg in tqdm(list(zip(config.doses, cfgs)), desc="photon grid", disable=not progress):
+    for dose, cfg in tqdm(list(zip(config.doses, cfgs)), desc="photon grid", disable=None if progress else True):
         ds = simulate(cfg, obj=obj, probe=probe)
         obj, probe = ds.object, ds.probe  # reuse: identical object/probe across doses by construction
         ds.metadata["photon_grid"] = {"dose": float(dose), "doses": list(config.doses)}

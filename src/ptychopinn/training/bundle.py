@@ -7,6 +7,7 @@ Layout (``FORMAT_VERSION`` 1)::
                                 probe normalisation, data SHA-256, package/torch versions, result
     RUN_DIR/probe.npz           probe (model copy, normalised), probe_initial, source_probe
     RUN_DIR/history.json        per-epoch train_loss, val_loss, lr, seconds, ...
+    RUN_DIR/history.png         loss curves and learning rate (for people; not read back)
 
 ``checkpoint.pt`` (resume state) may sit beside them; it is not part of the bundle.
 """
@@ -31,6 +32,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 PROBE_FILE = "probe.npz"
 HISTORY_FILE = "history.json"
+HISTORY_PNG = "history.png"  # loss curves and learning rate (not needed to load the bundle)
+CHECKPOINT_NAME = "checkpoint.pt"  # == trainer.CHECKPOINT_FILE
 BUNDLE_FILES = (WEIGHTS_FILE, CONFIG_FILE, PROBE_FILE, HISTORY_FILE)
 
 
@@ -89,6 +92,9 @@ def save_bundle(run_dir: str | os.PathLike, model: Any, config: dict[str, Any],
                     source_probe=np.asarray(source_probe, np.complex64),
                     normalisation_factor=np.float64(config["probe"]["factor"]))
     write_json_atomic(run / HISTORY_FILE, history)
+    from ptychopinn._plot import history_png
+
+    history_png(history, run / HISTORY_PNG)
     write_json_atomic(run / CONFIG_FILE, cfg)
     return run
 
@@ -132,6 +138,10 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not run.is_dir():
         raise BundleError(f"{run}: model bundle directory not found")
     path = run / CONFIG_FILE
+    if not path.is_file() and (run / CHECKPOINT_NAME).is_file():
+        raise BundleError(f"{run}: training was interrupted ({CHECKPOINT_NAME} but no {CONFIG_FILE}: not a finished "
+                          f"model bundle); resume it with 'ptychopinn train ... -o {run} --resume', or pass the "
+                          f"checkpoint ({run / CHECKPOINT_NAME}) as the model to use its weights so far")
     if not path.is_file():
         raise BundleError(f"{path}: missing (not a ptychopinn model bundle?)")
     cfg = _read_json(path)
@@ -235,3 +245,44 @@ def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
 
 def _brief(mcfg: ModelConfig) -> str:
     return f"kind={mcfg.kind}, N={mcfg.N}, gridsize={mcfg.gridsize}, n_filters_scale={mcfg.n_filters_scale}"
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Bundle:
+    """A ``Bundle`` from a training ``checkpoint.pt`` (an interrupted run): the best validated
+    weights so far (else the last epoch's), the model config recorded in the checkpoint. Read with
+    ``torch.load(weights_only=True)`` (no code runs)."""
+    import torch
+
+    from ptychopinn.model import build_model
+
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a user-facing error
+        raise BundleError(f"{path}: unreadable training checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("signature"), str) or not isinstance(ck.get("model"), dict):
+        raise BundleError(f"{path}: not a ptychopinn training checkpoint")
+    try:
+        sig = json.loads(ck["signature"])
+        mcfg = ModelConfig.from_dict(sig["model"])
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        raise BundleError(f"{path}: key 'signature': no usable model config ({exc})") from None
+    state = ck.get("best_state") or ck["model"]
+    try:
+        probe = torch.view_as_complex(state["probe"].float()).numpy()
+        s = float(torch.exp(state["log_s"].float()))
+    except (KeyError, RuntimeError) as exc:
+        raise BundleError(f"{path}: weights lack the probe or intensity scale ({exc})") from None
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(mcfg, probe, s)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
+        raise BundleError(f"{path}: weights do not fit the recorded model config ({first})") from None
+    model = model.to(torch.device(device)).eval()
+    train_cfg = dict(sig.get("train") or {})
+    return Bundle(model=model, model_config=mcfg, train_config=train_cfg, intensity_scale=s, run_dir=path.parent,
+                  N=int(mcfg.N), gridsize=mcfg.gridsize, kind=mcfg.kind,
+                  config={"checkpoint": str(path), "epoch": int(ck.get("epoch", 0))},
+                  history=list(ck.get("history") or []), probe=probe)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptychopinn._config import strict_from_dict
+from ptychopinn._device import check_device_name
 from ptychopinn.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -92,8 +93,7 @@ class TrainConfig:
             raise ConfigError(f"learning rate must be > 0; got {self.lr}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {LOSSES}; got {self.loss!r}")
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            raise ConfigError(f"device must be one of {DEVICES}; got {self.device!r}")
+        check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if not 0 <= self.val_fraction < 1:

@@ -380,8 +380,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings "
                                   f"or data ({diff})")
         elif not tcfg.overwrite and not tcfg.resume:
-            raise ConfigError(f"{run}: already holds a training run; pass --resume to continue it, "
-                              "--overwrite to replace it, or choose another output directory")
+            raise ConfigError(f"{run}: already holds a training run; set resume=True (--resume) to continue it, "
+                              "overwrite=True (--overwrite) to replace it, or choose another output directory")
         elif main and tcfg.overwrite:
             for name in (CHECKPOINT_FILE, *bundle_mod.BUNDLE_FILES):
                 (run / name).unlink(missing_ok=True)
@@ -444,7 +444,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
 
     if show:
         print(f"ptychopinn train: {mcfg.kind} N={mcfg.N} gridsize={mcfg.gridsize} "
-              f"({n_params / 1e6:.2f} M parameters) on {device} [{precision}], "
+              f"({n_params / 1e6:.2f} M parameters) on {device} [{precision}, {torch.get_num_threads()} CPU threads], "
               f"{train_idx.numel()} train / {val_idx.numel()} val groups"
               + (f", resuming after epoch {start_epoch}" if start_epoch else ""), file=sys.stderr)
 
@@ -479,7 +479,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             for grp in optimizer.param_groups:
                 grp["lr"] = cosine_lr(tcfg, epoch * n_batches, warm, tcfg.epochs * n_batches)
         lr_now = optimizer.param_groups[0]["lr"]
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not show,
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=None if show else True,
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for b in range(n_batches):
             gidx = order[b * bs:(b + 1) * bs]
@@ -499,7 +499,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                     record_divergence(telemetry, history, epoch + 1, run)
                 raise TrainingDivergedError(
                     f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
-                    f"{good}; try a lower --lr or check the data")
+                    f"{good}; try a lower lr (--lr) or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             step_no = epoch * n_batches + b
@@ -540,7 +540,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 record_divergence(telemetry, history, epoch + 1, run)
             raise TrainingDivergedError(
                 f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
-                f"the last good checkpoint is kept in {ckpt_path}; try a lower --lr")
+                f"the last good checkpoint is kept in {ckpt_path}; try a lower lr (--lr)")
         if tcfg.schedule == "plateau":
             scheduler.step(monitor)
         if monitor < best_loss:

@@ -1,0 +1,354 @@
+"""The command-line grammar every command shares.
+
+- ``--threads N``: CPU threads for torch (default: ``OMP_NUM_THREADS`` when set, else the cores
+  this process may use, divided among the processes of a ``torchrun`` job); printed at start and
+  recorded in the run's effective config.
+- ``-q/--quiet``: no progress bars or per-epoch lines. Without it, progress bars appear only on a
+  terminal; when the output is a file or a pipe, training prints one line per epoch.
+- ``--device``: ``auto`` (a free GPU when CUDA is available, else the CPU), ``cpu``, ``cuda``,
+  ``cuda:K``.
+- ``--config FILE``: JSON or TOML holding the fields of the command's configuration dataclasses
+  (one table per dataclass, e.g. ``[training]`` and ``[model]`` for ``train``; a command with one
+  dataclass also takes its fields at the top level) and any other option in a ``[run]`` table,
+  under its long name with ``_`` for ``-`` (e.g. ``batch_size``). Options given on the command
+  line win over the file. Keys starting with ``_`` are comments; ``overwrite`` and ``resume`` are
+  accepted on the command line only. Every run writes the effective
+  configuration it used (:data:`EFFECTIVE_CONFIG`, same format), so
+  ``--config RUN/run_config.json`` repeats a run.
+- Help shows every option's default; defaults are read from the dataclasses, not retyped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ptychopinn.errors import ConfigError
+
+EFFECTIVE_CONFIG = "run_config.json"
+QUIET_HELP = "no progress bars or per-epoch lines (errors and the final summary still print)"
+#: dests never written to, nor read from, the [run] table
+_NOT_RECORDED = {"help", "config", "version", "telemetry"}
+#: decisions about existing outputs: command line only (a repeated run must not silently replace
+#: or continue something); left out of run_config.json and refused in a --config file
+COMMAND_LINE_ONLY = ("overwrite", "resume")
+
+
+# ---------------------------------------------------------------------------------------------
+# help
+# ---------------------------------------------------------------------------------------------
+def _fmt_default(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):  # 1e+06 -> 1e6, 0.0001 -> 1e-4
+        text = f"{v:g}"
+        return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+    if isinstance(v, (tuple, list)):
+        return ",".join(_fmt_default(x) for x in v)
+    return str(v)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and appends ``(default: X)`` to every option that
+    takes a value (flags are off unless given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
+                or action.nargs == 0 or "(default" in text):
+            return text
+        return f"{text} (default: {_fmt_default(action.default).replace('%', '%%')})".lstrip()
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """{field: default} of a dataclass (fields without a plain default are left out)."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------------------------
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when set to a positive integer, else the available cores divided
+    among the local processes of a torchrun job (``LOCAL_WORLD_SIZE``)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    procs = int(local) if local.isdigit() and int(local) > 0 else 1
+    return max(1, available_cores() // procs)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli._checks import positive_int
+
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else the available cores, "
+                        f"{default_threads()} here). More threads than cores, e.g. several jobs with all "
+                        "cores each, slow everything down")
+
+
+def thread_state() -> tuple[dict[str, str | None], int | None]:
+    """What :func:`apply_threads` changes (to put it back with :func:`restore_threads`)."""
+    torch = sys.modules.get("torch")
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    return env, (torch.get_num_threads() if torch is not None else None)
+
+
+def restore_threads(state: tuple[dict[str, str | None], int | None]) -> None:
+    env, n = state
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    torch = sys.modules.get("torch")
+    if torch is not None and n is not None:
+        torch.set_num_threads(n)
+
+
+def apply_threads(n: int | None) -> int:
+    """Use ``n`` CPU threads (default :func:`default_threads`): sets ``OMP_NUM_THREADS`` and
+    ``MKL_NUM_THREADS`` (read by torch, numpy's BLAS and child processes when they start) and,
+    when torch is already imported, ``torch.set_num_threads``. Returns ``n``."""
+    n = default_threads() if n is None else int(n)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# progress, device
+# ---------------------------------------------------------------------------------------------
+def add_quiet(p: argparse.ArgumentParser, help: str = QUIET_HELP) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=help)
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    """What to pass as ``progress=``: False with -q, else None (bars only on a terminal)."""
+    return False if getattr(args, "quiet", False) else None
+
+
+def device_name(text: str) -> str:
+    """argparse type for ``--device``."""
+    from ptychopinn._device import check_device_name
+
+    try:
+        return check_device_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    from ptychopinn._device import DEVICE_HELP
+
+    p.add_argument("--device", type=device_name, default=default, metavar="DEV",
+                   help=f"compute device: {DEVICE_HELP}")
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration files
+# ---------------------------------------------------------------------------------------------
+def add_config(p: argparse.ArgumentParser, sections: Mapping[str, type]) -> None:
+    """``--config FILE``; ``sections`` maps table names to the command's config dataclasses."""
+    names = ", ".join(f"[{k}] ({c.__name__} fields)" for k, c in sections.items())
+    what = f"{names}, other options in [run]" if sections else "options in a [run] table (e.g. batch_size = 64)"
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help=f"JSON or TOML file of settings: {what}; command-line options win; the run "
+                        f"writes the settings it used to {EFFECTIVE_CONFIG}")
+    p.set_defaults(_config_sections=dict(sections))
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON (``.json``) or TOML (any other suffix; JSON tried first) document at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable config file ({exc.__class__.__name__})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    else:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ModuleNotFoundError:
+                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or the 'tomli' package; "
+                                  "or write the file as JSON (.json)") from None
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: must hold a table / JSON object")
+    return doc
+
+
+_UNSET = object()
+
+
+def explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """Dests of the options actually given in ``argv`` (parsed once more with sentinel defaults)."""
+    saved = [(a, a.default) for a in parser._actions]
+    saved_defaults = dict(parser._defaults)
+    try:
+        for a in parser._actions:
+            # append actions extend their default, so they get None (argparse turns it into [])
+            a.default = None if isinstance(a, argparse._AppendAction) else _UNSET
+        parser._defaults = {}
+        ns, _ = parser.parse_known_args(list(argv), argparse.Namespace())
+    finally:
+        for a, d in saved:
+            a.default = d
+        parser._defaults = saved_defaults
+    return {k for k, v in vars(ns).items() if v is not _UNSET and v is not None}
+
+
+def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
+    if isinstance(value, list):
+        value = tuple(value)
+    if action.type is int and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise ConfigError(f"{where}: expected an integer; got {value!r}")
+    if action.type is float and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+        raise ConfigError(f"{where}: expected a number; got {value!r}")
+    if action.type not in (None, str) and callable(action.type) and not isinstance(value, (bool, tuple)) \
+            and value is not None:
+        try:  # the option's own parser and checks, as on the command line
+            value = action.type(value if isinstance(value, str) else repr(value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if action.nargs == 0 and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false; got {value!r}")
+    if action.choices is not None and value not in action.choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Record which options were given and, with ``--config``, fill the others from the file:
+    the [run] table into ``args``; the dataclass tables into ``args._config_values`` (merged by
+    :func:`config_for`). Unknown tables, fields or options are a ConfigError naming them."""
+    explicit = explicit_dests(parser, argv)
+    args._explicit = explicit
+    args._config_values = {}
+    args._effective = {}
+    args._mapped_dests = set()
+    path = getattr(args, "config", None)
+    if not path:
+        return
+    sections: dict[str, type] = getattr(args, "_config_sections", {})
+    doc = load_config_file(path)
+    actions = {a.dest: a for a in parser._actions if a.dest not in _NOT_RECORDED and a.dest != argparse.SUPPRESS}
+    single = next(iter(sections)) if len(sections) == 1 else None
+    for key, value in doc.items():
+        if key.startswith("_"):
+            continue
+        inner = value if isinstance(value, dict) and (key in sections or key == "run") else {key: value}
+        for name in COMMAND_LINE_ONLY:
+            if name in inner:
+                raise ConfigError(f"{path}: '{name}' can only be given on the command line (--{name})")
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: '{key}' must be a table of {sections[key].__name__} fields")
+            names = {f.name for f in dataclasses.fields(sections[key])}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise ConfigError(f"{path}: [{key}]: unknown {sections[key].__name__} field(s) "
+                                  f"{', '.join(unknown)}")
+            args._config_values.setdefault(key, {}).update(value)
+        elif key == "run":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: 'run' must be a table of command-line options")
+            for opt, v in value.items():
+                if opt not in actions:
+                    raise ConfigError(f"{path}: [run]: unknown option '{opt}' (known: {', '.join(sorted(actions))})")
+                if opt not in explicit:
+                    setattr(args, opt, _coerce(actions[opt], v, f"{path}: [run] {opt}"))
+        elif single is not None and key in {f.name for f in dataclasses.fields(sections[single])}:
+            args._config_values.setdefault(single, {})[key] = value
+        else:
+            tables = ", ".join([*sections, "run"])
+            raise ConfigError(f"{path}: unknown key '{key}' (tables: {tables})")
+
+
+def config_for(args: argparse.Namespace, section: str, cls: type, values: Mapping[str, Any],
+               flag_of: Mapping[str, str] | None = None) -> Any:
+    """``cls(**values)`` with the ``--config`` file's [section] fields replacing every value whose
+    option (``flag_of[field]``, default the field name) was not given on the command line.
+    Recorded for the effective config."""
+    flag_of = dict(flag_of or {})
+    explicit = getattr(args, "_explicit", set())
+    merged = dict(values)
+    for name, v in getattr(args, "_config_values", {}).get(section, {}).items():
+        if flag_of.get(name, name) not in explicit:
+            merged[name] = tuple(v) if isinstance(v, list) else v
+    try:
+        obj = cls(**merged)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from None
+    if not hasattr(args, "_effective"):
+        args._effective, args._mapped_dests = {}, set()
+    args._effective[section] = obj
+    args._mapped_dests |= {flag_of.get(f, f) for f in (f.name for f in dataclasses.fields(cls))}
+    return obj
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def effective_config(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The settings a run used, in the ``--config`` format (plus an ``_about`` block)."""
+    from ptychopinn import __version__
+
+    doc: dict[str, Any] = {"_about": {
+        "command": command, "package_version": __version__, "threads": getattr(args, "threads", None),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "note": f"repeat with: ptychopinn {command} --config THIS_FILE (plus the required options)",
+    }}
+    mapped = getattr(args, "_mapped_dests", set())
+    skip = {*_NOT_RECORDED, *COMMAND_LINE_ONLY, "command"}
+    doc["run"] = {k: _plain(v) for k, v in sorted(vars(args).items())
+                  if not k.startswith("_") and k not in skip and k not in mapped}
+    for section, obj in getattr(args, "_effective", {}).items():
+        d = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        doc[section] = _plain({k: v for k, v in d.items() if k not in COMMAND_LINE_ONLY})
+    return doc
+
+
+def write_effective_config(args: argparse.Namespace, command: str, path: str | os.PathLike) -> Path:
+    from ptychopinn._io import write_json_atomic
+
+    return write_json_atomic(path, effective_config(args, command))
