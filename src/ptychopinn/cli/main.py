@@ -74,10 +74,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         mod.add_arguments(p)
+        _same_help_style(p, HelpFormatter)
         if name in TELEMETRY_COMMANDS:
             p.add_argument("--telemetry", metavar="PATH", default=None,
                            help="write or extend this parity_telemetry.json (schema 1.0) with this step's stages")
     return parser
+
+
+def _same_help_style(p: argparse.ArgumentParser, formatter: type) -> None:
+    """Give nested sub-commands (e.g. ``study dose-response``) the help style of the others."""
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for child in a.choices.values():
+                child.formatter_class = formatter
+                _same_help_style(child, formatter)
 
 
 def _command_of(argv: list[str]) -> str | None:

@@ -33,10 +33,13 @@ def _floats(text: str) -> tuple[float, ...]:
 def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="study directory (created; rerun to resume)")
     p.add_argument("--preset", choices=["quick", "full"], default="full",
-                   help="sizes: 'full' = the seed's study (default), 'quick' = tiny (seconds per job, for tests)")
+                   help="sizes: 'full' = the seed's study, 'quick' = tiny (seconds per job, for tests)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="run up to K jobs at once in local processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler, e.g. tcp://host:8786")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device of training, inference and pty-chi")
+    from ptychopinn.cli import _common
+
+    p.add_argument("--device", type=_common.device_name, metavar="DEV",
+                   help="device of training, inference and pty-chi: auto, cpu, cuda or cuda:K")
     p.add_argument("--epochs", type=int, help="training epochs (maximum; early stopping may end sooner)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
@@ -45,9 +48,18 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gridsize", type=int)
     p.add_argument("--neighbor-count", type=int, help="K nearest neighbours for grouping (K >= gridsize^2)")
     p.add_argument("--seed", type=int, help="training seed")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    _common.add_quiet(p)
+    _common.add_threads(p)
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs and whether each would be reused or run; run nothing")
+
+
+def _preset_defaults(p: argparse.ArgumentParser) -> None:
+    """Options left unset take the preset's value: say so in --help."""
+    for a in p._actions:
+        if (a.option_strings and a.default is None and a.nargs != 0 and not a.required and a.dest != "scheduler"
+                and "(default" not in (a.help or "")):
+            a.help = f"{a.help or a.dest.replace('_', ' ')} (default: from --preset)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,15 +70,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "summary.json, summary.md (and dose_gain.png / dose_gain.json for three or more doses), "
                         "the bundles DIR/<arm>/ and every job's folder.")
     _runner_args(dr)
-    dr.add_argument("--doses", type=_floats, help="photons per pattern (default 1e9,1e4; e.g. 1e3,1e4,...,1e9 sweeps)")
+    dr.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e9,1e4; e.g. 1e3,1e4,...,1e9 sweeps)")
     dr.add_argument("--object-size", type=int)
     dr.add_argument("--object-seed", type=int)
     dr.add_argument("--n-train", type=int, help="training positions")
     dr.add_argument("--n-test", type=int, help="test positions")
-    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory (default 1)")
-    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory (default 2)")
+    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory (default: 1)")
+    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory (default: 2)")
     dr.add_argument("--crop", type=int, help="central crop of the reconstructions in dose_comparison.png (px)")
 
+    _preset_defaults(dr)
     do = sub.add_parser("dose-overlap", help="seed 002: PINN / baseline / pty-chi on dense and sparse views per dose",
                         description="Simulates from a real object and probe at each dose, splits along y, builds dense "
                         "and sparse views by group-centre spacing, trains PINN gridsize 1 and 2 and the supervised "
@@ -75,33 +88,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _runner_args(do)
     do.add_argument("--object-from", required=True, help="NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
     do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
-    do.add_argument("--doses", type=_floats, help="photons per pattern (default 1e3,1e4,1e5)")
+    do.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e3,1e4,1e5)")
     do.add_argument("--tile", type=int, help="mirror-tile the cropped object T x T times")
-    do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default N/4)")
-    do.add_argument("--split-axis", choices=["y", "x"], help="axis of the train/test split (default y)")
+    do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default: N/4)")
+    do.add_argument("--split-axis", choices=["y", "x"], help="axis of the train/test split (default: y)")
     do.add_argument("--n-images", type=int, help="scan positions (before the split)")
-    do.add_argument("--sim-seed", type=int, help="simulation seed (default 42)")
-    do.add_argument("--grouping-seed", type=int, help="grouping seed (default 123)")
-    do.add_argument("--subsample-seed", type=int, help="view subsampling seed (default 456)")
-    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view (default 0.7)")
-    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view (default 0.2)")
+    do.add_argument("--sim-seed", type=int, help="simulation seed (default: 42)")
+    do.add_argument("--grouping-seed", type=int, help="grouping seed (default: 123)")
+    do.add_argument("--subsample-seed", type=int, help="view subsampling seed (default: 456)")
+    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view (default: 0.7)")
+    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view (default: 0.2)")
     do.add_argument("--min-view-groups", type=int, help="skip a view that keeps fewer groups")
-    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs (default 100)")
+    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs (default: 100)")
     do.add_argument("--ms-ssim-sigma", type=float)
     do.add_argument("--test-on", choices=["view", "full"],
-                    help="score every arm on each view's test set (default, as in the seed) or on the whole "
-                         "test half (one pty-chi run per dose)")
+                    help="score every arm on each view's test set ('view', as in the seed) or on the whole "
+                         "test half ('full', one pty-chi run per dose) (default: view)")
 
+    _preset_defaults(do)
     ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",
                         description="Fails (exit 1) when a training job of the reference is missing from the "
                         "candidate, has a missing or non-finite final_loss, or a final_loss above "
                         "reference + tolerance * |reference|.")
     ck.add_argument("--reference", required=True, help="reference training_manifest.json")
     ck.add_argument("--candidate", required=True, help="candidate training_manifest.json")
-    ck.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance (default 0.05)")
+    ck.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance")
     ck.add_argument("--dose", type=float, help="only jobs at this dose")
     ck.add_argument("--view", help="only jobs of this view (dense, sparse, full)")
     ck.add_argument("--gridsize", type=int, help="only jobs of this gridsize")
+    ck.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
 
 
 def _overrides(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
@@ -149,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--tolerance must be >= 0; got {args.tolerance}")
         problems = check_loss(_read_manifest(args.reference), _read_manifest(args.candidate), args.tolerance,
                               args.dose, args.view, args.gridsize)
-        for pr in problems:
+        for pr in problems if not args.quiet else ():
             print(f"FAIL {pr}")
         print("check-loss: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
         return 1 if problems else 0
