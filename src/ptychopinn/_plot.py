@@ -124,16 +124,22 @@ def metrics_title(label: str, metrics: Mapping[str, float] | None, keys: Sequenc
 # ---------------------------------------------------------------------------------------------
 # drawing
 # ---------------------------------------------------------------------------------------------
+def blank_figure(figsize: tuple[float, float]) -> Any:
+    """An empty Figure on an Agg canvas with constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, panel: tuple[float, float] = (3.4, 3.0),
                heights: Sequence[float] | None = None, **kw: Any):
     """(Figure on an Agg canvas, 2-D array of axes) with constrained layout; ``heights`` (inches
     per row) overrides ``panel[1]`` so rows of wide images do not leave empty bands."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     heights = [panel[1]] * nrows if heights is None else list(heights)
-    fig = Figure(figsize=(panel[0] * ncols + 0.4, sum(heights) + 0.3), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure((panel[0] * ncols + 0.4, sum(heights) + 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": heights}, **kw)
     return fig, axes
 
@@ -224,11 +230,12 @@ def image_extent(origin: Sequence[float], shape: tuple[int, int]) -> tuple[float
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG atomically."""
+    """Write ``fig`` as PNG atomically (no software-version stamp: the same figure gives the same
+    bytes)."""
     from ptychopinn._io import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
     return Path(path)
 
 

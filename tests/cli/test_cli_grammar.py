@@ -379,7 +379,7 @@ def test_non_tty_training_log_is_one_line_per_epoch(tmp_path, capsys):
     cap = capsys.readouterr()
     text = cap.out + cap.err
     assert "\r" not in text
-    assert len(re.findall(r"^epoch \d+/2: train", cap.err, flags=re.M)) == 2
+    assert len(re.findall(r"^epoch \d+/2: train", cap.err, flags=re.MULTILINE)) == 2
     assert "1 CPU threads" in cap.err
     assert (run / "history.png").is_file() and (run / "run_config.json").is_file()
     assert main(["infer", "--model", str(run), "--data", str(data), "-o", str(tmp_path / "rec"), "--threads", "1"]) == 0

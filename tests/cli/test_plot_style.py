@@ -40,7 +40,7 @@ def test_phase_png_of_a_small_phase_spans_the_colour_map(tmp_path):
     from ptychopinn.inference.reconstruct import write_outputs
 
     h, w = 120, 140
-    yy, xx = np.mgrid[:h, :w]
+    xx = np.mgrid[:h, :w][1]
     phase = 1.0 + 0.3 * (xx / (w - 1))  # 0.3 rad ramp on a 1 rad offset
     counts = np.zeros((h, w), np.int32)
     counts[10:-10, 10:-10] = 1
@@ -69,7 +69,7 @@ def test_amplitude_png_masks_uncovered_pixels_instead_of_counting_them_as_zero(t
 
 
 def test_show_image_masks_and_scales_to_the_data():
-    fig, axes = _plot.new_figure(1, 1)
+    _, axes = _plot.new_figure(1, 1)
     img = np.full((20, 20), 5.0)
     img[5:15, 5:15] = np.linspace(1.0, 1.3, 100).reshape(10, 10)
     mask = np.zeros((20, 20), bool)
@@ -100,7 +100,7 @@ def test_flat_image_still_gets_a_range():
 
 @pytest.mark.parametrize("px, width, label", [(10e-9, 200, "200 nm"), (50e-9, 100, "1 µm"), (1e-6, 64, "10 µm")])
 def test_scale_bar_has_a_round_length(px, width, label):
-    fig, axes = _plot.new_figure(1, 1)
+    _, axes = _plot.new_figure(1, 1)
     _plot.show_image(axes[0, 0], np.random.default_rng(0).random((width, width)), "amplitude", pixel_size=px)
     texts = [t.get_text() for art in axes[0, 0].artists for t in art.findobj(matplotlib.text.Text)]
     assert label in texts

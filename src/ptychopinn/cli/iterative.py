@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptychopinn.cli._common import config_for
     from ptychopinn.data.contract import load_dataset
     from ptychopinn.iterative.ptychi_runner import (
         PtychiConfig,
@@ -63,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         run_ptychi,
         save_result,
     )
-
-    from ptychopinn.cli._common import config_for
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     config = config_for(args, "ptychi", PtychiConfig, dict(

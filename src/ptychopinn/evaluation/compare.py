@@ -358,7 +358,14 @@ def save_comparison_plot(result: ComparisonResult, path: str | os.PathLike) -> P
     FRC50 in each panel's title. Colour limits are shared per row: the 1-99 % percentiles of the
     ground truth (of all arms when the ground truth is flat). Phases are already aligned (offset
     removed) and shown as they were scored."""
-    from ptychopinn._plot import metrics_title, new_figure, robust_range, row_height, save_figure, show_image
+    from ptychopinn._plot import (
+        metrics_title,
+        new_figure,
+        robust_range,
+        row_height,
+        save_figure,
+        show_image,
+    )
 
     arrays = aligned_arrays(result)
     labels = [GROUND_TRUTH_LABEL] + list(result.alignments)

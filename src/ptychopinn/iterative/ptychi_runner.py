@@ -564,7 +564,14 @@ def result_arrays(result: PtychiResult) -> dict[str, np.ndarray]:
 def plot_result(result: PtychiResult, path: str | os.PathLike) -> Path:
     """PNG of the object amplitude and phase (unscanned pixels as background) and the loss
     history, in the package's plotting style (written atomically)."""
-    from ptychopinn._plot import image_extent, new_figure, pixel_size_of, save_figure, show_image, zoom_to
+    from ptychopinn._plot import (
+        image_extent,
+        new_figure,
+        pixel_size_of,
+        save_figure,
+        show_image,
+        zoom_to,
+    )
 
     obj = result.object
     fig, axes = new_figure(1, 3, panel=(4.2, 3.6))

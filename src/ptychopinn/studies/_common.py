@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import atomic_path, save_npz_atomic, write_json_atomic
+from ptychopinn._io import save_npz_atomic, write_json_atomic
 
 #: the parts of a training bundle that are not byte-reproducible: config.json and history.json
 #: record wall times and paths; safetensors writes its metadata map in arbitrary order (the
@@ -166,18 +166,15 @@ def loss_flags(histories: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str
 # figures
 # ---------------------------------------------------------------------------------------------
 def new_figure(figsize: tuple[float, float]) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ptychopinn._plot import blank_figure
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return blank_figure(figsize)
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
-    return path
+    from ptychopinn._plot import save_figure as save
+
+    return save(fig, path, dpi=dpi)
 
 
 def image_panels(fig: Any) -> int:

@@ -164,7 +164,14 @@ def save_demo_figure(full: Any, test_ds: Any, aligned_npz: Path, labels: list[st
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ptychopinn._plot import cmap, metrics_title, robust_range, row_height, save_figure, show_image
+    from ptychopinn._plot import (
+        cmap,
+        metrics_title,
+        robust_range,
+        row_height,
+        save_figure,
+        show_image,
+    )
 
     with np.load(aligned_npz) as z:
         aligned = {k: z[k] for k in z.files}

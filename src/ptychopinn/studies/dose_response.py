@@ -348,29 +348,21 @@ def dose_comparison_figure(root: Path, cfg: DoseResponseConfig, metrics: dict[st
     diffs = {d: _log_counts(C.load_rel(root, f"data/{tags[d]}/test.npz")) for d in (hi, lo)}
     vmin = min(float(v.min()) for v in diffs.values())
     vmax = max(float(v.max()) for v in diffs.values())
+    from ptychopinn._plot import metrics_title, show_image
+
     fig = C.new_figure((13, 8.5))
     axes = fig.subplots(2, 3)
     for r, d in enumerate((hi, lo)):
         t = tags[d]
-        ax = axes[r, 0]
-        im = ax.imshow(diffs[d], cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_title(f"{t} dose {d:.0e}: diffraction (test pattern 0)", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="log10(1 + counts)")
+        show_image(axes[r, 0], diffs[d], "counts", vrange=(vmin, vmax),
+                   title=f"{t} dose {d:.0e}: diffraction (test pattern 0)")
         with np.load(root / f"compare/{t}/reconstructions_aligned.npz") as z:
             recs = {loss: C.central_crop(z[f"{loss.upper()}_amplitude"], cfg.crop) for loss in LOSSES}
         for c, loss in enumerate(("mae", "nll"), start=1):
-            ax = axes[r, c]
-            a = recs[loss]
-            im = ax.imshow(a, cmap="gray", vmin=float(a.min()), vmax=float(a.max()))
             m = metrics[f"{t}_{loss}"]
-            ax.set_title(f"{t} dose, {loss.upper()} loss: amplitude", fontsize=9)
-            ax.text(0.02, 0.02, f"SSIM {C.fmt(m['ssim']['amplitude'])}\nPSNR {C.fmt(m['psnr']['amplitude'], '.1f')} dB\n"
-                    f"FRC50 {C.fmt(m['frc50']['amplitude'])} c/px", transform=ax.transAxes, fontsize=8,
-                    color="yellow", va="bottom", bbox={"facecolor": "black", "alpha": 0.5, "pad": 2})
-            fig.colorbar(im, ax=ax, shrink=0.8, label="amplitude")
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            amp = {k: m[k]["amplitude"] for k in ("ssim", "psnr", "frc50") if k in m}
+            show_image(axes[r, c], recs[loss], "amplitude",
+                       title=metrics_title(f"{t} dose, {loss.upper()} loss: amplitude", amp))
     fig.suptitle(f"PtychoPINN dose response: high {hi:.0e} vs low {lo:.0e} photons/pattern, NLL vs MAE; "
                  f"{cfg.epochs} epochs (max), N = {cfg.N}, gridsize {cfg.gridsize}")
     return fig
