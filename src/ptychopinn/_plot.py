@@ -34,8 +34,9 @@ UNITS: dict[str, str] = {
     "counts": "log10(1 + counts)",
 }
 PERCENTILES = (1.0, 99.0)
-#: metadata keys that may hold the object pixel size in metres
-PIXEL_SIZE_KEYS = ("object_pixel_size_m", "pixel_size_m")
+#: metadata keys that may hold the object pixel size in metres: a number, or [dy, dx] (the CXI
+#: reader's ``geometry.object_pixel_m``)
+PIXEL_SIZE_KEYS = ("object_pixel_m", "object_pixel_size_m", "pixel_size_m")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,11 +98,18 @@ def coverage_mask(positions_yx: np.ndarray, probe: np.ndarray, origin: Sequence[
 
 
 def pixel_size_of(metadata: Mapping[str, Any] | None) -> float | None:
-    """The object pixel size (m) recorded in a metadata dict, or None."""
-    for key in PIXEL_SIZE_KEYS:
-        v = (metadata or {}).get(key)
-        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
-            return float(v)
+    """The object pixel size along x (m) recorded in a metadata dict (top level or its
+    ``geometry`` block), or None."""
+    blocks = [metadata or {}]
+    if isinstance((metadata or {}).get("geometry"), Mapping):
+        blocks.append(metadata["geometry"])
+    for block in blocks:
+        for key in PIXEL_SIZE_KEYS:
+            v = block.get(key)
+            if isinstance(v, (list, tuple)) and len(v) == 2:
+                v = v[1]  # [dy, dx]: the scale bar is horizontal
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+                return float(v)
     return None
 
 

@@ -148,3 +148,10 @@ def test_demo_figure_has_no_empty_panel_and_shows_metrics(tmp_path, monkeypatch,
     titles = [ax.get_title() for ax in axes]
     assert sum("SSIM 0.5" in t for t in titles) == 2 * len(labels)
     assert sum(1 for ax in figs[0].get_axes() if ax.get_label() == "<colorbar>") >= 4  # every image row has one
+
+
+def test_pixel_size_is_read_from_the_metadata_the_readers_write():
+    assert _plot.pixel_size_of({"geometry": {"object_pixel_m": [2e-8, 3e-8]}}) == 3e-8  # [dy, dx]
+    assert _plot.pixel_size_of({"object_pixel_m": 5e-9}) == 5e-9
+    assert _plot.pixel_size_of({"object_pixel_m": float("nan")}) is None
+    assert _plot.pixel_size_of({"nphotons": 1e6}) is None and _plot.pixel_size_of(None) is None

@@ -138,6 +138,10 @@ def reconstruct(
         "origin_convention": "canvas[i, j] == object[origin_y + i, origin_x + j]",
         "device": str(im.device), "batch_size": int(batch_size), "timing": timing,
     }
+    from ptychopinn._plot import pixel_size_of
+
+    if pixel_size_of(ds.metadata) is not None:  # real data: the PNGs get a scale bar
+        meta["object_pixel_m"] = pixel_size_of(ds.metadata)
     from ptychopinn import __version__
 
     meta["package_version"] = __version__

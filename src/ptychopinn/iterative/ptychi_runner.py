@@ -535,8 +535,10 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "epoch_wall_seconds": epoch_seconds,
         "final_loss": losses[-1] if losses else None,
     }
-    from ptychopinn._plot import coverage_mask
+    from ptychopinn._plot import coverage_mask, pixel_size_of
 
+    if pixel_size_of(dataset.metadata) is not None:  # real data: the PNG gets a scale bar
+        meta["object_pixel_m"] = pixel_size_of(dataset.metadata)
     origin = (float(geom.canvas_origin[0]), float(geom.canvas_origin[1]))
     coverage = coverage_mask(dataset.positions_yx, probe, origin, obj.shape)
     return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage,
