@@ -7,13 +7,15 @@ the same place can recognise what a killed process left behind and remove it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +56,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
@@ -83,13 +73,50 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def to_plain(obj: Any, *, max_list: int | None = None) -> Any:
+    """The one JSON sanitiser: a copy of ``obj`` made of JSON types only.
+
+    numpy scalars and arrays become Python values and lists (arrays larger than ``max_list``
+    elements ``{"array_shape", "array_dtype"}``), tensors arrays, complex numbers
+    ``{"real", "imag"}``, paths strings, dataclasses dicts, sets sorted lists; non-finite floats
+    become ``None``; anything else its ``str``."""
+    kw = {"max_list": max_list}
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, np.generic) and not isinstance(obj, np.void):
+        obj = obj.item()
+    if isinstance(obj, bool) or obj is None:
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, complex):
+        return {"real": to_plain(obj.real), "imag": to_plain(obj.imag)}
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_plain(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj), **kw)
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v, **kw) for k, v in obj.items()}
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        if max_list is not None and obj.ndim and obj.size > max_list:
+            return {"array_shape": list(obj.shape), "array_dtype": str(obj.dtype)}
+        return to_plain(obj.tolist(), **kw)
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, **kw) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_plain(v, **kw) for v in obj), key=repr)
+    return str(obj)
+
+
 def jsonable(o: Any) -> Any:
-    """``json.dumps(default=...)`` hook: numpy scalars/arrays to Python, anything else to str."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    """``json.dumps(default=...)`` hook: :func:`to_plain` of an object JSON cannot write."""
+    return to_plain(o)
 
 
 def _temp_prefix(path: Path) -> str:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from ptychopinn.cli.main import main
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
 from ptychopinn.model import losses as losses_mod
+from ptychopinn.telemetry.observers import TrainingTelemetry
 from ptychopinn.training.trainer import CHECKPOINT_FILE, train
 from training_helpers import read_history, strip_timing, tiny_dataset, tiny_model, tiny_train
 
@@ -57,7 +58,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_path: Path, tmp_path
     monkeypatch.setattr(losses_mod, "pinn_loss", poisoned)
     with pytest.raises(TrainingDivergedError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
         train(data_path, tmp_path / "run", tiny_model(), tiny_train(epochs=3), progress=False,
-              telemetry=tmp_path / "t.json")
+              observers=[TrainingTelemetry(tmp_path / "t.json")])
     tel = json.loads((tmp_path / "t.json").read_text())
     assert tel["training"]["nan_detected"] is True and tel["training"]["first_nan_epoch"] == 2
     assert tel["training"]["epochs_completed"] == 1

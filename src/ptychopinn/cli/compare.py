@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     ), flag_of=FLAG_OF)
     result = compare(args.data, recons, args.output, config=cfg)
     if args.telemetry:
-        from ptychopinn.telemetry.hooks import record_comparison
+        from ptychopinn.telemetry.observers import record_comparison
 
         record_comparison(args.telemetry, result)
     psnr_key = "psnr" if cfg.psnr_convention == "range" else f"psnr_{cfg.psnr_convention}"

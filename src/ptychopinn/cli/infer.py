@@ -49,20 +49,16 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.inference.reconstruct import reconstruct
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    data = args.data
-    if args.telemetry:  # telemetry also needs the dataset: read it once and hand it over
-        from ptychopinn.data.contract import load_dataset
-
-        data = load_dataset(args.data)
-    rec = reconstruct(
-        args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
-        batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
-        progress=False if args.quiet else None,
-    )
+    observers = []
     if args.telemetry:
-        from ptychopinn.telemetry.hooks import record_inference
+        from ptychopinn.telemetry.observers import InferenceTelemetry
 
-        record_inference(args.telemetry, rec, args.model, args.data, data, args.output)
+        observers.append(InferenceTelemetry(args.telemetry, args.model, args.data))
+    rec = reconstruct(
+        args.model, args.data, out_dir=args.output, stitch_crop=args.stitch_crop,
+        batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
+        progress=False if args.quiet else None, observers=observers,
+    )
     t = rec.timing
     h, w = rec.object.shape
     print(f"infer: {rec.metadata['n_patterns']} patterns -> {h}x{w} object (origin y={rec.origin[0]:g}, "

@@ -35,9 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptychopinn._io import write_json_atomic
+    from ptychopinn._io import to_plain, write_json_atomic
     from ptychopinn.telemetry import diff as d
-    from ptychopinn.telemetry.recorder import to_plain
 
     tols = d.parse_tolerances(args.tol)
     ck.check_output(args.json, "file", overwrite=args.overwrite, option="--json")

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     ds = simulate(cfg)
     ds.save(args.output)
     if args.telemetry:
-        from ptychopinn.telemetry.hooks import record_simulation
+        from ptychopinn.telemetry.observers import record_simulation
 
         record_simulation(args.telemetry, ds, args.output, probe_from=cfg.probe_from)
     m = ds.metadata

@@ -115,8 +115,13 @@ def run(args: argparse.Namespace) -> int:
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     mcfg, tcfg = build_configs(args)
+    observers = []
+    if args.telemetry:
+        from ptychopinn.telemetry.observers import TrainingTelemetry
+
+        observers.append(TrainingTelemetry(args.telemetry))
     res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
-                telemetry=args.telemetry)
+                observers=observers)
     if res.device and _is_main():
         best = (f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})"
                 if res.best_val_loss is not None else "")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptychopinn._observe import notify
 from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
     InferenceModel,
@@ -78,6 +79,7 @@ def reconstruct(
     *,
     subpixel: str = "fourier",
     progress: bool | None = None,
+    observers: tuple[Any, ...] | list[Any] = (),
 ) -> Reconstruction:
     """Predict every pattern of ``data`` with ``model`` and stitch the patches into one object.
 
@@ -86,6 +88,11 @@ def reconstruct(
     ``stitch_crop``: kept central square (default ``round(N*20/64)``); ``subpixel``: ``fourier`` or
     ``round`` (see :mod:`ptychopinn.inference.stitch`). With ``out_dir``, writes
     ``reconstruction.npz``, ``amplitude.png`` and ``phase.png`` there.
+
+    ``observers`` (:mod:`ptychopinn._observe`) are called with keyword arguments:
+    ``setup(ds, model, r)`` (model: the :class:`InferenceModel`), ``batch(patterns, patches)``
+    for every chunk (patterns: slice of pattern indices; patches: anchor patches on the device) and
+    ``end(reconstruction, ds, out_dir)`` after the outputs are written.
     """
     t0 = time.perf_counter()
     if int(batch_size) < 1:
@@ -110,6 +117,7 @@ def reconstruct(
     except DataError as exc:
         raise DataError(f"{ds.source}: key 'diff3d': {exc}") from None
     t_setup = time.perf_counter()
+    notify(observers, "setup", ds=ds, model=im, r=r)
 
     t_pred = t_stitch = 0.0
     _sync(im.device)
@@ -119,6 +127,7 @@ def reconstruct(
         t1 = time.perf_counter()
         t_pred += t1 - tick
         st.add(patches, pos[sl])
+        notify(observers, "batch", patterns=sl, patches=patches)
         _sync(im.device)
         tick = time.perf_counter()
         t_stitch += tick - t1
@@ -151,6 +160,7 @@ def reconstruct(
     )
     if out_dir is not None:
         write_outputs(rec, out_dir, ds.xcoords, ds.ycoords)
+    notify(observers, "end", reconstruction=rec, ds=ds, out_dir=out_dir)
     return rec
 
 

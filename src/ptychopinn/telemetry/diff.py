@@ -16,20 +16,14 @@ first divergent stage in that order is reported as the point where the runs part
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ptychopinn.errors import ConfigError, DataError
-from ptychopinn.telemetry.recorder import (
-    SCHEMA_VERSION,
-    STAGE_ORDER,
-    validate_telemetry,
-)
+from ptychopinn.errors import ConfigError
+from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document, validate_telemetry
 
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
 DIFF_ORDER: tuple[str, ...] = (
@@ -106,20 +100,8 @@ class ParityDiff:
 def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a telemetry file; :class:`DataError` (one line) when it is unreadable,
     not JSON, or not schema 1.0."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: cannot read telemetry file ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{p}: telemetry must be a JSON object; got {type(doc).__name__}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
-    validate_telemetry(doc, where=str(p))
+    doc = read_document(path)
+    validate_telemetry(doc, where=str(path))
     return doc
 
 

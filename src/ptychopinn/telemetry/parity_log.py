@@ -16,11 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
-import subprocess
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -29,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import atomic_path, sha256_file  # sha256_file: public helper named by seed 004
-from ptychopinn.errors import ConfigError, DataError, DependencyError, one_line
+from ptychopinn._io import atomic_path, sha256_file, to_plain  # sha256_file: public helper named by seed 004
+from ptychopinn.data.contract import open_npz
+from ptychopinn.errors import ConfigError, DataError, DependencyError
+from ptychopinn.telemetry.provenance import git_info
+from ptychopinn.telemetry.stats import summary_stats
 
 #: output file names
 JSON_NAME = "dose_parity_log.json"
@@ -107,48 +107,13 @@ def parse_photon_dose(filename: str | os.PathLike) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _f(x: Any) -> float:
-    return float(x)
-
-
-def _moments(flat: np.ndarray, chunk: int) -> tuple[float, float]:
-    """Mean and population std in float64, two chunked passes (no full float64 copy)."""
-    n = flat.size
-    total = 0.0
-    for s in range(0, n, chunk):
-        total += float(np.sum(flat[s:s + chunk], dtype=np.float64))
-    mean = total / n
-    ss = 0.0
-    for s in range(0, n, chunk):
-        d = flat[s:s + chunk].astype(np.float64) - mean
-        ss += float(np.dot(d, d))
-    return mean, math.sqrt(ss / n)
-
-
-def _as_real(arr: Any, what: str) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.dtype == bool:
-        a = a.astype(np.uint8)
-    if a.dtype.kind not in "iuf":
-        raise DataError(f"{what}: needs a real numeric array; got dtype {a.dtype}")
-    if a.size == 0:
-        raise DataError(f"{what}: array is empty")
-    return a
-
-
 def summarize_array(arr: Any, *, chunk_elems: int = _CHUNK) -> dict[str, float]:
     """``min, max, mean, std, median, p01, p10, p90, p99, nonzero_fraction`` of all values.
 
     Percentiles use numpy's default (linear) interpolation; ``std`` is the population std
     (ddof=0). Mean and std are accumulated in float64 over chunks of ``chunk_elems`` values.
     """
-    a = _as_real(arr, "summarize_array")
-    flat = a.reshape(-1)
-    mean, std = _moments(flat, max(1, int(chunk_elems)))
-    pct = np.percentile(flat, [q for _, q in ARRAY_PERCENTILES])
-    out: dict[str, float] = {"min": _f(flat.min()), "max": _f(flat.max()), "mean": mean, "std": std}
-    out.update({k: _f(v) for (k, _), v in zip(ARRAY_PERCENTILES, pct)})
-    out["nonzero_fraction"] = np.count_nonzero(flat) / flat.size
+    out = summary_stats(arr, ARRAY_PERCENTILES, chunk_elems=max(1, int(chunk_elems)), nonzero=True)
     return {k: out[k] for k in ARRAY_STAT_KEYS}
 
 
@@ -160,7 +125,7 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     :func:`summarize_array` keys over those per-scan averages plus ``n_unique_scans``,
     ``n_patterns`` and ``patterns_per_scan_min`` / ``_max`` / ``_mean``.
     """
-    d = _as_real(diff3d, "summarize_grouped: diff3d")
+    d = np.asarray(diff3d)
     si = np.asarray(scan_index).reshape(-1)
     if si.dtype.kind not in "iub":
         if si.dtype.kind == "f" and np.all(np.isfinite(si)) and np.all(si == np.round(si)):
@@ -185,14 +150,6 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     return out
 
 
-def _component_stats(x: np.ndarray) -> dict[str, float]:
-    flat = x.reshape(-1).astype(np.float64, copy=False)
-    pct = np.percentile(flat, [q for _, q in PROBE_PERCENTILES])
-    out = {"min": _f(flat.min()), "max": _f(flat.max()), "mean": _f(flat.mean()), "std": _f(flat.std())}
-    out.update({k: _f(v) for (k, _), v in zip(PROBE_PERCENTILES, pct)})
-    return {k: out[k] for k in PROBE_STAT_KEYS}
-
-
 def summarize_probe(probe_array: Any) -> dict[str, Any]:
     """Amplitude (``np.abs``) and phase (``np.angle``, radians) statistics of a probe.
 
@@ -203,63 +160,8 @@ def summarize_probe(probe_array: Any) -> dict[str, Any]:
     if p.dtype.kind not in "iufc" or p.size == 0:
         raise DataError(f"summarize_probe: needs a non-empty numeric array; got dtype {p.dtype}, shape {p.shape}")
     amp = np.abs(p).astype(np.float64)
-    return {
-        "shape": list(p.shape),
-        "dtype": str(p.dtype),
-        "l2_norm": float(np.sqrt(np.sum(amp * amp))),
-        "amplitude": _component_stats(amp),
-        "phase": _component_stats(np.angle(p)),
-    }
-
-
-def to_plain(obj: Any, *, max_list: int = 64, _depth: int = 0) -> Any:
-    """Convert a value to JSON-friendly Python types.
-
-    numpy scalars become Python scalars, complex numbers ``{"real", "imag"}``, arrays with at
-    most ``max_list`` elements lists (larger ones ``{"array_shape", "array_dtype"}``), tensors
-    (objects with ``.numpy()``) arrays, mappings dicts with string keys, and anything else its
-    ``repr`` (at most 200 characters).
-    """
-    if _depth > 20:
-        return "<nested too deep>"
-    kw = {"max_list": max_list, "_depth": _depth + 1}
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return float(obj)
-    if isinstance(obj, complex):
-        return {"real": obj.real, "imag": obj.imag}
-    if isinstance(obj, np.generic):
-        return repr(obj)[:200] if isinstance(obj, np.void) else to_plain(obj.item(), **kw)
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind == "O":
-            return to_plain(obj.tolist(), **kw) if obj.size <= max_list else {
-                "array_shape": list(obj.shape), "array_dtype": str(obj.dtype)}
-        if obj.ndim == 0:
-            return to_plain(obj.item(), **kw)
-        if obj.size <= max_list:
-            return [to_plain(v, **kw) for v in obj.tolist()] if obj.ndim == 1 else [
-                to_plain(v, **kw) for v in obj]
-        return {"array_shape": list(obj.shape), "array_dtype": str(obj.dtype)}
-    if isinstance(obj, Mapping):
-        return {str(k): to_plain(v, **kw) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v, **kw) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_plain(v, **kw) for v in obj), key=repr)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    numpy_fn = getattr(obj, "numpy", None)
-    if callable(numpy_fn):
-        try:
-            arr = np.asarray(numpy_fn())
-        except Exception:  # noqa: BLE001 - not convertible: fall back to repr
-            arr = None
-        if arr is not None:
-            return to_plain(arr, **kw)
-    return repr(obj)[:200]
+    return {"shape": list(p.shape), "dtype": str(p.dtype), "l2_norm": float(np.sqrt(np.sum(amp * amp))),
+            "amplitude": summary_stats(amp, PROBE_PERCENTILES), "phase": summary_stats(np.angle(p), PROBE_PERCENTILES)}
 
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
@@ -288,7 +190,7 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(d, Mapping):
             raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
         obj = d
-    return to_plain(obj)
+    return to_plain(obj, max_list=64)
 
 
 def _as_float(v: Any) -> float | None:
@@ -328,14 +230,7 @@ def params_excerpt(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def git_sha(cwd: str | os.PathLike | None = None) -> str:
     """``git rev-parse HEAD`` in ``cwd`` (default: the current directory), or ``"unknown"``."""
-    try:
-        out = subprocess.check_output(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, stderr=subprocess.DEVNULL, timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = out.decode("ascii", "replace").strip()
-    return sha if re.fullmatch(r"[0-9a-f]{40,64}", sha) else "unknown"
+    return git_info(os.getcwd() if cwd is None else cwd)["commit_hash"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,34 +275,10 @@ def discover_datasets(root: str | os.PathLike, limit: Sequence[str] | None = Non
 
 
 def _read_npz(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """Shapes/dtypes of every array, and the arrays the logger needs (loaded one at a time)."""
-    wanted = {*DIFF_KEYS, "probeGuess", "scan_index"}
-    shapes: dict[str, dict[str, Any]] = {}
-    kept: dict[str, np.ndarray] = {}
-    p = str(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise DataError(f"{p}: is a single .npy array, not an NPZ archive")
-            for k in z.files:
-                try:
-                    a = z[k]
-                except ValueError as exc:
-                    if "pickle" in str(exc).lower():
-                        raise DataError(f"{p}: key '{k}' holds a pickled object array; refused (never unpickled)") from None
-                    raise DataError(f"{p}: key '{k}' unreadable array ({one_line(exc)})") from None
-                except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                    raise DataError(f"{p}: key '{k}' truncated or corrupt array ({one_line(exc)})") from None
-                shapes[k] = {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)}
-                if k in wanted:
-                    kept[k] = a
-                del a
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        msg = " ".join(str(exc).split())[:200]
-        raise DataError(f"{p}: not a readable NPZ file ({exc.__class__.__name__}: {msg})") from None
-    return shapes, kept
+    """Shapes/dtypes of every array, and the arrays the logger needs."""
+    z = open_npz(path)
+    shapes = {k: {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)} for k, a in z.items()}
+    return shapes, {k: a for k, a in z.items() if k in {*DIFF_KEYS, "probeGuess", "scan_index"}}
 
 
 def _frames_first(p: str, key: str, diff: np.ndarray, m: int | None) -> np.ndarray:
@@ -543,19 +414,9 @@ def build_parity_log(
 # ---------------------------------------------------------------------------------------------
 # rendering and writing
 # ---------------------------------------------------------------------------------------------
-def _finite_or_none(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _finite_or_none(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_finite_or_none(v) for v in o]
-    return o
-
-
 def render_json(log: Mapping[str, Any]) -> str:
     """Strict JSON text (non-finite floats become null)."""
-    return json.dumps(_finite_or_none(to_plain(log, max_list=1 << 30)), indent=2, allow_nan=False) + "\n"
+    return json.dumps(to_plain(log), indent=2, allow_nan=False) + "\n"
 
 
 def _fmt(v: Any) -> str:

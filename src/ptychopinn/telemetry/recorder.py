@@ -3,18 +3,14 @@
 One JSON file collects, across separate ``simulate`` / ``train`` / ``infer`` / ``compare``
 invocations, the provenance, configuration, probe block, ordered intensity stages, the
 intensity-scale block and the training / inference / comparison blocks of a run. Each invocation
-opens the file with :meth:`TelemetryRecorder.load_existing`, adds its part and calls
+opens the file (:meth:`TelemetryRecorder.open`), adds its part and calls
 :meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check,
-validates the document against ``parity_telemetry.schema.json`` (when ``jsonschema`` is
+validates the document once against ``parity_telemetry.schema.json`` (when ``jsonschema`` is
 importable) and writes it atomically. Blocks that were not recorded yet are ``null``.
 
-Typical use::
-
-    rec = TelemetryRecorder("run/parity_telemetry.json", scenario="gs2_ideal", command="train")
-    rec.load_existing()
-    rec.set_provenance(dataset_path="data.npz", seeds={"training_seed": 0})
-    rec.record_stage("grouped_X_full", x_norm, "ptychopinn.training...", gridsize=2)
-    rec.write()
+The blocks a command records are typed dataclasses (:class:`Stage`, :class:`IntensityScaleBlock`,
+:class:`TrainingBlock`): their fields are checked and converted when they are built, so a wrong
+type fails at the call that made it, naming the field.
 """
 
 from __future__ import annotations
@@ -24,21 +20,21 @@ import dataclasses
 import json
 import math
 import os
-import platform
-import subprocess
 import warnings
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
-from importlib import metadata as _md
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ptychopinn._io import sha256_file, write_json_atomic
+from ptychopinn._io import sha256_file, to_plain, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError, one_line
 from ptychopinn.telemetry import stats as _st
+from ptychopinn.telemetry.provenance import (  # noqa: F401 - re-exported
+    environment_versions,
+    git_info,
+    seeds_from_metadata,
+    utc_timestamp,
+)
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
@@ -66,44 +62,117 @@ _MODE_ALIASES = {"dataset_derived": "dataset_derived", "data": "dataset_derived"
                  "fallback": "fallback", "closed_form": "fallback"}
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- typed blocks
 
-def utc_timestamp() -> str:
-    """Current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _opt_float(v: Any, what: str) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"telemetry: {what} must be a number; got {v!r}") from None
+    return f if math.isfinite(f) else None
 
 
-def to_plain(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays, tuples, paths and dataclasses converted; non-finite
-    floats become ``None``."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_plain(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj))
-    if isinstance(obj, Mapping):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return to_plain(obj.tolist())
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, complex):
-        return [to_plain(obj.real), to_plain(obj.imag)]
-    return str(obj)
+_CONVERT = {"float | None": _opt_float,
+            "int | None": lambda v, w: None if v is None else int(v),
+            "bool | None": lambda v, w: None if v is None else bool(v),
+            "str | None": lambda v, w: None if v is None else os.fspath(v)}
 
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """Base of the typed blocks: optional scalar fields are converted (and checked) once."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            conv = _CONVERT.get(str(f.type))
+            if conv is not None:
+                object.__setattr__(self, f.name, conv(getattr(self, f.name), f"{type(self).__name__}.{f.name}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage(_Block):
+    """One intensity stage: statistics (see :mod:`ptychopinn.telemetry.stats`) and where it was taken."""
+
+    name: str
+    source: str | None
+    stats: dict[str, Any]
+    count: int | None = None
+    gridsize: int | None = None
+    group_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in STAGE_ORDER:
+            raise ConfigError(f"telemetry: unknown stage '{self.name}'; expected one of {', '.join(STAGE_ORDER)}")
+        if self.count is None and self.stats.get("shape"):
+            object.__setattr__(self, "count", int(self.stats["shape"][0]))
+        super().__post_init__()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "stats": to_plain(self.stats),
+                "metadata": {"count": self.count, "gridsize": self.gridsize, "group_limit": self.group_limit}}
+
+
+@dataclasses.dataclass(frozen=True)
+class IntensityScaleBlock(_Block):
+    """The intensity-scale block (seed 003 section 2.7). ``used_mode``: ``dataset_derived`` |
+    ``fallback`` (aliases ``data`` | ``closed_form``)."""
+
+    dataset_derived: float | None
+    closed_form: float | None
+    used_mode: str
+    recorded_in_bundle: float | None = None
+    model_exp_log_scale: float | None = None
+    batch_mean_sum_intensity: float | None = None
+    nphotons: float | None = None
+
+    def __post_init__(self) -> None:
+        mode = _MODE_ALIASES.get(str(self.used_mode))
+        if mode is None:
+            raise ConfigError(f"telemetry: intensity scale used_mode must be one of "
+                              f"{sorted(_MODE_ALIASES)}; got {self.used_mode!r}")
+        object.__setattr__(self, "used_mode", mode)
+        super().__post_init__()
+
+    def to_dict(self) -> dict[str, Any]:
+        b, m = self.recorded_in_bundle, self.model_exp_log_scale
+        return {
+            "dataset_derived": {"formula": DATASET_DERIVED_FORMULA,
+                                "batch_mean_sum_intensity": self.batch_mean_sum_intensity,
+                                "computed_scale": self.dataset_derived, "spec_reference": SPEC_REFERENCE},
+            "fallback": {"formula": FALLBACK_FORMULA, "computed_scale": self.closed_form, "nphotons": self.nphotons},
+            "used_mode": self.used_mode,
+            "used_value": self.dataset_derived if self.used_mode == "dataset_derived" else self.closed_form,
+            "recorded_in_bundle": b, "model_exp_log_scale": m,
+            "delta_bundle_vs_model": (b - m) if b is not None and m is not None else None,
+            "ratio_bundle_vs_model": (b / m) if b is not None and m else None,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingBlock(_Block):
+    """The training block (seed 003 section 2.8)."""
+
+    epochs_completed: int | None = None
+    early_stopped: bool | None = None
+    early_stop_epoch: int | None = None
+    final_loss: float | None = None
+    final_val_loss: float | None = None
+    nan_detected: bool | None = None
+    first_nan_epoch: int | None = None
+    history_artifact: str | None = None
+    checkpoint_artifact: str | None = None
+
+
+# --------------------------------------------------------------------------- document
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``parity_telemetry.json`` shipped with the package."""
-    text = resources.files("ptychopinn.telemetry").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return json.loads(resources.files("ptychopinn.telemetry").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def validate_telemetry(doc: Any, where: str = "telemetry") -> str | None:
@@ -125,105 +194,27 @@ def validate_telemetry(doc: Any, where: str = "telemetry") -> str | None:
     return None
 
 
-def _git(args: Sequence[str], cwd: Path) -> str | None:
-    try:
-        r = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
-def git_info(repo_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """``{commit_hash, branch, dirty}`` of the git checkout holding ``repo_dir`` (default: the
-    installed ptychopinn sources); ``'unknown'`` / ``None`` outside a checkout."""
-    d = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
-    sha = _git(["rev-parse", "HEAD"], d)
-    if not sha:
-        return {"commit_hash": "unknown", "branch": None, "dirty": None}
-    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], d)
-    status = _git(["status", "--porcelain", "--untracked-files=no"], d)
-    return {"commit_hash": sha, "branch": branch or None, "dirty": None if status is None else bool(status)}
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return _md.version(dist)
-    except _md.PackageNotFoundError:
-        return None
-
-
-def environment_versions() -> dict[str, str | None]:
-    """Python, torch, numpy and ptychopinn versions (from package metadata; torch is not imported)."""
-    from ptychopinn import __version__
-
-    return {
-        "python_version": platform.python_version(),
-        "torch_version": _version("torch"),
-        "numpy_version": np.__version__,
-        "ptychopinn_version": _version("ptychopinn") or __version__,
-    }
-
-
-def seeds_from_metadata(meta: Mapping[str, Any] | None) -> dict[str, int | None]:
-    """Seeds of a simulated dataset's ``_metadata``: ``object_seed``, ``sim_seed`` (the master
-    ``seed``), plus ``scan_seed`` / ``noise_seed`` when present."""
-    seeds = (meta or {}).get("seeds") or {}
-    out: dict[str, int | None] = {}
-
-    def _int(v: Any) -> int | None:
-        return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-    out["object_seed"] = _int(seeds.get("object_seed"))
-    out["sim_seed"] = _int(seeds.get("seed", seeds.get("sim_seed")))
-    for k in ("scan_seed", "noise_seed"):
-        if k in seeds:
-            out[k] = _int(seeds[k])
-    return out
-
-
 def empty_document(pipeline: str = "ptychopinn", scenario: str | None = None) -> dict[str, Any]:
     """A schema-1.0 document with every block present and nothing recorded."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "timestamp": utc_timestamp(),
-        "pipeline": pipeline,
-        "scenario": scenario,
+        "schema_version": SCHEMA_VERSION, "timestamp": utc_timestamp(), "pipeline": pipeline, "scenario": scenario,
         "provenance": {
-            "commit_hash": "unknown", "branch": None, "dirty": None,
-            "environment": environment_versions(),
+            "commit_hash": "unknown", "branch": None, "dirty": None, "environment": environment_versions(),
             "seeds": {"object_seed": None, "sim_seed": None, "training_seed": None},
             "dataset_source": {"type": None, "path": None, "checksum": None, "provenance_chain": None},
             "invocations": [],
         },
-        "configuration": {},
-        "probe": None,
-        "intensity_stages": [],
-        "stage_ratios": {},
-        "full_chain_product": None,
+        "configuration": {}, "probe": None, "intensity_stages": [], "stage_ratios": {}, "full_chain_product": None,
         "symmetry_check": {"expected": 1.0, "actual": None, "tolerance": _st.SYMMETRY_TOLERANCE,
                            "violated": False, "primary_deviation_source": None},
-        "intensity_scale": None,
-        "training": None,
-        "inference": None,
-        "comparison": None,
+        "intensity_scale": None, "training": None, "inference": None, "comparison": None,
     }
 
 
-def _stage_key(name: str, position: int) -> tuple[int, int]:
-    try:
-        return (STAGE_ORDER.index(name), position)
-    except ValueError:
-        return (len(STAGE_ORDER), position)
-
-
-def _opt_float(v: Any, what: str) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"telemetry: {what} must be a number; got {v!r}") from None
-    return f if math.isfinite(f) else None
+def _ordered(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rank = {n: i for i, n in enumerate(STAGE_ORDER)}
+    return [s for _, s in sorted(((rank.get(str(s.get("name")), len(STAGE_ORDER)), i), s)
+                                 for i, s in enumerate(stages))]
 
 
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
@@ -243,17 +234,31 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``doc`` with stages in canonical order, fresh ``stage_ratios``,
     ``full_chain_product``, ``symmetry_check`` and timestamp."""
     out = copy.deepcopy(dict(doc))
-    stages = list(out.get("intensity_stages") or [])
-    out["intensity_stages"] = [s for _, s in sorted(
-        ((_stage_key(str(s.get("name")), i), s) for i, s in enumerate(stages)), key=lambda t: t[0])]
+    out["intensity_stages"] = _ordered(list(out.get("intensity_stages") or []))
     ratios = _st.stage_ratios(out["intensity_stages"])
     tol = (out.get("symmetry_check") or {}).get("tolerance", _st.SYMMETRY_TOLERANCE)
-    product, check = _st.symmetry_check(ratios, used_scale(out.get("intensity_scale")), float(tol))
+    out["full_chain_product"], out["symmetry_check"] = _st.symmetry_check(
+        ratios, used_scale(out.get("intensity_scale")), float(tol))
     out["stage_ratios"] = ratios
-    out["full_chain_product"] = product
-    out["symmetry_check"] = check
     out["timestamp"] = utc_timestamp()
     return to_plain(out)
+
+
+def read_document(path: str | os.PathLike) -> dict[str, Any]:
+    """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not JSON,
+    not an object, or not schema 1.0."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read telemetry file ({getattr(exc, 'strerror', None) or one_line(exc)})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{p}: telemetry must be a JSON object; got {type(doc).__name__}")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
+    return doc
 
 
 # --------------------------------------------------------------------------- recorder
@@ -269,13 +274,10 @@ class TelemetryRecorder:
     def __init__(self, path: str | os.PathLike, pipeline: str = "ptychopinn", scenario: str | None = None,
                  command: str | None = None) -> None:
         self.path = Path(path)
-        self.pipeline = pipeline
-        self.scenario = scenario
-        self.command = command
+        self.pipeline, self.scenario, self.command = pipeline, scenario, command
         self.validation_note: str | None = None
         self._doc = empty_document(pipeline, scenario)
 
-    # ---- file
     @classmethod
     def open(cls, path: str | os.PathLike, pipeline: str = "ptychopinn", scenario: str | None = None,
              command: str | None = None) -> TelemetryRecorder:
@@ -285,23 +287,12 @@ class TelemetryRecorder:
         return rec
 
     def load_existing(self) -> bool:
-        """Read ``path`` if it exists and continue from its content; returns whether it did.
-
-        Blocks recorded earlier are kept until replaced. Raises :class:`DataError` for a file that
-        is not a JSON object with ``schema_version`` "1.0"."""
+        """Continue from ``path`` if it exists (earlier blocks are kept until replaced); returns
+        whether it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
         if not self.path.exists():
             return False
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{self.path}: cannot read telemetry JSON ({one_line(exc)})") from None
-        if not isinstance(doc, dict):
-            raise DataError(f"{self.path}: telemetry must be a JSON object; got {type(doc).__name__}")
-        if doc.get("schema_version") != SCHEMA_VERSION:
-            raise DataError(f"{self.path}: key 'schema_version': expected '{SCHEMA_VERSION}'; "
-                            f"got {doc.get('schema_version')!r}")
         base = empty_document(self.pipeline, self.scenario)
-        base.update(doc)
+        base.update(read_document(self.path))
         base["pipeline"] = self.pipeline
         if self.scenario is not None:
             base["scenario"] = self.scenario
@@ -313,15 +304,9 @@ class TelemetryRecorder:
         """The finalised document as it would be written (a copy)."""
         return finalize_document(self._doc)
 
-    # ---- provenance / configuration
-    def set_provenance(
-        self,
-        dataset_path: str | os.PathLike | None = None,
-        seeds: Mapping[str, Any] | None = None,
-        dataset_type: str | None = None,
-        provenance_chain: str | None = None,
-        repo_dir: str | os.PathLike | None = None,
-    ) -> None:
+    def set_provenance(self, dataset_path: str | os.PathLike | None = None, seeds: Mapping[str, Any] | None = None,
+                       dataset_type: str | None = None, provenance_chain: str | None = None,
+                       repo_dir: str | os.PathLike | None = None) -> None:
         """Record git state, versions, seeds (merged into earlier ones) and the dataset source.
 
         ``dataset_path``: the input (or simulated) NPZ; its SHA-256 is computed. ``dataset_type``
@@ -340,19 +325,17 @@ class TelemetryRecorder:
         prov["seeds"] = merged
         src = dict(prov.get("dataset_source") or {"type": None, "path": None, "checksum": None})
         if dataset_path is not None:
-            src["path"] = os.fspath(dataset_path)
-            src["checksum"] = sha256_file(dataset_path)
-            src["type"] = dataset_type or src.get("type") or "npz_file"
+            src.update(path=os.fspath(dataset_path), checksum=sha256_file(dataset_path),
+                       type=dataset_type or src.get("type") or "npz_file")
         elif dataset_type is not None:
             src["type"] = dataset_type
         if provenance_chain is not None:
             src["provenance_chain"] = provenance_chain
         src.setdefault("provenance_chain", None)
         prov["dataset_source"] = src
-        inv = list(prov.get("invocations") or [])
-        inv.append({"command": self.command, "timestamp": utc_timestamp(),
-                    "commit_hash": git["commit_hash"], "dirty": git["dirty"]})
-        prov["invocations"] = inv
+        prov["invocations"] = [*(prov.get("invocations") or []), {
+            "command": self.command, "timestamp": utc_timestamp(), "commit_hash": git["commit_hash"],
+            "dirty": git["dirty"]}]
 
     def set_configuration(self, config: Mapping[str, Any], replace: bool = False) -> None:
         """Merge ``config`` into the configuration block (``replace=True`` starts afresh).
@@ -362,103 +345,57 @@ class TelemetryRecorder:
         tv_weight}, intensity_scale_trainable; other keys (e.g. full config snapshots) are kept."""
         if not isinstance(config, Mapping):
             raise ConfigError(f"telemetry: configuration must be a mapping; got {type(config).__name__}")
-        base = {} if replace else dict(self._doc.get("configuration") or {})
-        base.update(to_plain(config))
-        self._doc["configuration"] = base
+        self._doc["configuration"] = {**({} if replace else (self._doc.get("configuration") or {})),
+                                      **to_plain(config)}
 
-    # ---- probe
-    def record_probe(
-        self,
-        pre: Any,
-        post: Any | None = None,
-        method: str = "none",
-        factor: float | None = 1.0,
-        source_type: str = "idealized",
-        path: str | os.PathLike | None = None,
-        *,
-        probe_scale: float | None = None,
-        probe_big: bool | None = None,
-        probe_mask: bool | None = None,
-        mask: Any | None = None,
-    ) -> None:
+    def record_probe(self, pre: Any, post: Any | None = None, method: str = "none", factor: float | None = 1.0,
+                     source_type: str = "idealized", path: str | os.PathLike | None = None, *,
+                     probe_scale: float | None = None, probe_big: bool | None = None,
+                     probe_mask: bool | None = None, mask: Any | None = None) -> None:
         """Record the probe block: statistics before (``pre``) and after (``post``; default =
         ``pre``) normalisation, the normalisation ``method`` (ours: ``normalise_probe_energy``,
         sum|P|^2 = (N/2)^2; or ``none``) and its ``factor`` (post = factor * pre).
         ``source_type``: ``idealized`` | ``custom`` | ``npz_loaded``; ``path`` is checksummed."""
-        post = pre if post is None else post
         pre_np = _st._to_numpy(pre)
-        src_path = os.fspath(path) if path is not None else None
         self._doc["probe"] = {
-            "source": {"type": str(source_type), "path": src_path,
+            "source": {"type": str(source_type), "path": None if path is None else os.fspath(path),
                        "checksum": sha256_file(path) if path is not None and Path(path).is_file() else None},
             "shape": [int(s) for s in pre_np.shape],
             "dtype": _st._dtype_name(pre),
             "pre_normalization": _st.probe_stats(pre),
             "normalization": {
-                "method": str(method),
-                "probe_scale": _opt_float(probe_scale, "probe_scale"),
+                "method": str(method), "probe_scale": _opt_float(probe_scale, "probe_scale"),
                 "probe_big": None if probe_big is None else bool(probe_big),
                 "probe_mask": None if probe_mask is None else bool(probe_mask),
                 "mask_stats": _st.mask_stats(mask) if mask is not None else None,
                 "computed_norm_factor": _opt_float(factor, "probe normalisation factor"),
             },
-            "post_normalization": _st.probe_stats(post),
+            "post_normalization": _st.probe_stats(pre if post is None else post),
         }
 
-    # ---- stages
-    def record_stage(
-        self,
-        name: str,
-        array: Any | None,
-        source: str | None,
-        count: int | None = None,
-        gridsize: int | None = None,
-        group_limit: int | None = None,
-        *,
-        stats: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def record_stage(self, name: str, array: Any | None, source: str | None, count: int | None = None,
+                     gridsize: int | None = None, group_limit: int | None = None, *,
+                     stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Record (or replace) the intensity stage ``name`` from ``array`` (numpy or torch; complex
         -> abs), or from precomputed ``stats``. ``count`` defaults to the length of the first axis.
         Stages are kept in the canonical order :data:`STAGE_ORDER`. Returns the entry."""
-        if name not in STAGE_ORDER:
-            raise ConfigError(f"telemetry: unknown stage '{name}'; expected one of {', '.join(STAGE_ORDER)}")
         if (array is None) == (stats is None):
             raise ConfigError(f"telemetry: stage '{name}': give exactly one of array / stats")
-        st = _st.array_stats(array) if array is not None else to_plain(dict(stats))  # type: ignore[arg-type]
-        if count is None and st.get("shape"):
-            count = int(st["shape"][0])
-        entry = {
-            "name": name,
-            "source": source,
-            "stats": st,
-            "metadata": {
-                "count": None if count is None else int(count),
-                "gridsize": None if gridsize is None else int(gridsize),
-                "group_limit": None if group_limit is None else int(group_limit),
-            },
-        }
+        if name not in STAGE_ORDER:  # before the (possibly long) statistics
+            Stage(name, source, {})
+        st = _st.array_stats(array) if array is not None else dict(stats)  # type: ignore[arg-type]
+        entry = Stage(name, source, st, count, gridsize, group_limit).to_dict()
         stages = [s for s in (self._doc.get("intensity_stages") or []) if s.get("name") != name]
-        stages.append(entry)
-        self._doc["intensity_stages"] = [s for _, s in sorted(
-            ((_stage_key(str(s.get("name")), i), s) for i, s in enumerate(stages)), key=lambda t: t[0])]
+        self._doc["intensity_stages"] = _ordered([*stages, entry])
         return entry
 
-    # ---- intensity scale
-    def set_intensity_scale(
-        self,
-        dataset_derived: float | None,
-        closed_form: float | None,
-        used_mode: str,
-        recorded_in_bundle: float | None = None,
-        model_exp_log_scale: float | None = None,
-        batch_mean_sum_intensity: float | None = None,
-        nphotons: float | None = None,
-    ) -> None:
-        """Record the intensity-scale block.
+    def set_intensity_scale(self, dataset_derived: float | None, closed_form: float | None, used_mode: str,
+                            recorded_in_bundle: float | None = None, model_exp_log_scale: float | None = None,
+                            batch_mean_sum_intensity: float | None = None, nphotons: float | None = None) -> None:
+        """Record the intensity-scale block (:class:`IntensityScaleBlock`).
 
         ``dataset_derived``: s = sqrt(mean_patterns sum X^2)/(N/2); ``closed_form`` (the seed's
-        ``fallback``): sqrt(nphotons)/(N/2); ``used_mode``: ``dataset_derived`` | ``fallback``
-        (aliases ``data`` | ``closed_form``); ``recorded_in_bundle``: the value stored in the model
+        ``fallback``): sqrt(nphotons)/(N/2); ``recorded_in_bundle``: the value stored in the model
         bundle; ``model_exp_log_scale``: exp(log_s) read from the model. Delta and ratio are
         bundle - model and bundle / model. ``batch_mean_sum_intensity`` and ``nphotons`` left as
         ``None`` keep the values of an earlier block (so ``infer`` can refresh the bundle/model
@@ -468,78 +405,47 @@ class TelemetryRecorder:
             batch_mean_sum_intensity = (old.get("dataset_derived") or {}).get("batch_mean_sum_intensity")
         if nphotons is None:
             nphotons = (old.get("fallback") or {}).get("nphotons")
-        mode = _MODE_ALIASES.get(str(used_mode))
-        if mode is None:
-            raise ConfigError(f"telemetry: intensity scale used_mode must be one of "
-                              f"{sorted(_MODE_ALIASES)}; got {used_mode!r}")
-        dd = _opt_float(dataset_derived, "dataset_derived scale")
-        cf = _opt_float(closed_form, "closed-form scale")
-        bundle = _opt_float(recorded_in_bundle, "recorded_in_bundle")
-        model = _opt_float(model_exp_log_scale, "model_exp_log_scale")
-        self._doc["intensity_scale"] = {
-            "dataset_derived": {
-                "formula": DATASET_DERIVED_FORMULA,
-                "batch_mean_sum_intensity": _opt_float(batch_mean_sum_intensity, "batch_mean_sum_intensity"),
-                "computed_scale": dd,
-                "spec_reference": SPEC_REFERENCE,
-            },
-            "fallback": {"formula": FALLBACK_FORMULA, "computed_scale": cf,
-                         "nphotons": _opt_float(nphotons, "nphotons")},
-            "used_mode": mode,
-            "used_value": dd if mode == "dataset_derived" else cf,
-            "recorded_in_bundle": bundle,
-            "model_exp_log_scale": model,
-            "delta_bundle_vs_model": (bundle - model) if bundle is not None and model is not None else None,
-            "ratio_bundle_vs_model": (bundle / model) if bundle is not None and model else None,
-        }
+        self._doc["intensity_scale"] = IntensityScaleBlock(
+            dataset_derived, closed_form, used_mode, recorded_in_bundle, model_exp_log_scale,
+            batch_mean_sum_intensity, nphotons).to_dict()
 
-    def set_intensity_scale_from(
-        self, scale: Any, model_exp_log_scale: float | None = None,
-        batch_mean_sum_intensity: float | None = None, recorded_in_bundle: float | None = None,
-    ) -> None:
+    def set_intensity_scale_from(self, scale: Any, model_exp_log_scale: float | None = None,
+                                 batch_mean_sum_intensity: float | None = None,
+                                 recorded_in_bundle: float | None = None) -> None:
         """:meth:`set_intensity_scale` from a ``ptychopinn.model.scaling.IntensityScale`` (or a
         mapping with its keys: data_derived, closed_form, used, value, nphotons_metadata).
         ``recorded_in_bundle`` defaults to its ``value``."""
         get = scale.get if isinstance(scale, Mapping) else (lambda k, d=None: getattr(scale, k, d))
         self.set_intensity_scale(
-            dataset_derived=get("data_derived"), closed_form=get("closed_form"), used_mode=get("used", "data"),
-            recorded_in_bundle=recorded_in_bundle if recorded_in_bundle is not None else get("value"),
-            model_exp_log_scale=model_exp_log_scale, batch_mean_sum_intensity=batch_mean_sum_intensity,
-            nphotons=get("nphotons_metadata"),
-        )
+            get("data_derived"), get("closed_form"), get("used", "data"),
+            recorded_in_bundle if recorded_in_bundle is not None else get("value"),
+            model_exp_log_scale, batch_mean_sum_intensity, get("nphotons_metadata"))
 
-    # ---- training / inference / comparison
-    def set_block(self, name: str, block: Mapping[str, Any] | None) -> None:
+    def set_block(self, name: str, block: Mapping[str, Any] | TrainingBlock | None) -> None:
         """Set the ``training`` / ``inference`` / ``comparison`` block (replacing an earlier one)."""
         if name not in BLOCKS:
             raise ConfigError(f"telemetry: unknown block '{name}'; expected one of {', '.join(BLOCKS)}")
-        if block is not None and not isinstance(block, Mapping):
+        if block is not None and not isinstance(block, (Mapping, _Block)):
             raise ConfigError(f"telemetry: block '{name}' must be a mapping or None")
-        self._doc[name] = None if block is None else to_plain(dict(block))
+        self._doc[name] = None if block is None else to_plain(block)
 
-    def record_inference(
-        self, amplitude: Any, phase: Any, group_limit: int | None = None,
-        artifacts: Mapping[str, Any] | None = None, dataset_path: str | os.PathLike | None = None,
-    ) -> None:
+    def record_inference(self, amplitude: Any, phase: Any, group_limit: int | None = None,
+                         artifacts: Mapping[str, Any] | None = None,
+                         dataset_path: str | os.PathLike | None = None) -> None:
         """The inference block from the stitched amplitude and phase (H, W) arrays; with
         ``dataset_path`` the inference data's path and SHA-256 are added as ``dataset``."""
-        amp = _st._to_numpy(amplitude)
         block: dict[str, Any] = {
-            "group_limit": group_limit,
-            "stitched_shape": [int(s) for s in amp.shape],
-            "amplitude": _st.component_stats(amp),
-            "phase": _st.component_stats(phase),
+            "group_limit": group_limit, "stitched_shape": [int(s) for s in _st._to_numpy(amplitude).shape],
+            "amplitude": _st.component_stats(amplitude), "phase": _st.component_stats(phase),
             "artifacts": dict(artifacts or {}),
         }
         if dataset_path is not None:
             block["dataset"] = {"path": os.fspath(dataset_path), "checksum": sha256_file(dataset_path)}
         self.set_block("inference", block)
 
-    def record_comparison(
-        self, truth_amplitude: Any, pred_amplitude: Any, truth_phase: Any | None = None,
-        pred_phase: Any | None = None, ground_truth_source: str = "simulated_object",
-        crop_metadata: Mapping[str, Any] | None = None,
-    ) -> None:
+    def record_comparison(self, truth_amplitude: Any, pred_amplitude: Any, truth_phase: Any | None = None,
+                          pred_phase: Any | None = None, ground_truth_source: str = "simulated_object",
+                          crop_metadata: Mapping[str, Any] | None = None) -> None:
         """The comparison block from aligned ground-truth and predicted amplitude (and phase)."""
         block: dict[str, Any] = {
             "ground_truth_source": ground_truth_source,
@@ -550,10 +456,10 @@ class TelemetryRecorder:
             block["phase"] = _st.comparison_stats(truth_phase, pred_phase, scaling=False)
         self.set_block("comparison", block)
 
-    # ---- output
     def write(self) -> Path:
-        """Finalise (ratios, symmetry check, timestamp), validate (when ``jsonschema`` is importable;
-        otherwise :attr:`validation_note` says so and a warning is issued) and write atomically."""
+        """Finalise (ratios, symmetry check, timestamp), validate once (when ``jsonschema`` is
+        importable; otherwise :attr:`validation_note` says so and a warning is issued) and write
+        atomically."""
         doc = finalize_document(self._doc)
         self.validation_note = validate_telemetry(doc, where=str(self.path))
         if self.validation_note:

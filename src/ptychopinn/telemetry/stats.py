@@ -316,14 +316,6 @@ def symmetry_check(
     return _none_if_nonfinite(product), check
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    if a.size < 2:
-        return None
-    da, db = a - a.mean(), b - b.mean()
-    den = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
-    return float(np.dot(da, db) / den) if den > 0 else None
-
-
 def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str, Any]:
     """Comparison metrics of a reconstruction component against the ground truth (same shape).
 
@@ -331,7 +323,10 @@ def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str
     ``truth - pred`` (mean, median, p05, p95); with ``scaling``, ``scaling_analysis``:
     ``truth_to_pred_ratio_mean`` (mean(truth)/mean(pred)), ``least_squares_scalar``
     (argmin_a ||truth - a pred||) and ``rescaled_mae`` (MAE of ``a * pred``). Non-finite pixels are
-    left out. Phase inputs should be aligned (offset removed) beforehand."""
+    left out. Pearson r and the least-squares scalar are those of :mod:`ptychopinn.evaluation`."""
+    from ptychopinn.evaluation.align import amplitude_scale
+    from ptychopinn.evaluation.metrics import pearson_r
+
     t = _to_numpy(truth).astype(np.float64).reshape(-1)
     p = _to_numpy(pred).astype(np.float64).reshape(-1)
     if t.shape != p.shape:
@@ -346,18 +341,36 @@ def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str
         "mae": float(np.mean(np.abs(e))),
         "rmse": math.sqrt(float(np.mean(e * e))),
         "max_abs": float(np.max(np.abs(e))),
-        "pearson_r": _pearson(t, p),
+        "pearson_r": _none_if_nonfinite(pearson_r(t, p)) if t.size >= 2 else None,
         "bias_summary": {
             "mean": float(bias.mean()), "median": float(np.median(bias)),
             "p05": float(np.percentile(bias, 5)), "p95": float(np.percentile(bias, 95)),
         },
     }
     if scaling:
-        pp = float(np.dot(p, p))
-        a = float(np.dot(t, p) / pp) if pp > 0 else None
+        a = amplitude_scale(t, p) if float(np.dot(p, p)) > 0 else None
         out["scaling_analysis"] = {
             "truth_to_pred_ratio_mean": _ratio(float(t.mean()), float(p.mean())),
             "least_squares_scalar": a,
             "rescaled_mae": float(np.mean(np.abs(a * p - t))) if a is not None else None,
         }
+    return out
+
+
+def summary_stats(x: Any, percentiles: Sequence[tuple[str, float]], *, chunk_elems: int = CHUNK_ELEMS,
+                  nonzero: bool = False) -> dict[str, float]:
+    """``min, max, mean, std`` (this module's engine) plus the named percentiles (numpy's linear
+    interpolation) of every value of a real array, and ``nonzero_fraction`` on request."""
+    from ptychopinn.errors import DataError
+
+    a = np.asarray(x)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        raise DataError(f"needs a non-empty real numeric array; got dtype {a.dtype}, shape {a.shape}")
+    st = array_stats(a.reshape(-1), chunk_elems=chunk_elems)
+    out = {k: float(st[k]) for k in ("min", "max", "mean", "std")}
+    out.update({k: float(v) for (k, _), v in zip(percentiles, np.percentile(a, [q for _, q in percentiles]))})
+    if nonzero:
+        out["nonzero_fraction"] = np.count_nonzero(a) / a.size
     return out

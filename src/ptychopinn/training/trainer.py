@@ -38,6 +38,7 @@ from torch import nn
 
 from ptychopinn._device import resolve_device
 from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
+from ptychopinn._observe import notify
 from ptychopinn.data.contract import PtychoDataset, load_dataset
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError, one_line
 from ptychopinn.model import build_model, count_parameters
@@ -310,18 +311,26 @@ def train(
     train_config: TrainConfig | None = None,
     test_data: str | os.PathLike | PtychoDataset | None = None,
     progress: bool = True,
-    telemetry: str | os.PathLike | None = None,
     init_from: str | os.PathLike | None = None,
+    observers: tuple[Any, ...] | list[Any] = (),
 ) -> TrainResult:
     """Train a PINN or the supervised baseline and write the bundle to ``run_dir``.
 
     ``train_data`` / ``test_data`` are NPZ paths or :class:`PtychoDataset`s; the test set, when
     given, is scored (loss only) after every epoch and recorded as ``test_loss``. Raises
     :class:`~ptychopinn.errors.TrainingDivergedError` when the loss becomes NaN/Inf (the last good
-    checkpoint stays in ``run_dir``). ``telemetry``: a ``parity_telemetry.json`` to write or extend
-    with the training stages (main rank only). ``init_from``: a bundle whose network weights start
+    checkpoint stays in ``run_dir``). ``init_from``: a bundle whose network weights start
     the run (fine-tuning); its model config is used when ``model_config`` is None and must
     otherwise match; the probe and intensity scale come from ``train_data``.
+
+    ``observers`` (:mod:`ptychopinn._observe`, main rank only) are called with keyword arguments:
+    ``setup(ds, train_path, model_config, train_config, scale, X, groups, r, train_idx, model,
+    probe_initial, loss_weights, run_dir, start_epoch)`` before the loop (X: measured amplitudes on
+    the device, groups (G, C) indices into X, r: input normalisation); ``batch(epoch, index, x,
+    measured)`` for every training batch (x = X[groups] * r as fed to the model, measured = the loss
+    targets X[groups]); ``epoch(record)`` with the history entry; ``diverged(history, epoch,
+    run_dir, checkpoint)`` before :class:`TrainingDivergedError` is raised; ``end(result)`` with
+    the :class:`TrainResult` after the bundle is written.
     """
     t_start = time.perf_counter()
     init = None
@@ -347,16 +356,16 @@ def train(
 
     ctx = dist_mod.setup(resolve_device(tcfg.device).type)
     try:
-        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start, telemetry,
-                      init)
+        return _train(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, progress, t_start, init,
+                      tuple(observers) if ctx.is_main else ())
     finally:
         dist_mod.teardown(ctx)
 
 
 def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
            run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
-           t_start: float, telemetry: str | os.PathLike | None = None,
-           init: tuple[ModelConfig, dict[str, torch.Tensor], str] | None = None) -> TrainResult:
+           t_start: float, init: tuple[ModelConfig, dict[str, torch.Tensor], str] | None = None,
+           observers: tuple[Any, ...] = ()) -> TrainResult:
     from tqdm.auto import tqdm
 
     device = resolve_device(tcfg.device, ctx.local_rank)
@@ -462,6 +471,9 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         x_d, off_d, xm_d, _ = _batch(prep, d_idx, device)
         diag_batch = (x_d, off_d, xm_d)
     epoch = start_epoch
+    notify(observers, "setup", ds=ds, train_path=train_path, model_config=mcfg, train_config=tcfg, scale=sc,
+           X=prep.X, groups=prep.groups, r=prep.r, train_idx=train_idx, model=model, probe_initial=probe_initial,
+           loss_weights=weights, run_dir=run, start_epoch=start_epoch)
     for epoch in range(start_epoch, tcfg.epochs):
         if stopped:
             break
@@ -484,6 +496,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         for b in range(n_batches):
             gidx = order[b * bs:(b + 1) * bs]
             batch = _batch(prep, gidx, device)
+            notify(observers, "batch", epoch=epoch + 1, index=b, x=batch[0], measured=batch[2])
             loss = _loss(ddp_model, mcfg.kind, batch, weights, unit, device, precision)
             value = float(loss.detach())
             if ctx.enabled:
@@ -493,10 +506,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 last_good = history[-1]["epoch"] if history else start_epoch
                 good = (f"the last good checkpoint (epoch {last_good}) is kept in {ckpt_path}" if ckpt_path.exists()
                         else "no good checkpoint exists (it diverged in the first epoch)")
-                if telemetry is not None and main:
-                    from ptychopinn.telemetry.hooks import record_divergence
-
-                    record_divergence(telemetry, history, epoch + 1, run)
+                notify(observers, "diverged", history=history, epoch=epoch + 1, run_dir=run, checkpoint=ckpt_path)
                 raise TrainingDivergedError(
                     f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
                     f"{good}; try a lower lr (--lr) or check the data")
@@ -534,10 +544,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                                   weights, unit, device, precision, ctx)
         monitor = val_loss if val_loss is not None else train_loss
         if not math.isfinite(monitor):
-            if telemetry is not None and main:
-                from ptychopinn.telemetry.hooks import record_divergence
-
-                record_divergence(telemetry, history, epoch + 1, run)
+            notify(observers, "diverged", history=history, epoch=epoch + 1, run_dir=run, checkpoint=ckpt_path)
             raise TrainingDivergedError(
                 f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
                 f"the last good checkpoint is kept in {ckpt_path}; try a lower lr (--lr)")
@@ -559,6 +566,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         if diag_batch is not None and main:
             rec["diagnostics"] = epoch_diagnostics(model, *diag_batch)
         history.append(rec)
+        notify(observers, "epoch", record=rec)
         if main:
             _save_checkpoint(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "signature": signature,
@@ -618,20 +626,15 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                       "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
         }
         bundle_mod.save_bundle(run, model, config, history, probe_initial, ds.probe)
-        if telemetry is not None:
-            from ptychopinn.telemetry.hooks import record_training
-
-            record_training(telemetry, ds=ds, train_path=train_path, mcfg=mcfg, tcfg=tcfg, prep=prep,
-                            train_idx=train_idx, sc=sc, model=model, probe_initial=probe_initial,
-                            weights=weights, batch_fn=_batch, device=device, history=history,
-                            stopped=stopped, run_dir=run)
     dist_mod.barrier(ctx)
-    return TrainResult(
+    result = TrainResult(
         run_dir=run, model=model, model_config=mcfg, train_config=tcfg, history=history,
         intensity_scale=scale_block, epochs_run=epochs_run, best_epoch=best_epoch,
         best_val_loss=None if not math.isfinite(best_loss) else best_loss, stopped_early=stopped,
         seconds=seconds, train_patterns_per_s=pps, n_parameters=n_params, device=str(device), precision=precision,
     )
+    notify(observers, "end", result=result)
+    return result
 
 
 @torch.no_grad()

@@ -1,0 +1,160 @@
+"""What each command adds to ``parity_telemetry.json`` (``--telemetry PATH``).
+
+``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) to
+:func:`~ptychopinn.training.trainer.train` / :func:`~ptychopinn.inference.reconstruct.reconstruct`:
+the stages are recorded from the tensors the loop itself builds (``container_X`` and
+``training_labels_Y_amp`` from the batches of the first epoch this process runs, i.e. the training
+split in shuffled order). ``simulate`` and ``compare`` call a function with their result. Each
+opens the file (extending it if it exists), records its part and writes it back atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ptychopinn._observe import Observer
+from ptychopinn.telemetry.recorder import TelemetryRecorder, TrainingBlock, seeds_from_metadata
+from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
+
+_TRAINER = "ptychopinn.training.trainer"
+
+
+def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathLike,
+                      probe_from: str | None = None, scenario: str | None = None) -> None:
+    """``simulate``: provenance (seeds, output checksum), configuration, probe, raw_diffraction."""
+    rec = TelemetryRecorder.open(path, scenario=scenario, command="simulate")
+    rec.set_provenance(dataset_path=out_path, seeds=seeds_from_metadata(ds.metadata), dataset_type="simulated",
+                       provenance_chain="ptychopinn.data.simulate -> " + os.fspath(out_path))
+    rec.set_configuration({"N": ds.N, "nphotons": ds.metadata.get("nphotons_requested"),
+                           "simulation": ds.metadata.get("config", {})})
+    norm = ds.metadata.get("probe_normalisation", {})
+    rec.record_probe(ds.probe, None, "none", float(norm.get("factor", 1.0)),
+                     "npz_loaded" if probe_from else "idealized", probe_from)
+    rec.record_stage("raw_diffraction", ds.diff3d, "ptychopinn.data.simulate::simulate")
+    rec.write()
+
+
+def record_comparison(path: str | os.PathLike, result: Any, label: str | None = None,
+                      scenario: str | None = None) -> None:
+    """``compare``: the comparison block of one arm (default: PtychoPINN, else the first)."""
+    rec = TelemetryRecorder.open(path, scenario=scenario, command="compare")
+    labels = list(result.alignments)
+    label = label or ("PtychoPINN" if "PtychoPINN" in labels else labels[0])
+    al = result.alignments[label]
+    y0, y1, x0, x1 = (int(v) for v in al.crop_box)
+    rec.record_comparison(al.gt_amplitude, al.recon_amplitude, al.gt_phase, al.recon_phase, "simulated_object",
+                          crop_metadata={"target_size": int(max(y1 - y0, x1 - x0)), "start": [y0, x0],
+                                         "end": [y1, x1], "arm": label})
+    rec.write()
+
+
+class TrainingTelemetry(Observer):
+    """``train``: provenance, configuration, probe (pre/post the model's normalisation), the
+    training-data stages, the intensity-scale block and the training block (or, when the loss
+    diverges, the training block with ``nan_detected``)."""
+
+    def __init__(self, path: str | os.PathLike, scenario: str | None = None) -> None:
+        self.path, self.scenario = path, scenario
+        self._inputs, self._targets = StatsAccumulator(), StatsAccumulator()
+        self._epoch: int | None = None
+        self._setup: dict[str, Any] = {}
+        self._grouped: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def setup(self, **info: Any) -> None:
+        self._setup = info
+        gi = info["groups"].to(info["X"].device)
+        self._grouped = (gathered_stats(info["X"], gi), gathered_stats(info["X"], gi, info["r"]))
+
+    def batch(self, *, epoch: int, x: Any, measured: Any, **_: Any) -> None:
+        if self._epoch is None:
+            self._epoch = epoch
+        if epoch == self._epoch:
+            self._inputs.update(x.detach())
+            self._targets.update(measured.detach())
+
+    def diverged(self, *, history: list[dict[str, Any]], epoch: int, checkpoint: Any, **_: Any) -> None:
+        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="train")
+        last = history[-1] if history else {}
+        rec.set_block("training", TrainingBlock(
+            len(history), False, None, last.get("train_loss"), last.get("val_loss"), True, epoch, None,
+            os.fspath(checkpoint)))
+        rec.write()
+
+    def end(self, *, result: Any, **_: Any) -> None:
+        s = self._setup
+        ds, mcfg, tcfg, sc, model = s["ds"], s["model_config"], s["train_config"], s["scale"], s["model"]
+        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="train")
+        rec.set_provenance(dataset_path=s["train_path"], dataset_type="npz_file" if s["train_path"] else "simulated",
+                           seeds={**seeds_from_metadata(ds.metadata), "training_seed": tcfg.seed})
+        rec.set_configuration({
+            "N": mcfg.N, "gridsize": mcfg.gridsize, "nphotons": sc.nphotons_metadata,
+            "neighbor_count": tcfg.neighbor_count, "group_count": int(s["groups"].shape[0]),
+            "batch_size": tcfg.batch_size, "nepochs": tcfg.epochs, "split_fraction": 1 - tcfg.val_fraction,
+            "loss_fn": tcfg.loss, "loss_weights": s["loss_weights"].to_dict(),
+            "intensity_scale_trainable": mcfg.intensity_scale_trainable,
+            "model": mcfg.to_dict(), "training": tcfg.to_dict(),
+        })
+        rec.record_probe(ds.probe, s["probe_initial"], "normalise_probe_energy", float(model.probe_factor),
+                         "npz_loaded", s["train_path"])
+        g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
+        rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
+        rec.record_stage("grouped_diffraction", None, f"{_TRAINER}::_prepare X[groups]", stats=self._grouped[0], **g)
+        rec.record_stage("grouped_X_full", None, f"{_TRAINER}::_prepare X[groups] * r", stats=self._grouped[1], **g)
+        if self._epoch is not None:
+            rec.record_stage("container_X", None, f"{_TRAINER}::_batch x (training split, as fed to the model)",
+                             stats=self._inputs.stats(), **g)
+            if mcfg.kind == "pinn":
+                rec.record_stage("training_labels_Y_amp", None, f"{_TRAINER}::_batch xm (loss targets, count units)",
+                                 stats=self._targets.stats(), **g)
+        d = ds.diff3d.astype(np.float64)
+        rec.set_intensity_scale_from(sc, model_exp_log_scale=result.intensity_scale["final"],
+                                     batch_mean_sum_intensity=float(np.mean(np.sum(d * d, axis=(1, 2)))))
+        h = result.history
+        last = h[-1] if h else {}
+        run = os.fspath(result.run_dir)
+        rec.set_block("training", TrainingBlock(
+            len(h), bool(result.stopped_early), len(h) if result.stopped_early else None, last.get("train_loss"),
+            last.get("val_loss"), False, None, os.path.join(run, "history.json"),
+            os.path.join(run, "model.safetensors")))
+        rec.write()
+
+
+class InferenceTelemetry(Observer):
+    """``infer``: inference_prediction (stitched amplitude), the inference block, the ground-truth
+    amplitude over the same region when the data carry ``objectGuess``, the bundle's scale."""
+
+    def __init__(self, path: str | os.PathLike, model_dir: str | os.PathLike, data_path: str | os.PathLike,
+                 scenario: str | None = None) -> None:
+        self.path, self.model_dir, self.data_path, self.scenario = path, model_dir, data_path, scenario
+
+    def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
+        from ptychopinn.training.bundle import read_config
+
+        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="infer")
+        rec.set_provenance()
+        amp, covered, m = reconstruction.amplitude, reconstruction.counts > 0, int(ds.n_patterns)
+        rec.record_stage("inference_prediction", amp[covered], "ptychopinn.inference.reconstruct::reconstruct "
+                         "(stitched amplitude, covered pixels)", count=m,
+                         gridsize=reconstruction.metadata.get("gridsize"), group_limit=m)
+        if ds.object is not None:
+            y0, x0 = (int(round(float(v))) for v in reconstruction.origin)
+            h, w = amp.shape
+            if y0 >= 0 and x0 >= 0 and y0 + h <= ds.object.shape[0] and x0 + w <= ds.object.shape[1]:
+                gt = np.abs(ds.object[y0:y0 + h, x0:x0 + w])
+                rec.record_stage("ground_truth_amplitude", gt[covered], "objectGuess over the stitched canvas", count=m)
+        out = os.fspath(out_dir)
+        rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path, artifacts={
+            name: os.path.join(out, f) for name, f in (("reconstruction_npz", "reconstruction.npz"),
+                                                      ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))})
+        scale = read_config(self.model_dir).get("intensity_scale") or {}
+        if scale:
+            value = scale.get("value")
+            rec.set_intensity_scale(
+                scale.get("data_derived"), scale.get("closed_form"),
+                "dataset_derived" if scale.get("used", "data") in ("data", "dataset_derived") else "fallback",
+                recorded_in_bundle=value, model_exp_log_scale=scale.get("final", value),
+                nphotons=scale.get("nphotons_metadata"))
+        rec.write()
