@@ -20,6 +20,8 @@ import numpy as np
 
 from ptychopinn._io import jsonable, save_npz_atomic
 from ptychopinn.errors import ConfigError, DataError, one_line
+from ptychopinn.physics.dose import mean_total_counts
+from ptychopinn.physics.probe import resample_probe
 
 #: keys of the contract, in the order they are written
 CONTRACT_KEYS = (
@@ -73,8 +75,7 @@ class PtychoDataset:
 
     def photons_per_pattern(self) -> float:
         """Measured mean over patterns of sum(diff3d**2) (the dose)."""
-        d = self.diff3d.astype(np.float64)
-        return float(np.mean(np.sum(d * d, axis=(1, 2))))
+        return mean_total_counts(self.diff3d)
 
     def subset(self, idx: np.ndarray) -> PtychoDataset:
         """A dataset with the patterns ``idx`` (object and probe shared)."""
@@ -155,6 +156,17 @@ def read_complex_2d(path: str | os.PathLike, key: str) -> np.ndarray:
     return a.astype(np.complex128)
 
 
+def load_probe(path: str | os.PathLike, n: int | None = None, key: str = "probeGuess") -> np.ndarray:
+    """Read ``probeGuess`` from an NPZ (no pickle), resampled to (n, n) if its size differs."""
+    p = read_complex_2d(path, key)
+    return resample_probe(p, n) if n is not None else p
+
+
+def load_object(path: str | os.PathLike, key: str = "objectGuess") -> np.ndarray:
+    """Read a complex object from an NPZ (no pickle)."""
+    return read_complex_2d(path, key)
+
+
 def _check_finite(p: str, key: str, a: np.ndarray) -> None:
     if not np.all(np.isfinite(a)):
         raise _err(p, key, "contains NaN or Inf values")
@@ -211,7 +223,7 @@ def _read_diffraction(
         else:
             if not (math.isfinite(float(nphotons)) and float(nphotons) > 0):
                 raise ConfigError(f"{p}: nphotons (--nphotons) must be a finite number > 0; got {nphotons}")
-            mean_sum = float(np.mean(np.sum(amp * amp, axis=(1, 2))))
+            mean_sum = mean_total_counts(amp)
             if mean_sum <= 0:
                 raise _err(p, key, "all zero; cannot rescale to nphotons")
             factor = float(np.sqrt(float(nphotons) / mean_sum))

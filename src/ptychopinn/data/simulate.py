@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptychopinn.data.contract import PtychoDataset, check_positions_inside
+from ptychopinn.data.contract import PtychoDataset, check_positions_inside, load_object, load_probe
 from ptychopinn.errors import ConfigError
+from ptychopinn.physics import dose
 from ptychopinn.physics import objects as objects_mod
 from ptychopinn.physics import scan as scan_mod
 from ptychopinn.physics.forward import diffraction_intensity, extract_patches
-from ptychopinn.physics.probe import default_probe, load_probe
+from ptychopinn.physics.probe import default_probe
 
 OBJECT_KINDS = ("lines", "grf", "siemens")
 SCAN_KINDS = ("random", "raster", "jitter")
@@ -163,10 +164,10 @@ def simulate_patterns(
         p = extract_patches(obj_t, pos_t[a:a + chunk], n)
         patches[a:a + chunk] = p.numpy()
         inten[a:a + chunk] = diffraction_intensity(probe_t, p).numpy()
-    mean_total = float(inten.sum(axis=(1, 2), dtype=np.float64).mean())
-    if mean_total <= 0:
-        raise ConfigError("object x probe gives zero intensity; cannot scale to a dose")
-    s = math.sqrt(nphotons / mean_total)
+    try:
+        s = dose.dose_scale(inten, nphotons)
+    except ValueError:
+        raise ConfigError("object x probe gives zero intensity; cannot scale to a dose") from None
     diff = np.empty((m, n, n), dtype=np.float32)
     if isinstance(rng, (int, np.integer)):
         _poisson_blocks(inten, s * s, diff, int(rng), threads or min(2, os.cpu_count() or 1))
@@ -194,7 +195,7 @@ def simulate(
     seeds = cfg.stream_seeds()
     if obj is None:
         if cfg.object_from:
-            obj = objects_mod.load_object(cfg.object_from)
+            obj = load_object(cfg.object_from)
         else:
             obj = objects_mod.make_object(cfg.object_kind, cfg.object_size, np.random.default_rng(seeds["object"]))
     obj = np.asarray(obj, dtype=np.complex128)
@@ -211,7 +212,7 @@ def simulate(
     check_positions_inside(obj.shape, pos[:, 0], pos[:, 1], cfg.N, source="simulation")
     noise = None if cfg.noiseless else int(seeds["noise"])
     diff, patches, s = simulate_patterns(obj, probe, pos, cfg.nphotons, noise, cfg.chunk)
-    measured = float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=(1, 2))))
+    measured = dose.mean_total_counts(diff)
     from ptychopinn import __version__
 
     meta = {

@@ -59,6 +59,7 @@ from ptychopinn.errors import (
     TrainingDivergedError,
     one_line,
 )
+from ptychopinn.physics.dose import mean_total
 
 ALGORITHMS = ("LSQML", "EPIE", "DM")
 DEVICES = ("auto", "cpu", "cuda")
@@ -345,7 +346,7 @@ def _probe_scale_factor(intensities: np.ndarray, probe: np.ndarray, obj: np.ndar
     """Factor f such that |fft2(f P O_patch)|^2 (unnormalised FFT) sums to the measured mean
     photons per pattern, averaged over (up to 256 evenly spaced) positions of the initial object."""
     n = probe.shape[0]
-    measured = float(np.mean(np.sum(intensities, axis=(1, 2), dtype=np.float64)))
+    measured = mean_total(intensities, squared=False)
     idx = np.unique(np.linspace(0, len(tl_buffer) - 1, min(len(tl_buffer), 256)).round().astype(int))
     p2 = np.abs(probe.astype(np.complex128)) ** 2
     energy = []

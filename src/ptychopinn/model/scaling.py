@@ -8,7 +8,6 @@ uses the nominal dose from the metadata instead of the measured one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,35 +15,26 @@ from typing import Any
 import numpy as np
 
 from ptychopinn.errors import ConfigError, DataError
+from ptychopinn.physics import dose
+from ptychopinn.physics.dose import closed_form_scale  # noqa: F401 - re-exported
 
 SCALE_SOURCES = ("data", "closed_form")
 
 
-def mean_total_intensity(diff3d: np.ndarray, chunk: int = 4096) -> float:
-    """Mean over patterns of sum(X^2), accumulated in float64 (chunked, bounded memory)."""
-    d = np.asarray(diff3d)
-    m = d.shape[0]
-    if m == 0:
-        raise DataError("no diffraction patterns")
-    total = 0.0
-    for a in range(0, m, chunk):
-        c = d[a:a + chunk].astype(np.float64)
-        total += float(np.einsum("mij,mij->", c, c))
-    return total / m
+def mean_total_intensity(diff3d: np.ndarray) -> float:
+    """Mean over patterns of sum(X^2) (:func:`ptychopinn.physics.dose.mean_total_counts`)."""
+    try:
+        return dose.mean_total_counts(diff3d)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def input_scale(diff3d: np.ndarray) -> float:
-    """r = sqrt((N/2)^2 / mean_patterns sum X^2): the factor that brings amplitudes to O(1)."""
-    n = np.asarray(diff3d).shape[-1]
-    mt = mean_total_intensity(diff3d)
-    if not (mt > 0 and math.isfinite(mt)):
-        raise DataError("diffraction patterns are all zero (or not finite); cannot normalise")
-    return math.sqrt((n / 2.0) ** 2 / mt)
-
-
-def closed_form_scale(nphotons: float, n: int) -> float:
-    """sqrt(nphotons) / (N/2)."""
-    return math.sqrt(float(nphotons)) / (n / 2.0)
+    """r = sqrt((N/2)^2 / mean_patterns sum X^2) (:func:`ptychopinn.physics.dose.input_scale`)."""
+    try:
+        return dose.input_scale(diff3d)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def nphotons_from_metadata(meta: Mapping[str, Any] | None) -> float | None:

@@ -35,11 +35,6 @@ def near_field(psi_far: Tensor) -> Tensor:
     return torch.fft.ifft2(torch.fft.ifftshift(psi_far, dim=(-2, -1)), norm="ortho")
 
 
-def far_field_np(psi: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`far_field` (same convention)."""
-    return np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
-
-
 def _freq_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     fy = torch.fft.fftfreq(h, device=device, dtype=dtype)
     fx = torch.fft.fftfreq(w, device=device, dtype=dtype)
@@ -146,22 +141,6 @@ def diffraction_intensity(probe: Tensor, patches: Tensor) -> Tensor:
         return far_field(probe * patches).abs().square()
     spec = torch.fft.fft2(centring_probe(probe) * patches, norm="ortho")
     return torch.view_as_real(spec).square().sum(-1)
-
-
-def dose_scale(intensities: Tensor | np.ndarray, nphotons: float) -> float:
-    """Scalar s with mean over patterns of sum(s^2 I) == nphotons."""
-    if isinstance(intensities, np.ndarray):
-        mean_total = float(np.mean(np.sum(intensities, axis=(-2, -1), dtype=np.float64)))
-    else:
-        mean_total = float(intensities.to(torch.float64).sum(dim=(-2, -1)).mean())
-    if mean_total <= 0:
-        raise ValueError("noiseless intensities are all zero; cannot scale to a dose")
-    return math.sqrt(nphotons / mean_total)
-
-
-def poisson_counts(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Photon counts k ~ Poisson(lam) drawn from an explicit generator (float64 result)."""
-    return rng.poisson(lam).astype(np.float64)
 
 
 def disc_overlap(d: np.ndarray | float, diameter: float) -> np.ndarray:

@@ -1,10 +1,10 @@
-"""Synthetic objects (complex transmission) and objects from an NPZ. Every random choice takes a
+"""Synthetic objects (complex transmission; an object read from an NPZ:
+:func:`ptychopinn.data.contract.load_object`). Every random choice takes a
 seed or generator; nothing is hard-coded."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from scipy import ndimage
@@ -87,13 +87,6 @@ def siemens_object(
     star = star.reshape(size, ss, size, ss).mean(axis=(1, 3))
     amp = amp_range[0] + (amp_range[1] - amp_range[0]) * star
     return amp * np.exp(1j * phase_contrast * star)
-
-
-def load_object(path: str | os.PathLike, key: str = "objectGuess") -> np.ndarray:
-    """Read a complex object from an NPZ (no pickle)."""
-    from ptychopinn.data.contract import read_complex_2d
-
-    return read_complex_2d(path, key)
 
 
 def make_object(kind: str, size: int, seed: int | np.random.Generator | None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Probes: the default soft-edged disk and probes loaded from an NPZ.
+"""Probes: the default soft-edged disk, resampling and the energy normalisation (a probe read
+from an NPZ: :func:`ptychopinn.data.contract.load_probe`).
 
 Normalisation convention: generated probes have peak amplitude 1 (factor recorded as 1.0);
 loaded probes are kept as stored unless resampled. The *model* rescales its probe copy so that
@@ -9,7 +10,6 @@ so that predicted amplitudes of an O(1) object match inputs normalised to sum X^
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from scipy import ndimage
@@ -52,14 +52,6 @@ def resample_probe(probe: np.ndarray, n: int) -> np.ndarray:
     if e1 > 0:
         out *= math.sqrt(e0 / e1)
     return out.astype(np.complex128)
-
-
-def load_probe(path: str | os.PathLike, n: int | None = None, key: str = "probeGuess") -> np.ndarray:
-    """Read ``probeGuess`` from an NPZ (no pickle), resampled to (n, n) if its size differs."""
-    from ptychopinn.data.contract import read_complex_2d
-
-    p = read_complex_2d(path, key)
-    return resample_probe(p, n) if n is not None else p
 
 
 def normalise_probe_energy(probe: np.ndarray) -> tuple[np.ndarray, float]:

@@ -155,75 +155,52 @@ def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return None
 
 
-def _status(rows: Sequence[RowDiff]) -> str:
-    return DIVERGED if any(r.status == DIVERGED for r in rows) else OK
+def _nonfinite(s: Mapping[str, Any]) -> float | None:
+    t, f = _num(s.get("total_count")), _num(s.get("finite_count"))
+    return None if t is None or f is None else t - f
+
+
+def _block(doc: Mapping[str, Any], name: str) -> Any:
+    if name in ("probe", "intensity_scale"):
+        return doc.get(name)
+    entry = _stage_entry(doc, name)
+    return None if entry is None else (entry.get("stats") or {})
+
+
+def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, float | None]]], list[str]]:
+    """The compared quantities of one stage, in groups sharing a relative floor, and its notes."""
+    def pair(q: str, path: Sequence[str], floor: float | None = None) -> tuple[str, Any, Any, float | None]:
+        return (q, _get(a, path), _get(b, path), floor)
+
+    def note(what: str, path: Sequence[str]) -> list[str]:
+        va, vb = _get(a, path), _get(b, path)
+        return [] if va == vb else [f"{what} A {va} vs B {vb}"]
+
+    if name == "probe":
+        groups = []
+        for part in ("pre_normalization", "post_normalization"):
+            short = part.split("_")[0]
+            groups.append([pair(f"{short}.amplitude.{k}", (part, "amplitude", k)) for k in _STAT_KEYS]
+                          + [pair(f"{short}.energy", (part, "energy"))])
+            groups.append([pair(f"{short}.phase.{k}", (part, "phase", k), math.pi) for k in ("mean", "std")])
+        return groups, note("shape", ("shape",)) + note("normalisation", ("normalization", "method"))
+    if name == "intensity_scale":
+        rows = [pair(q, path) for q, path in _SCALE_KEYS]
+        return [[r for r in rows if _num(r[1]) is not None or _num(r[2]) is not None]], note("used_mode", ("used_mode",))
+    return ([[pair(k, (k,)) for k in _STAT_KEYS], [("nonfinite_count", _nonfinite(a), _nonfinite(b), 0.0)]],
+            note("shape", ("shape",)))
 
 
 def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: float) -> StageDiff:
-    ea, eb = _stage_entry(a, name), _stage_entry(b, name)
-    if ea is None and eb is None:
+    ba, bb = _block(a, name), _block(b, name)
+    pa, pb = (bool(x) if name in ("probe", "intensity_scale") else x is not None for x in (ba, bb))
+    if not (pa or pb):
         return StageDiff(name, tol, ABSENT)
-    if ea is None or eb is None:
-        return StageDiff(name, tol, MISSING, note=f"recorded only in {'A' if eb is None else 'B'}")
-    sa, sb = ea.get("stats") or {}, eb.get("stats") or {}
-    pairs: list[tuple[str, Any, Any, float | None]] = [(k, sa.get(k), sb.get(k), None) for k in _STAT_KEYS]
-    rows = list(_rows(pairs, tol))
-
-    def _nonfinite(s: Mapping[str, Any]) -> float | None:
-        t, f = _num(s.get("total_count")), _num(s.get("finite_count"))
-        return None if t is None or f is None else t - f
-
-    rows += _rows([("nonfinite_count", _nonfinite(sa), _nonfinite(sb), 0.0)], tol)
-    note = ""
-    if sa.get("shape") != sb.get("shape"):
-        note = f"shape A {sa.get('shape')} vs B {sb.get('shape')}"
-    return StageDiff(name, tol, _status(rows), tuple(rows), note)
-
-
-def _not_in_both(name: str, pa: Any, pb: Any, tol: float) -> StageDiff:
-    """The StageDiff of a block recorded in neither file (ABSENT) or in one only (MISSING)."""
-    if not pa and not pb:
-        return StageDiff(name, tol, ABSENT)
-    return StageDiff(name, tol, MISSING, note=f"recorded only in {'A' if pa else 'B'}")
-
-
-def _diff_probe(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
-    pa, pb = a.get("probe"), b.get("probe")
     if not (pa and pb):
-        return _not_in_both("probe", pa, pb, tol)
-    rows: list[RowDiff] = []
-    for part in ("pre_normalization", "post_normalization"):
-        short = part.split("_")[0]
-        amp = [(f"{short}.amplitude.{k}", _get(pa, (part, "amplitude", k)), _get(pb, (part, "amplitude", k)), None)
-               for k in _STAT_KEYS]
-        amp.append((f"{short}.energy", _get(pa, (part, "energy")), _get(pb, (part, "energy")), None))
-        rows += _rows(amp, tol)
-        rows += _rows([(f"{short}.phase.{k}", _get(pa, (part, "phase", k)), _get(pb, (part, "phase", k)), math.pi)
-                       for k in ("mean", "std")], tol)
-    notes = []
-    if pa.get("shape") != pb.get("shape"):
-        notes.append(f"shape A {pa.get('shape')} vs B {pb.get('shape')}")
-    ma, mb = _get(pa, ("normalization", "method")), _get(pb, ("normalization", "method"))
-    if ma != mb:
-        notes.append(f"normalisation A {ma} vs B {mb}")
-    return StageDiff("probe", tol, _status(rows), tuple(rows), "; ".join(notes))
-
-
-def _diff_scale(a: Mapping[str, Any], b: Mapping[str, Any], tol: float) -> StageDiff:
-    ia, ib = a.get("intensity_scale"), b.get("intensity_scale")
-    if not (ia and ib):
-        return _not_in_both("intensity_scale", ia, ib, tol)
-    rows = []
-    for q, path in _SCALE_KEYS:
-        va, vb = _num(_get(ia, path)), _num(_get(ib, path))
-        if va is None and vb is None:
-            continue
-        rows.append((q, va, vb, None))
-    out = _rows(rows, tol)
-    note = ""
-    if ia.get("used_mode") != ib.get("used_mode"):
-        note = f"used_mode A {ia.get('used_mode')} vs B {ib.get('used_mode')}"
-    return StageDiff("intensity_scale", tol, _status(out), out, note)
+        return StageDiff(name, tol, MISSING, note=f"recorded only in {'A' if pa else 'B'}")
+    groups, notes = _groups(name, ba, bb)
+    rows = tuple(r for g in groups for r in _rows(g, tol))
+    return StageDiff(name, tol, DIVERGED if any(r.status == DIVERGED for r in rows) else OK, rows, "; ".join(notes))
 
 
 def parse_tolerances(items: Sequence[str] | None) -> dict[str, float]:
@@ -254,13 +231,7 @@ def diff_telemetry(
              and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
     stages: list[StageDiff] = []
     for name in (*DIFF_ORDER, *extra):
-        tol = float(tols.get(name, OPTIONAL_STAGE_TOLERANCE))
-        if name == "probe":
-            stages.append(_diff_probe(a, b, tol))
-        elif name == "intensity_scale":
-            stages.append(_diff_scale(a, b, tol))
-        else:
-            stages.append(_diff_stage(a, b, name, tol))
+        stages.append(_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE))))
     first = next((s.name for s in stages if s.status == DIVERGED), None)
     missing = tuple(s.name for s in stages if s.status == MISSING)
     notes: list[str] = []

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._observe import Observer
+from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.telemetry.recorder import TelemetryRecorder, TrainingBlock, seeds_from_metadata
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
@@ -109,9 +110,8 @@ class TrainingTelemetry(Observer):
             if mcfg.kind == "pinn":
                 rec.record_stage("training_labels_Y_amp", None, f"{_TRAINER}::_batch xm (loss targets, count units)",
                                  stats=self._targets.stats(), **g)
-        d = ds.diff3d.astype(np.float64)
         rec.set_intensity_scale_from(sc, model_exp_log_scale=result.intensity_scale["final"],
-                                     batch_mean_sum_intensity=float(np.mean(np.sum(d * d, axis=(1, 2)))))
+                                     batch_mean_sum_intensity=mean_total_counts(ds.diff3d))
         h = result.history
         last = h[-1] if h else {}
         run = os.fspath(result.run_dir)
