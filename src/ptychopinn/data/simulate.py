@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,7 +190,6 @@ def simulate(
     cfg = config or SimulationConfig()
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
-    t0 = time.perf_counter()
     seeds = cfg.stream_seeds()
     if obj is None:
         if cfg.object_from:
@@ -229,7 +227,6 @@ def simulate(
         "noise": "none" if cfg.noiseless else "poisson",
         "numpy_version": np.__version__,
         "torch_version": torch.__version__,
-        "seconds": time.perf_counter() - t0,
     }
     json.dumps(meta)  # fail early if anything is not JSON
     return PtychoDataset(

@@ -1,8 +1,10 @@
 """Photon-grid datasets (seed 000): one object, probe and scan simulated at several doses.
 
 Every dose shares the object, scan and probe (same object/scan seed streams); only the noise stream
-differs per dose (derived from the seed and the dose index), so differences between files are the
-dose alone. Writes ``data_p1eK.npz`` files plus ``manifest.json`` / ``manifest.md`` with SHA-256.
+differs per dose. It is derived from the seed and the dose *value* (its float64 bits), not its
+position in the list, and no file holds a wall-clock time, so the same command gives byte-identical
+files and ``data_p1e5.npz`` is the same file whether made alone or in a sweep. Writes
+``data_p1eK.npz`` files plus ``manifest.json`` / ``manifest.md`` with SHA-256 and the timings.
 Every dose's settings are checked before the first simulation, and the files are built in a
 staging folder next to the root and moved into place together at the end, so a failed or killed
 run leaves no partial grid (:func:`ptychopinn._io.staged_dir`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,12 @@ def dose_label(dose: float) -> str:
     mant = dose / 10 ** exp
     m = f"{mant:.6g}"
     return f"p{m}e{exp}"
+
+
+def noise_seed(seed: int, dose: float) -> int:
+    """The noise-stream seed of one dose: from the study seed and the dose's float64 bits."""
+    bits = int(np.float64(dose).view(np.uint64))
+    return int(np.random.SeedSequence([int(seed), 1, bits]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,9 @@ def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: boo
         scan=config.scan, seed=config.seed,
     )
     seeds = base.stream_seeds()
-    noise_seqs = np.random.SeedSequence([config.seed, 1]).spawn(len(config.doses))
     # every dose's configuration is built (and so checked) before the first simulation
-    cfgs = [dataclasses.replace(
-        base, nphotons=float(dose), object_seed=seeds["object"], scan_seed=seeds["scan"],
-        noise_seed=int(nseq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)),
-    ) for dose, nseq in zip(config.doses, noise_seqs)]
+    cfgs = [dataclasses.replace(base, nphotons=float(dose), object_seed=seeds["object"], scan_seed=seeds["scan"],
+                                noise_seed=noise_seed(config.seed, dose)) for dose in config.doses]
     with staged_dir(root) as stage:
         return _simulate_grid(config, cfgs, seeds, stage, progress, tqdm, simulate)
 
@@ -92,15 +98,16 @@ def _simulate_grid(config: PhotonGridConfig, cfgs: list[Any], seeds: dict[str, i
     entries = []
     obj = probe = None
     for dose, cfg in tqdm(list(zip(config.doses, cfgs)), desc="photon grid", disable=None if progress else True):
+        t0 = time.perf_counter()
         ds = simulate(cfg, obj=obj, probe=probe)
         obj, probe = ds.object, ds.probe  # reuse: identical object/probe across doses by construction
-        ds.metadata["photon_grid"] = {"dose": float(dose), "doses": list(config.doses)}
+        ds.metadata["photon_grid"] = {"dose": float(dose)}
         path = root / f"data_{dose_label(dose)}.npz"
         ds.save(path)
         entries.append({
             "file": path.name, "dose": float(dose), "patterns": ds.n_patterns,
             "diff3d_shape": list(ds.diff3d.shape), "measured_photons_per_pattern": ds.photons_per_pattern(),
-            "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
+            "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "seconds": time.perf_counter() - t0,
         })
     from ptychopinn import __version__
 
