@@ -4,6 +4,7 @@ schema; a run whose input normalisation is applied twice is caught at grouped_X_
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from ptychopinn.cli.main import main
@@ -16,7 +17,7 @@ def _pipeline(tmp_path, name, sim):
     tel = tmp_path / f"{name}.json"
     run, rec, cmp = tmp_path / f"{name}_run", tmp_path / f"{name}_rec", tmp_path / f"{name}_cmp"
     assert main(["train", "--train", str(sim), "-o", str(run), "--epochs", "1", "--n-filters-scale", "1",
-                 "--quiet", "--telemetry", str(tel)]) == 0
+                 "--quiet", "--telemetry", str(tel), "--scenario", "gs1_tiny"]) == 0
     assert main(["infer", "--model", str(run), "--data", str(sim), "-o", str(rec), "--no-progress",
                  "--telemetry", str(tel)]) == 0
     assert main(["compare", "--data", str(sim), "--recon", f"PtychoPINN={rec / 'reconstruction.npz'}",
@@ -39,6 +40,20 @@ def test_pipeline_telemetry_validates_and_parity_diff_finds_double_normalisation
         assert stage in names
     assert doc["training"]["epochs_completed"] == 1 and doc["inference"] and doc["comparison"]
     assert doc["intensity_scale"]["used_mode"] == "dataset_derived"
+    # seed 003 names: scenario, loss weights, the stitched arrays, the probe normalisation block
+    assert doc["scenario"] == "gs1_tiny"
+    assert doc["configuration"]["loss_weights"] == {"nll_weight": 1.0, "mae_weight": 0.0,
+                                                    "realspace_weight": 0.0, "tv_weight": 0.0}
+    art = doc["inference"]["artifacts"]
+    with np.load(art["reconstruction_npz"]) as z:
+        np.testing.assert_array_equal(np.load(art["amplitude_npy"]), z["amplitude"])
+        np.testing.assert_array_equal(np.load(art["phase_npy"]), z["phase"])
+    norm = doc["probe"]["normalization"]
+    assert norm["method"] == "normalise_probe_energy" and norm["probe_scale"] == 16.0  # N/2 at N = 32
+    assert norm["probe_mask"] is False and norm["mask_stats"] is None and isinstance(norm["probe_big"], bool)
+    post = doc["probe"]["post_normalization"]
+    assert post["energy"] == pytest.approx(16.0 ** 2, rel=1e-6)  # sum|P|^2 = (N/2)^2
+    assert post["amplitude"]["l2_norm"] == pytest.approx(norm["probe_scale"], rel=1e-6)
     # the normalised stage really is X * r: its mean over the raw mean is r = 1/s
     st = {s["name"]: s["stats"] for s in doc["intensity_stages"]}
     r = 1.0 / doc["intensity_scale"]["dataset_derived"]["computed_scale"]

@@ -78,6 +78,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if name in TELEMETRY_COMMANDS:
             p.add_argument("--telemetry", metavar="PATH", default=None,
                            help="write or extend this parity_telemetry.json (schema 1.0) with this step's stages")
+            p.add_argument("--scenario", metavar="NAME", default=None,
+                           help="scenario name recorded in the telemetry (default: kept from the file)")
     return parser
 
 

@@ -9,8 +9,10 @@ from ptychopinn.cli import _checks as ck
 HELP = "simulate one object, probe and scan at several photon doses, with a manifest"
 DESCRIPTION = """Writes ROOT/data_p1e3.npz ... data_p1e9.npz (one per dose; same object, probe and scan,
 independent Poisson noise per dose) and ROOT/manifest.json, ROOT/manifest.md (file, dose, patterns,
-shape, SHA-256, size). Every dose is checked before the first simulation and the files are built
-in a staging folder next to ROOT, moved into place only when all are written: a failed or
+shape, SHA-256, size, seconds). The same command writes byte-identical NPZ files (no time inside
+them), and a dose's noise depends only on --seed and the dose value: data_p1e5.npz is the same file
+whether made alone or in a sweep. Every dose is checked before the first simulation and the files
+are built in a staging folder next to ROOT, moved into place only when all are written: a failed or
 interrupted run leaves nothing. Exit status: 0 written; 2 bad option or input (nothing written)."""
 
 

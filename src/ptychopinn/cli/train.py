@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import TrainingTelemetry
 
-        observers.append(TrainingTelemetry(args.telemetry))
+        observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario))
     res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
                 observers=observers)
     if res.device and _is_main():

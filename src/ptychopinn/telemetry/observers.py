@@ -11,10 +11,12 @@ opens the file (extending it if it exists), records its part and writes it back 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
 from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.telemetry.recorder import TelemetryRecorder, TrainingBlock, seeds_from_metadata
@@ -33,7 +35,7 @@ def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathL
                            "simulation": ds.metadata.get("config", {})})
     norm = ds.metadata.get("probe_normalisation", {})
     rec.record_probe(ds.probe, None, "none", float(norm.get("factor", 1.0)),
-                     "npz_loaded" if probe_from else "idealized", probe_from)
+                     "npz_loaded" if probe_from else "idealized", probe_from, probe_mask=False)
     rec.record_stage("raw_diffraction", ds.diff3d, "ptychopinn.data.simulate::simulate")
     rec.write()
 
@@ -94,12 +96,15 @@ class TrainingTelemetry(Observer):
             "N": mcfg.N, "gridsize": mcfg.gridsize, "nphotons": sc.nphotons_metadata,
             "neighbor_count": tcfg.neighbor_count, "group_count": int(s["groups"].shape[0]),
             "batch_size": tcfg.batch_size, "nepochs": tcfg.epochs, "split_fraction": 1 - tcfg.val_fraction,
-            "loss_fn": tcfg.loss, "loss_weights": s["loss_weights"].to_dict(),
+            "loss_fn": tcfg.loss, "loss_weights": {  # seed names; no real-space or TV term here: weight 0
+                "nll_weight": s["loss_weights"].nll, "mae_weight": s["loss_weights"].mae,
+                "realspace_weight": 0.0, "tv_weight": 0.0},
             "intensity_scale_trainable": mcfg.intensity_scale_trainable,
             "model": mcfg.to_dict(), "training": tcfg.to_dict(),
         })
         rec.record_probe(ds.probe, s["probe_initial"], "normalise_probe_energy", float(model.probe_factor),
-                         "npz_loaded", s["train_path"])
+                         "npz_loaded", s["train_path"], probe_scale=mcfg.N / 2, probe_big=bool(mcfg.border_branch),
+                         probe_mask=False)
         g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
         rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
         rec.record_stage("grouped_diffraction", None, f"{_TRAINER}::_prepare X[groups]", stats=self._grouped[0], **g)
@@ -145,10 +150,14 @@ class InferenceTelemetry(Observer):
             if y0 >= 0 and x0 >= 0 and y0 + h <= ds.object.shape[0] and x0 + w <= ds.object.shape[1]:
                 gt = np.abs(ds.object[y0:y0 + h, x0:x0 + w])
                 rec.record_stage("ground_truth_amplitude", gt[covered], "objectGuess over the stitched canvas", count=m)
-        out = os.fspath(out_dir)
+        out = Path(out_dir)
+        for name in ("amplitude", "phase"):  # the seed's stitched arrays
+            with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, getattr(reconstruction, name))
         rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path, artifacts={
-            name: os.path.join(out, f) for name, f in (("reconstruction_npz", "reconstruction.npz"),
-                                                      ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))})
+            name: os.fspath(out / f) for name, f in (
+                ("reconstruction_npz", "reconstruction.npz"), ("amplitude_npy", "amplitude.npy"),
+                ("phase_npy", "phase.npy"), ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))})
         scale = read_config(self.model_dir).get("intensity_scale") or {}
         if scale:
             value = scale.get("value")
