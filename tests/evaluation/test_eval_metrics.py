@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy import ndimage
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
 
 from ptychopinn.evaluation import metrics as M
 
@@ -108,10 +108,17 @@ def test_psnr_and_ssim_match_scikit_image():
         a = _smooth(shape, 1) * 1.3 + 0.2
         b = a + 0.05 * rng.standard_normal(shape)
         dr = a.max() - a.min()
-        assert M.psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=dr), rel=1e-12)
+        # a constant error c gives MSE c^2: PSNR = 20 log10(range / c), by hand
+        assert M.psnr(a, a + 0.05) == pytest.approx(20 * np.log10(dr / 0.05), rel=1e-12)
+        assert M.mse(a, b) == pytest.approx(np.mean((b - a) ** 2), rel=1e-12)
+        # phases: an error of 2 pi - 0.1 is an error of 0.1
+        assert M.mse(a, a + 2 * np.pi - 0.1, phase=True) == pytest.approx(0.01, rel=1e-9)
         ref = structural_similarity(a, b, data_range=dr, gaussian_weights=True, sigma=1.5,
                                     use_sample_covariance=False)
         assert M.ssim(a, b) == pytest.approx(ref, abs=1e-10)
+        # the MS-SSIM building block (this package's own SSIM) agrees with scikit-image
+        own = M._ssim_and_cs(a, b, dr, M.gaussian_window(11, 1.5), 0.01, 0.03)[0]
+        assert own == pytest.approx(ref, abs=1e-10)
 
 
 def test_legacy255_psnr_reproduces_reference_convention():

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import torch
+from training_helpers import tiny_dataset, tiny_model, tiny_train
 
 from ptychopinn.inference.reconstruct import reconstruct
 from ptychopinn.training.trainer import train
-from training_helpers import tiny_dataset, tiny_model, tiny_train
 
 
 class Log:

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], metavar="B", help="patterns per prediction chunk")
     parser.add_argument("--subpixel", choices=("fourier", "round"), default=d["subpixel"],
                         help="sub-pixel scan positions: Fourier-shift the kept crop or round to the nearest pixel")
+    parser.add_argument("--seed", type=ck.seed, default=d["seed"],
+                        help="grouping seed of gridsize > 1 models")
     _common.add_device(parser)
     _common.add_threads(parser)
     _common.add_quiet(parser)
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     rec = reconstruct(
         args.model, args.data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
-        progress=False if args.quiet else None, observers=observers,
+        progress=False if args.quiet else None, seed=args.seed, observers=observers,
     )
     t = rec.timing
     h, w = rec.object.shape

@@ -345,6 +345,19 @@ def load_dataset(
     )
 
 
+def as_dataset(data: str | os.PathLike | PtychoDataset, *, require_object: bool = False) -> PtychoDataset:
+    """The one entry point of train, reconstruct and compare: a :class:`PtychoDataset` as given,
+    or the NPZ at a path loaded and validated (:func:`load_dataset`). ``require_object``: the
+    ground truth ``objectGuess`` must be present."""
+    if isinstance(data, PtychoDataset):
+        if require_object and data.object is None:
+            raise _err(data.source, "objectGuess", "missing (the ground truth is needed to compare)")
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data, require_object=require_object)
+    raise DataError(f"expected a dataset path or PtychoDataset; got {type(data).__name__}")
+
+
 def check_positions_inside(
     object_shape: tuple[int, int], ycoords: np.ndarray, xcoords: np.ndarray, n: int,
     source: str = "<memory>",

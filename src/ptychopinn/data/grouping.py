@@ -43,10 +43,14 @@ def group_offsets(positions_yx: np.ndarray, indices: np.ndarray) -> tuple[np.nda
     return members - centres[:, None, :], centres
 
 
+#: the default K of the K-nearest-neighbour grouping (DESIGN section 4); configs read it from here
+DEFAULT_NEIGHBOR_COUNT = 7
+
+
 def make_groups(
     positions_yx: np.ndarray,
     gridsize: int = 1,
-    neighbor_count: int = 7,
+    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT,
     n_groups: int | None = None,
     *,
     oversample: bool = False,

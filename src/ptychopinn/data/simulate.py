@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptychopinn.data.contract import PtychoDataset, check_positions_inside, load_object, load_probe
+from ptychopinn.data.contract import (
+    PtychoDataset,
+    check_positions_inside,
+    load_object,
+    load_probe,
+)
 from ptychopinn.errors import ConfigError
 from ptychopinn.physics import dose
 from ptychopinn.physics import objects as objects_mod

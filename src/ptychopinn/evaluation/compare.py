@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.data.contract import as_dataset
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.evaluation import align as _al
 from ptychopinn.evaluation.metrics import (
@@ -194,18 +195,6 @@ def _check_label(label: str) -> str:
     return label
 
 
-def _load_data(data: Any) -> Any:
-    from ptychopinn.data.contract import PtychoDataset, load_dataset
-
-    if isinstance(data, PtychoDataset):
-        if data.object is None:
-            raise DataError(f"{data.source}: key 'objectGuess': missing (the ground truth is needed to compare)")
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        return load_dataset(data, require_object=True)
-    raise DataError(f"unsupported dataset input of type {type(data).__name__} (give a path or a PtychoDataset)")
-
-
 # ---------------------------------------------------------------------------------------------
 # computing
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +206,7 @@ def compute_comparison(
     cfg = config or CompareConfig()
     if not recons:
         raise ConfigError("no reconstructions to compare")
-    ds = _load_data(data)
+    ds = as_dataset(data, require_object=True)
     arms = [load_reconstruction(src, _check_label(lab)) for lab, src in recons.items()]
     gt_full = np.asarray(ds.object, dtype=np.complex128)
     scan = _al.scanned_region(ds.ycoords, ds.xcoords, gt_full.shape)

@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from skimage.metrics import (
+    mean_squared_error,
+    peak_signal_noise_ratio,
+    structural_similarity,
+)
 
 #: Wang et al. (2003) scale weights, finest scale first
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -64,11 +69,15 @@ def mae(reference: np.ndarray, image: np.ndarray, *, phase: bool = False) -> flo
     return float(np.mean(np.abs(d)))
 
 
-def mse(reference: np.ndarray, image: np.ndarray, *, phase: bool = False) -> float:
-    """Mean squared error; ``phase=True`` wraps differences to (-pi, pi] first."""
+def _wrapped(reference: np.ndarray, image: np.ndarray, phase: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, image), the image moved by whole turns to within pi of the reference for phases."""
     a, b = _pair(reference, image)
-    d = wrap_phase(b - a) if phase else b - a
-    return float(np.mean(d * d))
+    return a, (a + wrap_phase(b - a)) if phase else b
+
+
+def mse(reference: np.ndarray, image: np.ndarray, *, phase: bool = False) -> float:
+    """Mean squared error (scikit-image); ``phase=True`` wraps differences to (-pi, pi] first."""
+    return float(mean_squared_error(*_wrapped(reference, image, phase)))
 
 
 def psnr_from_mse(mse_value: float, peak: float) -> float:
@@ -82,20 +91,20 @@ def psnr(
     reference: np.ndarray, image: np.ndarray, *, data_range: float | None = None,
     convention: str = "range", phase: bool = False,
 ) -> float:
-    """Peak signal-to-noise ratio in dB.
+    """Peak signal-to-noise ratio in dB (scikit-image; inf for identical images).
 
     ``convention="range"``: peak = ``data_range`` (default: max - min of the reference).
     ``convention="legacy255"``: peak = 255 regardless of the data (reference implementation).
     """
     if convention not in PSNR_CONVENTIONS:
         raise ValueError(f"unknown PSNR convention {convention!r}; choose from {PSNR_CONVENTIONS}")
-    m = mse(reference, image, phase=phase)
-    if convention == "legacy255":
-        return psnr_from_mse(m, 255.0)
-    peak = value_range(reference) if data_range is None else float(data_range)
+    a, b = _wrapped(reference, image, phase)
+    peak = 255.0 if convention == "legacy255" else value_range(a) if data_range is None else float(data_range)
     if peak <= 0:
         raise ValueError("PSNR needs a positive data range (the reference is constant)")
-    return psnr_from_mse(m, peak)
+    if not np.any(a != b):
+        return math.inf
+    return float(peak_signal_noise_ratio(a, b, data_range=peak))
 
 
 def pearson_r(reference: np.ndarray, image: np.ndarray) -> float:
@@ -154,14 +163,21 @@ def ssim(
 ) -> float:
     """Mean structural similarity (Wang et al. 2004), Gaussian window, valid region.
 
-    Returns NaN when the image is smaller than the window.
+    scikit-image's ``structural_similarity`` (Gaussian weights, population covariance) when its
+    window (2 round(3.5 sigma) + 1 taps) is ``win_size`` (the default 11 with sigma 1.5); this
+    module's implementation (the MS-SSIM building block) otherwise. NaN when the image is
+    smaller than the window.
     """
     a, b = _pair(reference, image)
     if a.ndim != 2:
         raise ValueError(f"SSIM needs 2-D images; got shape {a.shape}")
     if min(a.shape) < win_size:
         return math.nan
-    return _ssim_and_cs(a, b, _peak(a, data_range), gaussian_window(win_size, sigma), k1, k2)[0]
+    peak = _peak(a, data_range)
+    if 2 * int(3.5 * sigma + 0.5) + 1 == win_size:
+        return float(structural_similarity(a, b, data_range=peak, gaussian_weights=True, sigma=sigma,
+                                           use_sample_covariance=False, K1=k1, K2=k2))
+    return _ssim_and_cs(a, b, peak, gaussian_window(win_size, sigma), k1, k2)[0]
 
 
 def ms_ssim_n_scales(shape: tuple[int, ...], win_size: int = 11, max_scales: int = 5) -> int:

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ptychopinn._device import resolve_device  # noqa: F401 - re-exported for inference callers
+from ptychopinn._device import resolve_device
+from ptychopinn.data.contract import as_dataset
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import BundleError, ConfigError, DataError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,14 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
         n = getattr(model, "N", None) or _cfg_get(cfg, "N")
         g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
         kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
-        k = _cfg_get(cfg, "neighbor_count", 7)
+        k = _cfg_get(cfg, "neighbor_count", DEFAULT_NEIGHBOR_COUNT)
     elif hasattr(model, "model") and hasattr(model, "model_config"):  # a Bundle
         module, cfg = model.model, model.model_config
         source = str(getattr(model, "run_dir", "<bundle>"))
         n = getattr(model, "N", None) or _cfg_get(cfg, "N")
         g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
         kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
-        k = _cfg_get(getattr(model, "train_config", None), "neighbor_count", None) or _cfg_get(cfg, "neighbor_count", 7)
+        k = _cfg_get(getattr(model, "train_config", None), "neighbor_count", None) or _cfg_get(cfg, "neighbor_count", DEFAULT_NEIGHBOR_COUNT)
     else:
         raise ConfigError(f"expected a bundle directory, a Bundle or a torch module; got {type(model).__name__}")
     module = module.to(dev).eval()
@@ -100,8 +100,10 @@ def data_input_scale(diff3d: np.ndarray) -> float:
     return float(input_scale(diff3d))
 
 
-def build_groups(positions_yx: np.ndarray, gridsize: int, neighbor_count: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """(indices (M, C) int64 with column 0 == arange(M), offsets (M, C, 2) float32) for inference."""
+def build_groups(positions_yx: np.ndarray, gridsize: int, neighbor_count: int = DEFAULT_NEIGHBOR_COUNT,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (M, C) int64 with column 0 == arange(M), offsets (M, C, 2) float32) for inference;
+    ``seed`` picks the C-1 neighbours of each anchor among its K nearest."""
     pos = np.asarray(positions_yx, dtype=np.float64)
     m = pos.shape[0]
     if gridsize == 1:
@@ -109,7 +111,7 @@ def build_groups(positions_yx: np.ndarray, gridsize: int, neighbor_count: int = 
     from ptychopinn.data.grouping import make_groups
 
     groups = make_groups(pos, gridsize, neighbor_count=max(neighbor_count, gridsize * gridsize),
-                         n_groups=None, seed=0)
+                         n_groups=None, seed=seed)
     if not np.array_equal(groups.indices[:, 0], np.arange(m)):
         raise ConfigError("internal: inference groups must have one anchor per pattern in order")
     return groups.indices, groups.offsets.astype(np.float32)
@@ -129,10 +131,12 @@ def iter_patches(
     batch_size: int = 256,
     r: float | None = None,
     progress: bool | None = None,
+    seed: int = 0,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield ``(patterns slice, patches (B, N, N) complex on model.device)`` chunk by chunk.
 
-    Patches are the anchor (column 0) prediction of each pattern's group, in pattern order.
+    Patches are the anchor (column 0) prediction of each pattern's group, in pattern order;
+    ``seed`` is the grouping seed (gridsize > 1).
     ``progress`` None or True shows a tqdm bar on a terminal (or in a notebook) only; False never.
     """
     if batch_size < 1:
@@ -141,7 +145,7 @@ def iter_patches(
     if model.N and n != model.N:
         raise DataError(f"diff3d: pattern size {n} does not match the model's N={model.N}")
     r = data_input_scale(diff3d) if r is None else float(r)
-    indices, offsets = build_groups(positions_yx, model.gridsize, model.neighbor_count)
+    indices, offsets = build_groups(positions_yx, model.gridsize, model.neighbor_count, seed)
     dev = model.device
     cuda = dev.type == "cuda"
     from tqdm.auto import tqdm
@@ -179,18 +183,18 @@ def predict(
     device: str | torch.device = "auto",
     *,
     progress: bool | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """All predicted patches (M, N, N) complex64 (anchor patch per pattern), chunked through the model.
 
     ``model``: bundle directory, ``Bundle`` or ``nn.Module``; ``dataset``: a ``PtychoDataset`` or
     an NPZ path. Holds every output patch in memory: use :func:`ptychopinn.inference.reconstruct`
-    (which stitches chunk by chunk) for large scans.
+    (which stitches chunk by chunk) for large scans. ``seed``: the grouping seed (gridsize > 1).
     """
-    from ptychopinn.inference.reconstruct import as_dataset
-
     im = model if isinstance(model, InferenceModel) else resolve_model(model, device)
     ds = as_dataset(dataset)
     out = np.empty((ds.n_patterns, ds.N, ds.N), dtype=np.complex64)
-    for sl, p in iter_patches(im, ds.diff3d, ds.positions_yx, batch_size=batch_size, progress=progress):
+    for sl, p in iter_patches(im, ds.diff3d, ds.positions_yx, batch_size=batch_size, progress=progress,
+                                 seed=seed):
         out[sl] = p.to(torch.complex64).cpu().numpy()
     return out

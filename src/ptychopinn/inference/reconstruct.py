@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ptychopinn._observe import notify
+from ptychopinn.data.contract import as_dataset
 from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
     InferenceModel,
@@ -53,17 +54,6 @@ class Reconstruction:
         return write_outputs(self, out_dir, xcoords, ycoords)
 
 
-def as_dataset(data: Any):
-    """A ``PtychoDataset`` from a dataset object or a path (validated by the data contract)."""
-    from ptychopinn.data.contract import PtychoDataset, load_dataset
-
-    if isinstance(data, PtychoDataset):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        return load_dataset(data)
-    raise ConfigError(f"expected a dataset path or PtychoDataset; got {type(data).__name__}")
-
-
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -79,6 +69,7 @@ def reconstruct(
     *,
     subpixel: str = "fourier",
     progress: bool | None = None,
+    seed: int = 0,
     observers: tuple[Any, ...] | list[Any] = (),
 ) -> Reconstruction:
     """Predict every pattern of ``data`` with ``model`` and stitch the patches into one object.
@@ -87,7 +78,8 @@ def reconstruct(
     :func:`~ptychopinn.inference.predict.resolve_model`); ``data``: NPZ path or ``PtychoDataset``.
     ``stitch_crop``: kept central square (default ``round(N*20/64)``); ``subpixel``: ``fourier`` or
     ``round`` (see :mod:`ptychopinn.inference.stitch`). With ``out_dir``, writes
-    ``reconstruction.npz``, ``amplitude.png`` and ``phase.png`` there.
+    ``reconstruction.npz``, ``amplitude.png`` and ``phase.png`` there. ``seed``: the grouping
+    seed of gridsize > 1 models (which C-1 of the K nearest neighbours join each anchor).
 
     ``observers`` (:mod:`ptychopinn._observe`) are called with keyword arguments:
     ``setup(ds, model, r)`` (model: the :class:`InferenceModel`), ``batch(patterns, patches)``
@@ -122,7 +114,8 @@ def reconstruct(
     t_pred = t_stitch = 0.0
     _sync(im.device)
     tick = time.perf_counter()
-    for sl, patches in iter_patches(im, ds.diff3d, pos, batch_size=int(batch_size), r=r, progress=progress):
+    for sl, patches in iter_patches(im, ds.diff3d, pos, batch_size=int(batch_size), r=r, progress=progress,
+                                     seed=int(seed)):
         _sync(im.device)
         t1 = time.perf_counter()
         t_pred += t1 - tick
@@ -145,7 +138,7 @@ def reconstruct(
         "data": ds.source, "n_patterns": ds.n_patterns, "stitch_crop": crop, "subpixel": subpixel,
         "input_scale_r": r, "input_scale_source": "data being reconstructed",
         "origin_convention": "canvas[i, j] == object[origin_y + i, origin_x + j]",
-        "device": str(im.device), "batch_size": int(batch_size), "timing": timing,
+        "device": str(im.device), "batch_size": int(batch_size), "grouping_seed": int(seed), "timing": timing,
     }
     from ptychopinn._plot import pixel_size_of
 

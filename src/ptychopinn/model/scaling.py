@@ -16,7 +16,7 @@ import numpy as np
 
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.physics import dose
-from ptychopinn.physics.dose import closed_form_scale  # noqa: F401 - re-exported
+from ptychopinn.physics.dose import closed_form_scale
 
 SCALE_SOURCES = ("data", "closed_form")
 

@@ -13,7 +13,6 @@ failed or killed demo leaves no partial output.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,7 +202,3 @@ def save_demo_figure(full: Any, test_ds: Any, aligned_npz: Path, labels: list[st
                        title=metrics_title(f"{names.get(arm, arm)} {comp}", m), remove_offset=False,
                        colorbar=j == len(arms) - 1)
     return save_figure(fig, path, dpi=90)
-
-
-def load_summary(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

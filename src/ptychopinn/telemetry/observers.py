@@ -19,7 +19,11 @@ import numpy as np
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
 from ptychopinn.physics.dose import mean_total_counts
-from ptychopinn.telemetry.recorder import TelemetryRecorder, TrainingBlock, seeds_from_metadata
+from ptychopinn.telemetry.recorder import (
+    TelemetryRecorder,
+    TrainingBlock,
+    seeds_from_metadata,
+)
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
 _TRAINER = "ptychopinn.training.trainer"

@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import atomic_path, sha256_file, to_plain  # sha256_file: public helper named by seed 004
+from ptychopinn._io import (  # sha256_file: public helper named by seed 004
+    atomic_path,
+    sha256_file,
+    to_plain,
+)
 from ptychopinn.data.contract import open_npz
 from ptychopinn.errors import ConfigError, DataError, DependencyError
 from ptychopinn.telemetry.provenance import git_info
@@ -182,7 +186,7 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with open(p, "rb") as fh:
             obj = dill.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
+    except Exception as exc:
         msg = " ".join(str(exc).split())[:200]
         raise DataError(f"{p}: cannot unpickle params file ({exc.__class__.__name__}: {msg})") from None
     if not isinstance(obj, Mapping):

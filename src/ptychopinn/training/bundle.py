@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import atomic_path, save_npz_atomic, write_json_atomic
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import BundleError, ConfigError, DataError, one_line
 from ptychopinn.model.config import ModelConfig
 
@@ -55,7 +56,7 @@ class Bundle:
 
     @property
     def neighbor_count(self) -> int:
-        return int(self.train_config.get("neighbor_count", 7))
+        return int(self.train_config.get("neighbor_count", DEFAULT_NEIGHBOR_COUNT))
 
 
 def state_dict_for_saving(model: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ptychopinn._config import strict_from_dict
 from ptychopinn._device import check_device_name
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -48,7 +49,7 @@ class TrainConfig:
     loss: str = "nll"
     nll_weight: float | None = None
     mae_weight: float | None = None
-    neighbor_count: int = 7
+    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
     n_groups: int | None = None
     oversample: bool = False
     seed: int = 0

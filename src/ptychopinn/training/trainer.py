@@ -39,7 +39,7 @@ from torch import nn
 from ptychopinn._device import resolve_device
 from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
 from ptychopinn._observe import notify
-from ptychopinn.data.contract import PtychoDataset, load_dataset
+from ptychopinn.data.contract import PtychoDataset, as_dataset
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError, one_line
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
@@ -117,9 +117,7 @@ def _autocast(device: torch.device, precision: str):
 
 def _as_dataset(data: str | os.PathLike | PtychoDataset) -> tuple[PtychoDataset, str | None]:
     """(dataset, path of the file it was read from, if read here)."""
-    if isinstance(data, PtychoDataset):
-        return data, None
-    return load_dataset(data), str(data)
+    return as_dataset(data), None if isinstance(data, PtychoDataset) else str(data)
 
 
 @dataclass
@@ -573,8 +571,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 "model": _state_copy(model), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "history": history, "best_loss": best_loss,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
-                "best_state": best_state, "rng": {"torch": torch.get_rng_state()},
-                "grad_state": grad_state,
+                "best_state": best_state, "grad_state": grad_state,
             })
             write_json_atomic(run / bundle_mod.HISTORY_FILE, history)
         if show:
