@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from ptychopinn.physics.forward import disc_overlap, extract_patches, far_field, fourier_shift
-from ptychopinn.physics.probe import default_probe, normalise_probe_energy, resample_probe
+from ptychopinn.physics.forward import extract_patches, far_field, fourier_shift
+from ptychopinn.physics.probe import (
+    default_probe,
+    normalise_probe_energy,
+    resample_probe,
+)
+from ptychopinn.physics.scan import disc_overlap
 
 
 def _dft_oracle(psi: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ptychopinn.errors import ConfigError
-from ptychopinn.physics.forward import disc_overlap
+from ptychopinn.physics.scan import disc_overlap
 
 
 @dataclass(frozen=True)

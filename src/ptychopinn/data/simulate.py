@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptychopinn._config import Config
 from ptychopinn.data.contract import (
     PtychoDataset,
     check_positions_inside,
@@ -37,7 +38,7 @@ MAX_NPHOTONS = 1e18
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(Config):
     """Everything that defines a simulated dataset (round-trips to JSON)."""
 
     n_images: int = 2000
@@ -77,13 +78,6 @@ class SimulationConfig:
         if self.step is not None and self.step <= 0:
             raise ConfigError("step must be > 0")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SimulationConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     def stream_seeds(self) -> dict[str, int]:
         """The effective seed of each random stream (object, scan, noise)."""

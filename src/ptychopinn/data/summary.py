@@ -8,7 +8,7 @@ import numpy as np
 
 from ptychopinn.data.contract import PtychoDataset
 from ptychopinn.data.grouping import mean_nn_step, probe_diameter_estimate
-from ptychopinn.physics.forward import disc_overlap
+from ptychopinn.physics.scan import disc_overlap
 
 
 def summarize(ds: PtychoDataset) -> dict[str, Any]:

@@ -15,12 +15,13 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.evaluation import align as _al
@@ -44,7 +45,7 @@ OUTPUT_FILES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class CompareConfig:
+class CompareConfig(Config):
     """Settings of a comparison (see docs/evaluation.md).
 
     ``rim=None``: automatic (0 if no arm is shifted, else ceil(largest |shift|) + 2, one rim for
@@ -75,17 +76,6 @@ class CompareConfig:
             raise ConfigError(f"upsample_factor must be >= 1; got {self.upsample_factor}")
         if not float(self.ms_ssim_sigma) > 0:
             raise ConfigError(f"ms_ssim_sigma must be > 0; got {self.ms_ssim_sigma}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CompareConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown comparison setting(s): {', '.join(unknown)}")
-        return cls(**dict(d))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ torch, numpy and ``random``; :func:`run_ptychi` restores all of them afterwards.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -49,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
 from ptychopinn._device import check_device_name
 from ptychopinn._io import jsonable
 from ptychopinn.data.contract import PtychoDataset
@@ -80,7 +80,7 @@ LOSS_DEFINITIONS = {
 # configuration and result
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PtychiConfig:
+class PtychiConfig(Config):
     """Settings of one pty-chi reconstruction (round-trips to JSON)."""
 
     algorithm: str = "LSQML"
@@ -106,14 +106,6 @@ class PtychiConfig:
             raise ConfigError(f"epochs and batch_size must be >= 1; got {self.epochs} and {self.batch_size}")
         if int(self.margin) < 2:
             raise ConfigError(f"margin must be >= 2 pixels; got {self.margin}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PtychiConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ptychopinn._config import strict_from_dict
+from ptychopinn._config import Config
 from ptychopinn.errors import ConfigError
 
 MODEL_KINDS = ("pinn", "supervised")
@@ -27,7 +28,7 @@ def needs_border_branch(probe: Any, threshold: float = 0.01) -> bool:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     """Everything that defines a network's shape and its physics layers.
 
     ``N=None`` means "take it from the training data". ``amp_max`` multiplies the sigmoid
@@ -105,10 +106,7 @@ class ModelConfig:
             raise ConfigError(f"model config has N={self.N} but the data have N={n}")
         return dataclasses.replace(self, N=int(n))
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
         """Strict; a config without ``arch`` (bundles written before it existed) is 'classic'."""
-        return strict_from_dict(cls, {"arch": "classic", **d}, "model config")
+        return super().from_dict({"arch": "classic", **d})

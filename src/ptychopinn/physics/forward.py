@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -141,12 +140,3 @@ def diffraction_intensity(probe: Tensor, patches: Tensor) -> Tensor:
         return far_field(probe * patches).abs().square()
     spec = torch.fft.fft2(centring_probe(probe) * patches, norm="ortho")
     return torch.view_as_real(spec).square().sum(-1)
-
-
-def disc_overlap(d: np.ndarray | float, diameter: float) -> np.ndarray:
-    """Overlap fraction of two discs of diameter D whose centres are d apart (1 at d=0, 0 at d>=D)."""
-    d = np.asarray(d, dtype=np.float64)
-    r = diameter / 2.0
-    dc = np.clip(d, 0.0, diameter)
-    lens = 2 * r * r * np.arccos(dc / (2 * r)) - (dc / 2) * np.sqrt(np.maximum(4 * r * r - dc * dc, 0.0))
-    return np.where(d >= diameter, 0.0, lens / (math.pi * r * r))

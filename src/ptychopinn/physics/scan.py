@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -44,3 +46,12 @@ def jitter_scan(object_shape, n: int, step: float, rng: np.random.Generator, jit
     pos[:, 0] = np.clip(pos[:, 0], y0, y1)
     pos[:, 1] = np.clip(pos[:, 1], x0, x1)
     return pos
+
+
+def disc_overlap(d: np.ndarray | float, diameter: float) -> np.ndarray:
+    """Overlap fraction of two discs of diameter D whose centres are d apart (1 at d=0, 0 at d>=D)."""
+    d = np.asarray(d, dtype=np.float64)
+    r = diameter / 2.0
+    dc = np.clip(d, 0.0, diameter)
+    lens = 2 * r * r * np.arccos(dc / (2 * r)) - (dc / 2) * np.sqrt(np.maximum(4 * r * r - dc * dc, 0.0))
+    return np.where(d >= diameter, 0.0, lens / (math.pi * r * r))

@@ -12,7 +12,6 @@ failed or killed demo leaves no partial output.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
 from ptychopinn._io import staged_dir, write_json_atomic
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(Config):
     N: int = 32
     object_size: int = 160
     step: float = 3.0
@@ -38,13 +38,6 @@ class DemoConfig:
     ptychi_epochs: int = 50
     seed: int = 0
     device: str = "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DemoConfig:
-        return cls(**d)
 
 
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, progress: bool = True,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
 from ptychopinn._io import sha256_file, staged_dir, write_json_atomic, write_text_atomic
 from ptychopinn.errors import ConfigError
 
@@ -43,7 +44,7 @@ def noise_seed(seed: int, dose: float) -> int:
 
 
 @dataclass(frozen=True)
-class PhotonGridConfig:
+class PhotonGridConfig(Config):
     doses: tuple[float, ...] = DEFAULT_DOSES
     n_images: int = 5000
     N: int = 64
@@ -60,17 +61,6 @@ class PhotonGridConfig:
                               f"{list(self.doses)}")
         if len(set(self.doses)) != len(self.doses):
             raise ConfigError("doses must be distinct")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["doses"] = list(self.doses)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PhotonGridConfig:
-        d = dict(d)
-        d["doses"] = tuple(float(x) for x in d.get("doses", DEFAULT_DOSES))
-        return cls(**d)
 
 
 def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: bool = True) -> dict[str, Any]:

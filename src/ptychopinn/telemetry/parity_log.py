@@ -19,13 +19,14 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
 from ptychopinn._io import (  # sha256_file: public helper named by seed 004
     atomic_path,
     sha256_file,
@@ -74,7 +75,7 @@ _CHUNK = 1 << 22  # elements per chunk for the mean / std passes
 
 
 @dataclass(frozen=True)
-class ParityLogConfig:
+class ParityLogConfig(Config):
     """Inputs of one parity-log run."""
 
     dataset_root: str = DEFAULT_DATASET_ROOT
@@ -82,22 +83,6 @@ class ParityLogConfig:
     baseline_params: str | None = None
     scenario_id: str | None = None
     limit_datasets: tuple[str, ...] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["limit_datasets"] = None if self.limit_datasets is None else list(self.limit_datasets)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ParityLogConfig:
-        lim = d.get("limit_datasets")
-        return cls(
-            dataset_root=str(d.get("dataset_root", DEFAULT_DATASET_ROOT)),
-            output=str(d.get("output", ".")),
-            baseline_params=None if d.get("baseline_params") is None else str(d["baseline_params"]),
-            scenario_id=None if d.get("scenario_id") is None else str(d["scenario_id"]),
-            limit_datasets=None if lim is None else tuple(str(x) for x in lim),
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +171,7 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with open(p, "rb") as fh:
             obj = dill.load(fh)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
         msg = " ".join(str(exc).split())[:200]
         raise DataError(f"{p}: cannot unpickle params file ({exc.__class__.__name__}: {msg})") from None
     if not isinstance(obj, Mapping):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from ptychopinn._config import strict_from_dict
+from ptychopinn._config import Config
 from ptychopinn._device import check_device_name
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
@@ -22,7 +20,7 @@ RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Everything that defines a training run besides the model.
 
     ``loss`` picks the PINN loss ('nll', 'mae' or 'nll+mae'); ``nll_weight`` / ``mae_weight``
@@ -112,9 +110,4 @@ class TrainConfig:
         if self.intensity_scale_source not in ("data", "closed_form"):
             raise ConfigError("intensity_scale_source must be 'data' or 'closed_form'")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return strict_from_dict(cls, d, "training config")

@@ -1,0 +1,40 @@
+"""Every configuration shares the strict base: JSON round trip, unknown keys refused by name."""
+
+import json
+
+import pytest
+
+from ptychopinn._config import Config
+from ptychopinn.data.simulate import SimulationConfig
+from ptychopinn.errors import ConfigError
+from ptychopinn.evaluation.compare import CompareConfig
+from ptychopinn.iterative.ptychi_runner import PtychiConfig
+from ptychopinn.model.config import ModelConfig
+from ptychopinn.studies.demo import DemoConfig
+from ptychopinn.studies.photon_grid import PhotonGridConfig
+from ptychopinn.telemetry.parity_log import ParityLogConfig
+from ptychopinn.training.config import TrainConfig
+
+CONFIGS = (SimulationConfig, CompareConfig, PtychiConfig, ModelConfig, DemoConfig, PhotonGridConfig,
+           ParityLogConfig, TrainConfig)
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_round_trip_and_unknown_keys(cls):
+    assert issubclass(cls, Config)
+    cfg = cls()
+    text = cfg.to_json()
+    assert json.loads(text) == cfg.to_dict()
+    assert cls.from_json(text) == cfg and cls.from_dict(json.loads(text)) == cfg
+    with pytest.raises(ConfigError, match="bogus_key"):
+        cls.from_dict({**cfg.to_dict(), "bogus_key": 1})
+
+
+def test_tuple_fields_come_back_as_tuples():
+    cfg = PhotonGridConfig(doses=(1e3, 1e5))
+    back = PhotonGridConfig.from_json(cfg.to_json())
+    assert back.doses == (1e3, 1e5) and isinstance(back.doses, tuple)
+    lim = ParityLogConfig(limit_datasets=("a.npz",))
+    assert ParityLogConfig.from_dict(json.loads(lim.to_json())).limit_datasets == ("a.npz",)
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrainConfig.from_json("{epochs: 3")
