@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptychopinn.inference.reconstruct import Reconstruction, as_dataset, reconstruct
+from ptychopinn.data.contract import as_dataset
+from ptychopinn.inference.reconstruct import Reconstruction, reconstruct
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.training.config import TrainConfig
 from ptychopinn.training.trainer import TrainResult, train
@@ -57,7 +58,7 @@ def reconstruct_scan(
     tcfg = train_config or DEFAULT_TRAIN
     mcfg = model_config if (model_config is not None or from_bundle is not None) else DEFAULT_MODEL
     res = train(ds, out / MODEL_SUBDIR, mcfg, tcfg, progress=progress, init_from=from_bundle)
-    rec = reconstruct(out / MODEL_SUBDIR, ds, out_dir=out, device=tcfg.device, progress=progress)
+    rec = reconstruct(out / MODEL_SUBDIR, ds, out_dir=out, device=tcfg.device, progress=progress, seed=tcfg.seed)
     rec.metadata["reconstruct_mode"] = {
         "model_dir": str(out / MODEL_SUBDIR), "from_bundle": None if from_bundle is None else str(from_bundle),
         "epochs_run": res.epochs_run, "best_epoch": res.best_epoch, "fit_seconds": res.seconds,
