@@ -1,10 +1,12 @@
 """Grouping, splits and overlap metrics against brute-force and analytic oracles."""
 
+import math
+
 import numpy as np
 import pytest
 
 from ptychopinn.data.grouping import (
-    make_groups, mean_nn_step, overlap_between_groups, overlap_to_neighbours, overlap_within_groups,
+    Groups, make_groups, mean_nn_step, overlap_between_groups, overlap_to_neighbours, overlap_within_groups,
     spatial_split,
 )
 from ptychopinn.errors import ConfigError
@@ -61,17 +63,23 @@ def test_spatial_split_has_no_leakage():
 
 
 def test_overlap_metrics_on_a_regular_lattice():
-    step, diam = 5.0, 10.0  # step = R: neighbour overlap 0.391 for the 4 nearest
+    step, diam = 5.0, 10.0  # step = R
+    # exact disc-overlap fractions: centres R apart -> 2/3 - sqrt(3)/(2 pi); sqrt(2) R apart -> 1/2 - 1/pi
+    f_r = 2.0 / 3.0 - math.sqrt(3.0) / (2.0 * math.pi)
+    f_diag = 0.5 - 1.0 / math.pi
     yy, xx = np.meshgrid(np.arange(20) * step, np.arange(20) * step, indexing="ij")
     pos = np.stack([yy.ravel(), xx.ravel()], 1)
     assert mean_nn_step(pos) == pytest.approx(step)
-    interior = (pos[:, 0] > 0) & (pos[:, 0] < 95) & (pos[:, 1] > 0) & (pos[:, 1] < 95)
-    # 4 nearest of an interior point are all at distance step
-    val = overlap_to_neighbours(pos[interior], diam, k=4)
-    assert val == pytest.approx(0.391, abs=0.05)
-    g = make_groups(pos, 2, neighbor_count=5, seed=0)
-    m1 = overlap_within_groups(g, diam)
-    assert 0.1 < m1 < 0.5
-    assert 0 <= overlap_between_groups(g, diam) <= 1
+    # metric 2: every lattice point (corners included) has its 2 nearest at distance R
+    assert overlap_to_neighbours(pos, diam, k=2) == pytest.approx(f_r, rel=1e-12)
+    # metric 1 on hand-made 2x2 squares of side R: 4 sides at R, 2 diagonals at sqrt(2) R
+    sq = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]) * step
+    centres = np.array([[0.0, 0.0], [0.0, 2 * step], [2 * step, 0.0], [2 * step, 2 * step]])
+    g = Groups(indices=np.arange(16).reshape(4, 4), offsets=np.tile(sq, (4, 1, 1)), centres=centres)
+    assert overlap_within_groups(g, diam) == pytest.approx((4 * f_r + 2 * f_diag) / 6, rel=1e-12)
+    # metric 3: group centres 2R apart do not overlap; R apart overlap by f(R)
+    assert overlap_between_groups(g, diam, k=2) == 0.0
+    g_close = Groups(indices=g.indices, offsets=g.offsets, centres=centres / 2)
+    assert overlap_between_groups(g_close, diam, k=2) == pytest.approx(f_r, rel=1e-12)
     far = make_groups(pos * 10, 2, neighbor_count=5, seed=0)
     assert overlap_within_groups(far, diam) == 0.0

@@ -7,6 +7,7 @@ import pytest
 import torch
 from inference_helpers import StandInModel, make_dataset, oracle_r
 
+from ptychopinn.data.contract import PtychoDataset
 from ptychopinn.data.grouping import make_groups
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.inference.predict import predict, resolve_device
@@ -74,3 +75,22 @@ def test_bad_options():
         with pytest.raises(ConfigError, match="CUDA"):
             resolve_device("cuda")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_predict_gridsize2_offsets_of_hand_made_groups():
+    # three isolated 2x2 px squares, 40 px apart: with K = C = 4 every group is one square, so each
+    # anchor's offset from its group centroid is (+-1, +-1) px, known without any grouping code
+    corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+    pos = np.concatenate([c + corners for c in ([20.0, 20.0], [20.0, 60.0], [60.0, 40.0])])
+    rng = np.random.default_rng(3)
+    n = 16
+    diff = rng.gamma(2.0, 3.0, size=(12, n, n)).astype(np.float32)
+    ds = PtychoDataset(diff3d=diff, probe=np.ones((n, n), np.complex64), xcoords=pos[:, 1].copy(),
+                       ycoords=pos[:, 0].copy(), object=np.ones((96, 96), np.complex64))
+    model = StandInModel(n, gridsize=2)
+    model.config = {"neighbor_count": 4}
+    out = predict(model, ds, batch_size=5, device="cpu", progress=False)
+    off = np.tile(corners, (3, 1))  # anchor i is pattern i: its own corner
+    phase = 0.1 * off[:, 0] - 0.05 * off[:, 1]
+    np.testing.assert_allclose(np.angle(out[:, 0, 0]), phase, atol=1e-6)
+    np.testing.assert_allclose(np.abs(out), diff * oracle_r(diff), rtol=2e-6)

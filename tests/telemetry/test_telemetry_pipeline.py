@@ -56,7 +56,10 @@ def test_pipeline_telemetry_validates_and_parity_diff_finds_double_normalisation
     assert post["amplitude"]["l2_norm"] == pytest.approx(norm["probe_scale"], rel=1e-6)
     # the normalised stage really is X * r: its mean over the raw mean is r = 1/s
     st = {s["name"]: s["stats"] for s in doc["intensity_stages"]}
-    r = 1.0 / doc["intensity_scale"]["dataset_derived"]["computed_scale"]
+    with np.load(sim) as z:  # r from the data file, computed here (not read back from the telemetry)
+        d = z["diff3d"].astype(np.float64)
+    r = np.sqrt((d.shape[-1] / 2) ** 2 / np.mean(np.sum(d * d, axis=(1, 2))))
+    assert 1.0 / doc["intensity_scale"]["dataset_derived"]["computed_scale"] == pytest.approx(r, rel=1e-12)
     assert st["grouped_X_full"]["mean"] / st["grouped_diffraction"]["mean"] == pytest.approx(r, rel=1e-6)
 
     # same data, input normalisation deliberately applied twice (x = X r r)

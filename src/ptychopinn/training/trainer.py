@@ -13,8 +13,9 @@ training and can collapse the network to a constant. After warmup the rate follo
 down to ``min_lr`` at the last epoch (``schedule='cosine'``, default: the plateau scheduler of the
 reference rarely fired, so the rate never decayed), or ReduceLROnPlateau (``schedule='plateau'``).
 
-Reproducibility: weights are initialised from ``seed`` (inside ``torch.random.fork_rng``, so the
-caller's global generator is untouched); the validation split uses a generator seeded with
+Reproducibility: weights are initialised from ``seed`` on the CPU inside
+``torch.random.fork_rng(devices=[])`` (the caller's CPU generator is restored afterwards; no CUDA
+generator is drawn from, so none needs restoring); the validation split uses a generator seeded with
 ``seed``; epoch e is shuffled by a generator seeded from (seed, e) (DistributedSampler with
 ``seed`` under torchrun). Together with the checkpointed model / optimizer / scheduler / early-stop
 state this makes an interrupted and resumed run end with the same weights as an uninterrupted one.
