@@ -68,3 +68,17 @@ def test_the_check_fails_on_a_violation(tmp_path):
     assert len(found) == 2
     assert found[0].startswith("physics/m.py:1 imports ptychopinn.data")
     assert found[1].startswith("training/m.py:2 imports ptychopinn.telemetry")
+
+
+def test_library_code_never_selects_a_matplotlib_backend():
+    """``matplotlib.use`` changes the backend of the caller's whole process (e.g. a notebook)."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "use"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("matplotlib", "mpl")):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                offenders += [f"{path.relative_to(SRC)}:{node.lineno} (pyplot)" for n in names if n == "matplotlib.pyplot"]
+    assert offenders == []
