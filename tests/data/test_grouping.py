@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from ptychopinn.data.grouping import (
-    Groups, make_groups, mean_nn_step, overlap_between_groups, overlap_to_neighbours, overlap_within_groups,
+    Groups,
+    make_groups,
+    mean_nn_step,
+    overlap_between_groups,
+    overlap_to_neighbours,
+    overlap_within_groups,
     spatial_split,
 )
 from ptychopinn.errors import ConfigError

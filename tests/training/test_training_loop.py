@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_helpers import (
+    read_history,
+    strip_timing,
+    tiny_dataset,
+    tiny_model,
+    tiny_train,
+)
 
 from ptychopinn.cli.main import main
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError
 from ptychopinn.model import losses as losses_mod
 from ptychopinn.telemetry.observers import TrainingTelemetry
 from ptychopinn.training.trainer import CHECKPOINT_FILE, train
-from training_helpers import read_history, strip_timing, tiny_dataset, tiny_model, tiny_train
 
 
 @pytest.fixture(scope="module")

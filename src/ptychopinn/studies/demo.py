@@ -12,6 +12,7 @@ failed or killed demo leaves no partial output.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
