@@ -154,14 +154,17 @@ class InferenceTelemetry(Observer):
             if y0 >= 0 and x0 >= 0 and y0 + h <= ds.object.shape[0] and x0 + w <= ds.object.shape[1]:
                 gt = np.abs(ds.object[y0:y0 + h, x0:x0 + w])
                 rec.record_stage("ground_truth_amplitude", gt[covered], "objectGuess over the stitched canvas", count=m)
-        out = Path(out_dir)
-        for name in ("amplitude", "phase"):  # the seed's stitched arrays
-            with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
-                np.save(fh, getattr(reconstruction, name))
-        rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path, artifacts={
-            name: os.fspath(out / f) for name, f in (
+        artifacts: dict[str, str] = {}
+        if out_dir is not None:  # the seed's stitched arrays next to reconstruction.npz
+            out = Path(out_dir)
+            for name in ("amplitude", "phase"):
+                with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, getattr(reconstruction, name))
+            artifacts = {name: os.fspath(out / f) for name, f in (
                 ("reconstruction_npz", "reconstruction.npz"), ("amplitude_npy", "amplitude.npy"),
-                ("phase_npy", "phase.npy"), ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))})
+                ("phase_npy", "phase.npy"), ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))}
+        rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path,
+                             artifacts=artifacts)
         scale = read_config(self.model_dir).get("intensity_scale") or {}
         if scale:
             value = scale.get("value")
