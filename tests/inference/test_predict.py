@@ -94,3 +94,14 @@ def test_predict_gridsize2_offsets_of_hand_made_groups():
     phase = 0.1 * off[:, 0] - 0.05 * off[:, 1]
     np.testing.assert_allclose(np.angle(out[:, 0, 0]), phase, atol=1e-6)
     np.testing.assert_allclose(np.abs(out), diff * oracle_r(diff), rtol=2e-6)
+
+
+def test_model_geometry_reads_config_then_attributes():
+    from ptychopinn.inference.predict import model_geometry
+    from ptychopinn.model.config import ModelConfig
+
+    bare = StandInModel(16, gridsize=2)
+    assert model_geometry(bare) == (16, 2, "pinn", 7)
+    cfg = ModelConfig(N=32, gridsize=3, kind="pinn")
+    assert model_geometry(bare, cfg, {"neighbor_count": 11}) == (32, 3, "pinn", 11)
+    assert model_geometry(torch.nn.Linear(2, 2)) == (0, 1, "pinn", 7)  # nothing known: defaults

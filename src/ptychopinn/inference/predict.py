@@ -16,7 +16,7 @@ position and the stitched object weights every scan position equally.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,21 +43,34 @@ class InferenceModel:
     source: str
 
 
-def _cfg_get(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
+def model_geometry(module: nn.Module, config: Any = None, train_config: Any = None) -> tuple[int, int, str, int]:
+    """The inference interface of a model: ``(N, gridsize, kind, neighbor_count)``.
+
+    Each is read from ``config`` (a ``ModelConfig`` or a mapping), else from the module's
+    attribute of that name; ``neighbor_count`` from ``train_config`` first. Defaults: N 0
+    (unknown: any pattern size), gridsize 1, kind 'pinn', K :data:`DEFAULT_NEIGHBOR_COUNT`. The
+    module's forward is ``module(x (B, C, N, N), offsets (B, C, 2))["patches"]``, or its
+    ``predict_patches(x, offsets)`` when it has one."""
+    def get(name: str, default: Any, *sources: Any) -> Any:
+        for src in sources:
+            v = src.get(name) if isinstance(src, Mapping) else getattr(src, name, None)
+            if v is not None:
+                return v
         return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+
+    return (int(get("N", 0, config, module) or 0), int(get("gridsize", 1, config, module)),
+            str(get("kind", "pinn", config, module)),
+            int(get("neighbor_count", DEFAULT_NEIGHBOR_COUNT, train_config, config, module)))
 
 
 def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceModel:
     """Accept a bundle directory, a training ``checkpoint.pt``, a loaded ``Bundle`` or a bare ``nn.Module``.
 
-    A bare module gives its geometry through attributes ``N`` / ``gridsize`` (or a ``config`` /
-    ``cfg`` object holding them); gridsize defaults to 1. The module is put in eval mode and moved
-    to ``device``.
+    A bare module describes itself through ``module.config`` or attributes (see
+    :func:`model_geometry`). The module is put in eval mode and moved to ``device``.
     """
+    from ptychopinn.training.bundle import Bundle, load_bundle
+
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
         path = str(model)
@@ -68,28 +81,18 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
         elif not os.path.isdir(path):
             raise BundleError(f"{path}: model bundle directory not found")
         else:
-            from ptychopinn.training.bundle import load_bundle
-
             model = load_bundle(path, device=str(dev))
-    if isinstance(model, nn.Module):
-        cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+    if isinstance(model, Bundle):
+        module, source = model.model, str(model.run_dir)
+        geometry = model_geometry(module, model.model_config, model.train_config)
+    elif isinstance(model, nn.Module):
         module, source = model, type(model).__name__
-        n = getattr(model, "N", None) or _cfg_get(cfg, "N")
-        g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
-        kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
-        k = _cfg_get(cfg, "neighbor_count", DEFAULT_NEIGHBOR_COUNT)
-    elif hasattr(model, "model") and hasattr(model, "model_config"):  # a Bundle
-        module, cfg = model.model, model.model_config
-        source = str(getattr(model, "run_dir", "<bundle>"))
-        n = getattr(model, "N", None) or _cfg_get(cfg, "N")
-        g = getattr(model, "gridsize", None) or _cfg_get(cfg, "gridsize", 1)
-        kind = getattr(model, "kind", None) or _cfg_get(cfg, "kind", "pinn")
-        k = _cfg_get(getattr(model, "train_config", None), "neighbor_count", None) or _cfg_get(cfg, "neighbor_count", DEFAULT_NEIGHBOR_COUNT)
+        geometry = model_geometry(module, getattr(model, "config", None))
     else:
         raise ConfigError(f"expected a bundle directory, a Bundle or a torch module; got {type(model).__name__}")
-    module = module.to(dev).eval()
-    return InferenceModel(module=module, N=int(n) if n else 0, gridsize=int(g), kind=str(kind),
-                          neighbor_count=int(k), device=dev, source=source)
+    n, g, kind, k = geometry
+    return InferenceModel(module=module.to(dev).eval(), N=n, gridsize=g, kind=kind, neighbor_count=k,
+                          device=dev, source=source)
 
 
 def data_input_scale(diff3d: np.ndarray) -> float:
