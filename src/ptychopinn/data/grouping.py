@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ptychopinn.errors import ConfigError
 from ptychopinn.physics.scan import disc_overlap
@@ -86,6 +85,8 @@ def make_groups(
     if m < c:
         raise ConfigError(f"{m} positions are too few for groups of {c}")
     k_eff = min(k, m)
+    from scipy.spatial import cKDTree  # imported here: configs import this module for its constant
+
     tree = cKDTree(pos)
     # query k_eff+1: the point itself comes first (ties broken by the tree; remove self explicitly)
     _, nn = tree.query(pos, k=k_eff)
@@ -151,6 +152,8 @@ def overlap_to_neighbours(positions_yx: np.ndarray, probe_diameter: float, k: in
     k = min(k, pos.shape[0] - 1)
     if k < 1:
         return float("nan")
+    from scipy.spatial import cKDTree
+
     d, _ = cKDTree(pos).query(pos, k=k + 1)
     return float(disc_overlap(d[:, 1:], probe_diameter).mean())
 
@@ -165,6 +168,8 @@ def mean_nn_step(positions_yx: np.ndarray) -> float:
     pos = np.asarray(positions_yx, dtype=np.float64)
     if pos.shape[0] < 2:
         return float("nan")
+    from scipy.spatial import cKDTree
+
     d, _ = cKDTree(pos).query(pos, k=2)
     return float(d[:, 1].mean())
 
