@@ -42,53 +42,32 @@ def _dtype_name(x: Any) -> str:
     return str(x.dtype).replace("torch.", "")
 
 
-def _is_complex(x: Any) -> bool:
-    if _is_torch(x):
-        return bool(x.is_complex())
-    return np.asarray(x).dtype.kind == "c"
-
-
-def _torch_chunks(t: Any, chunk_elems: int):
-    """Chunks of a tensor with no numpy view (on an accelerator, or bfloat16): moved per chunk."""
-    if t.ndim == 0:
-        t = t.reshape(1)
-    row = int(np.prod(tuple(t.shape[1:]))) if t.ndim > 1 else 1
-    step = max(1, chunk_elems // max(row, 1))
-    for a in range(0, int(t.shape[0]), step):
-        c = t[a:a + step].cpu()
-        c = c.abs() if c.is_complex() else c
-        yield c.double().numpy().reshape(-1)
-
-
 def _chunks_float64(x: Any, chunk_elems: int = CHUNK_ELEMS):
-    """Yield float64 numpy copies of consecutive first-axis chunks of ``x`` (abs for complex)."""
+    """Yield float64 numpy copies of consecutive first-axis chunks of ``x`` (abs for complex).
+    A tensor with a numpy view (CPU, numpy dtype) is read through it; others are moved per chunk."""
     if _is_torch(x):
-        t = x.detach()
+        x = x.detach()
         try:
-            x = t.numpy() if t.device.type == "cpu" else None  # a view, no copy
-        except (TypeError, RuntimeError):  # dtypes without a numpy equivalent
-            x = None
-        if x is None:
-            yield from _torch_chunks(t, chunk_elems)
-            return
-    arr = np.asarray(x)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.dtype.kind not in "biufc":
-        raise TypeError(f"cannot summarise an array of dtype {arr.dtype}")
-    row = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
-    step = max(1, chunk_elems // max(row, 1))
-    for a in range(0, arr.shape[0], step):
-        c = arr[a:a + step]
+            x = x.numpy() if x.device.type == "cpu" else x  # a view, no copy
+        except (TypeError, RuntimeError):  # dtypes without a numpy equivalent (bfloat16)
+            pass
+    if not _is_torch(x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biufc":
+            raise TypeError(f"cannot summarise an array of dtype {x.dtype}")
+    x = x.reshape(1) if x.ndim == 0 else x
+    step = max(1, chunk_elems // max(int(np.prod(tuple(x.shape[1:]))), 1))
+    for a in range(0, int(x.shape[0]), step):
+        c = x[a:a + step]
+        if _is_torch(c):
+            c = c.cpu()
+            c = (c.abs() if c.is_complex() else c).double().numpy()
         c = np.abs(c) if c.dtype.kind == "c" else c
         yield np.asarray(c, dtype=np.float64).reshape(-1)
 
 
 def _none_if_nonfinite(v: float | None) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+    return None if v is None or not math.isfinite(float(v)) else float(v)
 
 
 class StatsAccumulator:
@@ -118,7 +97,7 @@ class StatsAccumulator:
         if self._dtype is None:
             self._dtype = _dtype_name(x) if hasattr(x, "dtype") else str(np.asarray(x).dtype)
             self._tail = shape[1:]
-            self._complex = _is_complex(x)
+            self._complex = bool(x.is_complex()) if _is_torch(x) else np.asarray(x).dtype.kind == "c"
         elif shape[1:] != self._tail:
             self._tail = None  # ragged: the shape is reported as the first axis only
         self._rows += shape[0] if shape else 1
@@ -238,19 +217,10 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return _none_if_nonfinite(num / den)
 
 
-def stage_means(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    """``{stage name: stats.mean}`` of a list of intensity-stage entries."""
-    out: dict[str, float | None] = {}
-    for st in stages:
-        stats = st.get("stats") or {}
-        m = stats.get("mean")
-        out[str(st.get("name"))] = float(m) if isinstance(m, (int, float)) else None
-    return out
-
-
 def stage_ratios(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     """The ratios of consecutive stage means, :data:`RATIO_STAGES` (``None`` when a stage is missing)."""
-    means = stage_means(stages)
+    means = {str(st.get("name")): (st.get("stats") or {}).get("mean") for st in stages}
+    means = {k: float(m) if isinstance(m, (int, float)) else None for k, m in means.items()}
     return {k: _ratio(means.get(num), means.get(den)) for k, (num, den) in RATIO_STAGES.items()}
 
 
