@@ -11,12 +11,14 @@ from ptychopinn.evaluation.compare import CompareConfig
 from ptychopinn.iterative.ptychi_runner import PtychiConfig
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.studies.demo import DemoConfig
+from ptychopinn.studies.dose_overlap import DoseOverlapConfig
+from ptychopinn.studies.dose_response import DoseResponseConfig
 from ptychopinn.studies.photon_grid import PhotonGridConfig
 from ptychopinn.telemetry.parity_log import ParityLogConfig
 from ptychopinn.training.config import TrainConfig
 
 CONFIGS = (SimulationConfig, CompareConfig, PtychiConfig, ModelConfig, DemoConfig, PhotonGridConfig,
-           ParityLogConfig, TrainConfig)
+           ParityLogConfig, TrainConfig, DoseOverlapConfig, DoseResponseConfig)
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)

@@ -27,7 +27,6 @@ pty-chi run per dose. A missing pty-chi install skips the PtyChi arm (recorded i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import strict_from_dict
+from ptychopinn._config import Config
 from ptychopinn._io import sha256_file, write_json_atomic, write_text_atomic
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
 from ptychopinn.studies import _common as C
 from ptychopinn.studies.photon_grid import dose_label
@@ -50,7 +50,7 @@ _MOD = "ptychopinn.studies.dose_overlap"
 
 
 @dataclass(frozen=True)
-class DoseOverlapConfig:
+class DoseOverlapConfig(Config):
     """Every size and seed of the study (doses in photons per pattern)."""
 
     object_from: str = ""
@@ -65,7 +65,7 @@ class DoseOverlapConfig:
     subsample_seed: int = 456
     split_axis: str = "y"
     gridsize: int = 2
-    neighbor_count: int = 7
+    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
     f_dense: float = 0.7
     f_sparse: float = 0.2
     min_view_groups: int = 16
@@ -97,15 +97,6 @@ class DoseOverlapConfig:
         if self.test_on not in ("view", "full"):
             raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["doses"] = list(self.doses)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DoseOverlapConfig:
-        return strict_from_dict(cls, d, "dose-overlap config")
-
 
 PRESETS: dict[str, DoseOverlapConfig] = {
     # the seed's doses, views and seeds; N from the probe file (64 for Run1084)
@@ -122,7 +113,7 @@ def spacing(f: float, n: int) -> float:
 
 
 def probe_size(path: str) -> int:
-    from ptychopinn.physics.probe import load_probe
+    from ptychopinn.data.contract import load_probe
 
     return int(load_probe(path).shape[0])
 
@@ -134,7 +125,7 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
         if not Path(p).is_file():
             raise ConfigError(f"{opt} {p}: file not found")
     obj_path, probe_path = str(Path(cfg.object_from).resolve()), str(Path(cfg.probe_from).resolve())
-    from ptychopinn.physics.objects import load_object
+    from ptychopinn.data.contract import load_object
 
     load_object(obj_path)  # bad input fails here, before any job runs
     n = cfg.N or probe_size(probe_path)
@@ -242,8 +233,7 @@ def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margi
     """Crop to the scanned region, resample by n / probe_n, mirror-tile; returns (object, record)."""
     from scipy import ndimage
 
-    from ptychopinn.data.contract import open_npz
-    from ptychopinn.physics.objects import load_object
+    from ptychopinn.data.contract import load_object, open_npz
 
     obj = load_object(object_from)
     rec: dict[str, Any] = {"source_shape": list(obj.shape)}
@@ -272,9 +262,9 @@ def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margi
 # job bodies
 # ---------------------------------------------------------------------------------------------
 def job_simulate(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    from ptychopinn.data.contract import load_probe
     from ptychopinn.data.grouping import spatial_split
     from ptychopinn.data.simulate import SimulationConfig, simulate
-    from ptychopinn.physics.probe import load_probe
 
     n = int(p["N"])
     raw_probe = load_probe(p["probe_from"])

@@ -16,7 +16,6 @@ more doses, ``dose_gain.png`` and ``dose_gain.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import strict_from_dict
+from ptychopinn._config import Config
 from ptychopinn._io import write_json_atomic, write_text_atomic
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
+from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.studies import _common as C
 from ptychopinn.studies.photon_grid import dose_label
 from ptychopinn.studies.runner import Job, StudyResult, publish, run_study
@@ -39,7 +40,7 @@ _MOD = "ptychopinn.studies.dose_response"
 
 
 @dataclass(frozen=True)
-class DoseResponseConfig:
+class DoseResponseConfig(Config):
     """Every size and seed of the study. ``doses`` in photons per pattern."""
 
     doses: tuple[float, ...] = (1e9, 1e4)
@@ -51,7 +52,7 @@ class DoseResponseConfig:
     train_seed: int = 1
     test_seed: int = 2
     gridsize: int = 2
-    neighbor_count: int = 7
+    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
     n_filters_scale: int = 2
     epochs: int = 50
     batch_size: int = 16
@@ -68,15 +69,6 @@ class DoseResponseConfig:
             raise ConfigError(f"object size {self.object_size} must exceed N={self.N}")
         if self.n_train < self.gridsize ** 2 or self.n_test < self.gridsize ** 2:
             raise ConfigError("n_train and n_test must hold at least one group")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["doses"] = list(self.doses)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DoseResponseConfig:
-        return strict_from_dict(cls, d, "dose-response config")
 
 
 PRESETS: dict[str, DoseResponseConfig] = {
@@ -199,7 +191,7 @@ def job_sanity(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None
             d = ds.diff3d.astype(np.float64)
             rows[f"{tag}/{split}"] = {
                 "dose": p["doses"][tag], "shape": list(ds.diff3d.shape),
-                "mean_counts_per_pattern": float(np.mean(np.sum(d * d, axis=(1, 2)))),
+                "mean_counts_per_pattern": mean_total_counts(ds.diff3d),
                 "rms_amplitude": float(np.sqrt(np.mean(d * d))),
             }
             pos.setdefault(split, []).append(ds.positions_yx)
