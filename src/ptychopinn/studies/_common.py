@@ -88,12 +88,13 @@ def train_bundle(out: Path, root: Path, p: dict[str, Any], progress: bool) -> No
 
 
 def infer_bundle(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
-    """Reconstruct ``p['data']`` with the bundle ``p['bundle']``; writes ``reconstruction.npz``
-    (object, amplitude, phase, origin, counts; no timings)."""
+    """Reconstruct ``p['data']`` with the bundle ``p['bundle']`` (grouping seed ``p['seed']``,
+    default 0); writes ``reconstruction.npz`` (object, amplitude, phase, origin, counts; no timings)."""
     from ptychopinn.inference.reconstruct import reconstruct
 
     ds = load_rel(root, p["data"])
-    rec = reconstruct(root / p["bundle"], ds, device=p.get("device", "auto"), progress=False)
+    rec = reconstruct(root / p["bundle"], ds, device=p.get("device", "auto"), progress=False,
+                    seed=int(p.get("seed", 0)))
     save_npz_atomic(out / "reconstruction.npz", object=rec.object.astype(np.complex64),
                     amplitude=rec.amplitude, phase=rec.phase, origin=rec.origin.astype(np.float64),
                     counts=rec.counts)

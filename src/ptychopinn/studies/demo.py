@@ -98,7 +98,8 @@ def _run_steps(out: Path, cfg: DemoConfig, sim: Any, mcfg: Any, tcfg: Any, progr
 
     # 3. reconstruct the held-out half
     t = time.perf_counter()
-    rec = reconstruct(out / "pinn_run", test_ds, out_dir=out / "pinn_recon", device=cfg.device, progress=False)
+    rec = reconstruct(out / "pinn_run", test_ds, out_dir=out / "pinn_recon", device=cfg.device, progress=False,
+                    seed=cfg.seed)
     timings["reconstruct_s"] = time.perf_counter() - t
     log(f"[3/5] reconstructed {test_ds.n_patterns} patterns in {rec.timing['total_s']:.2f} s")
 

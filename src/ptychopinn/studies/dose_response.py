@@ -127,7 +127,7 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
                             inputs=(f"data/{t}/train.npz",), deps=(f"data/{t}",), gpu=True,
                             volatile=C.BUNDLE_VOLATILE))
             jobs.append(Job(f"infer/{arm}", "ptychopinn.studies._common:infer_bundle",
-                            {"bundle": arm, "data": f"data/{t}/test.npz", "device": cfg.device},
+                            {"bundle": arm, "data": f"data/{t}/test.npz", "device": cfg.device, "seed": cfg.seed},
                             inputs=(f"{arm}/losses.json", f"data/{t}/test.npz"),
                             deps=(arm, f"data/{t}"), gpu=True))
         jobs.append(Job(f"compare/{t}", "ptychopinn.studies._common:compare_arms",
