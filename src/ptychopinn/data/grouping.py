@@ -85,7 +85,8 @@ def make_groups(
     if m < c:
         raise ConfigError(f"{m} positions are too few for groups of {c}")
     k_eff = min(k, m)
-    from scipy.spatial import cKDTree  # imported here: configs import this module for its constant
+    # scipy is imported where it is used: configs import this module for DEFAULT_NEIGHBOR_COUNT
+    from scipy.spatial import cKDTree
 
     tree = cKDTree(pos)
     # query k_eff+1: the point itself comes first (ties broken by the tree; remove self explicitly)
