@@ -31,7 +31,7 @@ class DemoConfig(Config):
     object_size: int = 160
     step: float = 3.0
     nphotons: float = 1e6
-    gridsize: int = 1
+    gridsize: int = 2
     n_filters_scale: int = 1
     epochs: int = 40
     batch_size: int = 16
