@@ -285,7 +285,8 @@ def load_dataset(
     if isinstance(z.get("_metadata"), dict):
         z["_metadata"] = np.array(json.dumps(z["_metadata"], default=jsonable))
     missing_path = z.pop("_missing_probe_path", None)
-    if probe is not None:
+    probe_given = probe is not None
+    if probe_given:
         z["probeGuess"] = np.asarray(probe)
     if "probeGuess" not in z:
         raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; supply one with "
@@ -306,7 +307,7 @@ def load_dataset(
     diff, dkey, notes = _read_diffraction(p, z, nphotons, intensity_scale, probe.shape[0])
     m, n = diff.shape[0], diff.shape[-1]
     if probe.shape != (n, n):
-        if probe_source:
+        if probe_given and probe_source:
             raise DataError(f"{probe_source}: probe shape {probe.shape} does not match the pattern size "
                             f"({n}, {n}) of {p}")
         raise _err(p, "probeGuess", f"shape {probe.shape} does not match the pattern size ({n}, {n}) of '{dkey}'")
@@ -359,7 +360,7 @@ def load_dataset(
             meta = {"value": meta}
     if notes:
         meta = {**meta, "load_notes": {**meta.get("load_notes", {}), **notes}}
-    if probe is not None:
+    if probe_given:
         meta = {**meta, "probe_source": probe_source or "probe given by the caller"}
     return PtychoDataset(
         diff3d=diff, probe=probe, xcoords=x, ycoords=y, object=obj, xcoords_start=xs,

@@ -581,13 +581,16 @@ def from_ptychodus_training_npz(path: str, z: dict[str, np.ndarray]) -> dict[str
     ``probeGuess`` is the (modes, N, N) stack (the first mode is used) and its coordinates put
     the patch centre at (N-1)/2 (shifted here by N//2 - (N-1)/2)."""
     a = np.asarray(z["diff3d"])
-    amp, notes = _counts_to_amplitude(path, "diff3d", a, None, False)
+    bad = np.asarray(z["bad_pixels"]) != 0
+    if bad.shape != a.shape[-2:]:
+        raise _err(path, "key 'bad_pixels'", f"shape {bad.shape} does not match the {a.shape[-2:]} patterns")
+    amp, notes = _counts_to_amplitude(path, "key 'diff3d'", a, bad if bad.any() else None, False)
     n = amp.shape[-1]
     out: dict[str, Any] = dict(z)
     out.pop("bad_pixels")
     out["diff3d"] = amp
     if "probeGuess" in z:
-        out["probeGuess"], pn = _probe_array(path, "probeGuess", z["probeGuess"], n)
+        out["probeGuess"], pn = _probe_array(path, "key 'probeGuess'", z["probeGuess"], n)
         notes.update(pn)
     shift = centre_shift(n)
     for k in ("xcoords", "ycoords", "xcoords_start", "ycoords_start"):
