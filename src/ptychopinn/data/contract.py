@@ -260,6 +260,7 @@ def load_dataset(
     probe: np.ndarray | None = None,
     probe_source: str | None = None,
     options: Any = None,
+    estimate_missing_probe: bool = False,
 ) -> PtychoDataset:
     """Load and validate a contract NPZ (or a legacy variant, or a beamline file).
 
@@ -270,6 +271,8 @@ def load_dataset(
     ``probe`` replaces the file's probe (it may be missing then); ``probe_source`` is recorded.
     CXI / ptychodus HDF5 files and directories, and ptychodus's training NPZ, are read through
     :mod:`ptychopinn.data.cxi` (``options``: a :class:`~ptychopinn.data.cxi.InputOptions`).
+    ``estimate_missing_probe``: a file without a probe gets a rough one from its mean pattern
+    (for a pty-chi refinement to start from; recorded as ``probe_source``).
     """
     p = str(path)
     if os.path.isdir(p) or p.lower().endswith((".h5", ".hdf5", ".cxi")):
@@ -288,6 +291,12 @@ def load_dataset(
     probe_given = probe is not None
     if probe_given:
         z["probeGuess"] = np.asarray(probe)
+    if "probeGuess" not in z and estimate_missing_probe:
+        from ptychopinn.data.cxi import estimate_probe_from_patterns
+
+        amp0, _, _ = _read_diffraction(p, z, nphotons, intensity_scale, None)
+        z["probeGuess"] = estimate_probe_from_patterns(amp0)
+        probe_given, probe_source = True, "estimated: inverse FFT of the root-mean pattern amplitude, flat phase"
     if "probeGuess" not in z:
         raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; supply one with "
                    "--probe-from FILE (an NPZ with probeGuess, e.g. from 'ptychopinn iterative --save-probe') "
