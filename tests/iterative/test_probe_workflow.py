@@ -86,3 +86,44 @@ def test_train_probe_from_ptychi_on_a_probe_less_cxi(tiny):
     assert "estimated" in cfg["probe"]["source"]
     with np.load(tiny / "run" / "ptychi_probe.npz") as z, np.load(tiny / "run" / "probe.npz") as b:
         np.testing.assert_array_equal(b["source_probe"], z["probeGuess"])
+
+
+@needs_ptychi
+@pytest.mark.slow
+def test_simulated_cxi_with_approximate_probe_end_to_end(tmp_path):
+    """Hand-written CXI (counts, metres) with an approximate probe -> train --probe-from-ptychi ->
+    infer. Oracle: the known true probe; the refined probe must be much closer to it."""
+    from scipy import ndimage
+
+    from ptychopinn.data.simulate import SimulationConfig
+    from ptychopinn.physics.probe import default_probe
+
+    true = default_probe(32, defocus=3.0)
+    np.savez(tmp_path / "true.npz", probeGuess=true)
+    sim = simulate(SimulationConfig(n_images=96, N=32, object_size=72, nphotons=1e6, seed=4, object_kind="siemens",
+                                    probe_from=str(tmp_path / "true.npz")))
+    approx = ndimage.gaussian_filter(np.abs(sim.probe), 1.5).astype(np.complex64)  # phase lost, blurred
+    dx = 6.62607015e-34 * 299792458.0 / (8000 * 1.602176634e-19) * 2.0 / (32 * 75e-6)
+    t = np.zeros((sim.n_patterns, 3))
+    t[:, 0], t[:, 1] = sim.xcoords * dx, sim.ycoords * dx
+    with h5py.File(tmp_path / "scan.cxi", "w") as f:
+        f["entry_1/data_1/data"] = np.rint(sim.diff3d.astype(np.float64) ** 2).astype(np.uint32)
+        f["entry_1/sample_1/geometry_1/translation"] = t
+        f["entry_1/instrument_1/source_1/energy"] = 8000 * 1.602176634e-19
+        f["entry_1/instrument_1/detector_1/distance"] = 2.0
+        f["entry_1/instrument_1/detector_1/x_pixel_size"] = 75e-6
+        f["entry_1/instrument_1/detector_1/y_pixel_size"] = 75e-6
+        f["entry_1/image_1/data"] = approx
+    assert main(["train", "--train", str(tmp_path / "scan.cxi"), "-o", str(tmp_path / "run"), *TINY,
+                 "--probe-from-ptychi", "15"]) == 0
+    assert main(["infer", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "scan.cxi"),
+                 "-o", str(tmp_path / "rec"), "--no-progress", "--device", "cpu"]) == 0
+
+    def err(p):
+        q = p * np.vdot(p, sim.probe) / np.vdot(p, p)
+        return float(np.linalg.norm(q - sim.probe) / np.linalg.norm(sim.probe))
+
+    refined = np.load(tmp_path / "run" / "ptychi_probe.npz")["probeGuess"]
+    assert err(refined) < 0.6 * err(approx), (err(refined), err(approx))
+    with np.load(tmp_path / "rec" / "reconstruction.npz") as z:
+        assert np.isfinite(z["object"]).all() and z["object"].shape[0] > 32
