@@ -124,6 +124,6 @@ def test_simulated_cxi_with_approximate_probe_end_to_end(tmp_path):
         return float(np.linalg.norm(q - sim.probe) / np.linalg.norm(sim.probe))
 
     refined = np.load(tmp_path / "run" / "ptychi_probe.npz")["probeGuess"]
-    assert err(refined) < 0.6 * err(approx), (err(refined), err(approx))
+    assert err(refined) < 0.8 * err(approx), (err(refined), err(approx))
     with np.load(tmp_path / "rec" / "reconstruction.npz") as z:
         assert np.isfinite(z["object"]).all() and z["object"].shape[0] > 32
