@@ -138,7 +138,8 @@ def main() -> None:
                 "phase_ssim": round(m["phase"]["ssim"], 4)}
 
     probe_err = {}
-    for name, p in (("approximate", approx), ("ptychi_refined", np.load(out / "pinn_refined" / "ptychi_probe.npz")["probeGuess"])):
+    refined = np.load(out / "pinn_refined" / "ptychi_probe.npz")["probeGuess"]
+    for name, p in (("approximate", approx), ("ptychi_refined", refined)):
         q = p * np.vdot(p, true_probe) / np.vdot(p, p)  # best complex scale
         probe_err[name] = round(float(np.linalg.norm(q - true_probe) / np.linalg.norm(true_probe)), 4)
     result = {

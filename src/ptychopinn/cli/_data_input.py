@@ -82,8 +82,8 @@ def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe
     opts = input_options(args)
     beamline = os.path.isdir(path) or path.lower().endswith((".h5", ".hdf5", ".cxi"))
     if not beamline:
-        for flag, given in (("--flip-positions", opts.convention.flip), ("--transpose-positions", opts.convention.transpose),
-                            ("--product", opts.product)):
+        for flag, given in (("--flip-positions", opts.convention.flip),
+                            ("--transpose-positions", opts.convention.transpose), ("--product", opts.product)):
             if given:
                 raise ConfigError(f"{flag} applies to beamline files with positions in metres (CXI/HDF5); "
                                   f"{path} is an NPZ whose positions are already object pixels")

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {args.data}"
                             + (" (probe fixed)" if config.probe_fixed else ""),
             "initial_probe": (dataset.metadata.get("probe_source")
-                              or (dataset.metadata.get("geometry") or {}).get("probe_source") or f"{args.data}: probeGuess"),
+                              or (dataset.metadata.get("geometry") or {}).get("probe_source")
+                              or f"{args.data}: probeGuess"),
             "seconds": result.computation_time_seconds, "final_loss": float(result.loss_history[-1])
             if len(result.loss_history) else None})
     tv = " (torchvision stand-in)" if result.metadata.get("torchvision_stub_used") else ""
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_probe(path: str, probe, meta: dict) -> "Path":
+def save_probe(path: str, probe, meta: dict):
     """Write a probe NPZ (``probeGuess`` complex64 + ``_metadata`` JSON) atomically."""
     import json
     from pathlib import Path

@@ -370,7 +370,7 @@ def _pair_by_index(fname: str, pattern_index: np.ndarray, position_index: np.nda
 
 def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
               probe: np.ndarray | None) -> dict[str, Any]:
-    dpath = DATA if _dataset(f, DATA) is not None else (DETECTOR_DATA if _dataset(f, DETECTOR_DATA) is not None else None)
+    dpath = next((q for q in (DATA, DETECTOR_DATA) if _dataset(f, q) is not None), None)
     if dpath is None:
         if _dataset(f, TRANSLATION) is not None or _dataset(f, PROBE) is not None:
             raise _err(p, DATA, "missing (nor at entry_1/instrument_1/detector_1/data): this looks like the "
@@ -427,7 +427,8 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
                                     "wavelength_m": wavelength_m(energy), "distance_m": distance,
                                     "translation_path": tpath}
         conv = opts.convention
-        frame = _ptychodus_cxi_frame(src, src_name) if pf is not None or _dataset(f, f"{PT}/object_pixel_width_m") else None
+        has_frame = pf is not None or _dataset(f, f"{PT}/object_pixel_width_m") is not None
+        frame = _ptychodus_cxi_frame(src, src_name) if has_frame else None
         our = _dataset(src, f"{OUR}/position_affine")
         obj = None
         if frame is not None:
@@ -555,7 +556,7 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
     rows = _pair_by_index(p, pattern_index, pos_index, product)
     obj, x, y, affine = _positions_in_frame(x_m, y_m, frame, n, opts.convention)
     energy = energy_ev * EV_J
-    dpix = [float(pat.attrs.get("detector_pixel_height_m", np.nan)), float(pat.attrs.get("detector_pixel_width_m", np.nan))]
+    dpix = [float(pat.attrs.get(f"detector_pixel_{k}_m", np.nan)) for k in ("height", "width")]
     geometry = {"energy_J": energy, "energy_eV": energy_ev, "wavelength_m": wavelength_m(energy),
                 "distance_m": distance, "detector_pixel_m": dpix,
                 "object_pixel_m": [affine["dy_m"], affine["dx_m"]], "position_affine": affine,

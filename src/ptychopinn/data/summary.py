@@ -48,8 +48,9 @@ def format_summary(s: dict[str, Any]) -> str:
     ]
     g = s.get("geometry") or {}
     if g.get("object_pixel_m"):
-        lines.append(f"geometry:           {g.get('energy_eV', float('nan')):.6g} eV, distance {g.get('distance_m', float('nan')):.4g} m, "
-                     f"object pixel {g['object_pixel_m'][1] * 1e9:.4g} x {g['object_pixel_m'][0] * 1e9:.4g} nm (x, y)")
+        e, z, px = g.get("energy_eV", float("nan")), g.get("distance_m", float("nan")), g["object_pixel_m"]
+        lines.append(f"geometry:           {e:.6g} eV, distance {z:.4g} m, "
+                     f"object pixel {px[1] * 1e9:.4g} x {px[0] * 1e9:.4g} nm (x, y)")
     if s["load_notes"]:
         lines.append(f"normalised on load: {', '.join(f'{k}={v}' for k, v in s['load_notes'].items())}")
     return "\n".join(lines)
