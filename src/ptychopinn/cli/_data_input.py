@@ -18,7 +18,8 @@ def add_input_arguments(p: argparse.ArgumentParser, *, probe: bool = True, force
     g.add_argument("--product", metavar="FILE",
                    help="the product half (positions, probe, object) of a ptychodus pair: product.h5 or product.cxi")
     g.add_argument("--flip-positions", nargs="?", const="xy", default="", choices=("x", "y", "xy"), metavar="AXES",
-                   help="negate the translations along x, y or both (xy, the default when given without a value); "
+                   help="negate the translations along x, y or both (xy, the default when given without a value; "
+                        "give AXES when the flag comes right before a positional argument); "
                         "facilities differ on sample versus beam motion")
     g.add_argument("--transpose-positions", action="store_true",
                    help="swap the translation columns (x <-> y) before any flip")
