@@ -99,14 +99,14 @@ def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe
     return ds
 
 
-def enforce_checks(ds: Any, force: bool) -> list[Any]:
-    """Print notes; refuse (DataError) on a refusing finding unless ``force``."""
+def enforce_checks(ds: Any, force: bool, notes: bool = False) -> list[Any]:
+    """Refuse (DataError) on a refusing finding unless ``force``; print notes when ``notes``."""
     from ptychopinn.data.checks import sanity_findings
     from ptychopinn.errors import DataError
 
     findings = sanity_findings(ds)
     for f in findings:
-        if f.level == "note":
+        if f.level == "note" and notes:
             print(f"note: {f.line(ds.source)}", file=sys.stderr)
     refused = [f for f in findings if f.level == "refuse"]
     if refused and not force:

@@ -82,8 +82,10 @@ def _load(args: argparse.Namespace):
     import os
 
     from ptychopinn.cli._data_input import load_input
-    from ptychopinn.errors import DataError
+    from ptychopinn.errors import BundleError, DataError
 
+    if not os.path.isdir(args.model):  # the cheap check first
+        raise BundleError(f"{args.model}: model bundle directory not found")
     try:
         ds = load_input(args, args.data)
     except DataError as exc:
