@@ -440,21 +440,22 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
             dx, dy = object_pixel_size_m(energy, distance, xp, n), object_pixel_size_m(energy, distance, yp, n)
             geometry["detector_pixel_m"] = [yp, xp]
             origin = None
-            if our is not None:
+            if our is not None:  # written by write_cxi: restore its frame (unless another convention is asked)
                 saved = json.loads(_as_str(our[()]))
-                origin = (float(saved["x0_m"]), float(saved["y0_m"]))
-                saved_conv = saved.get("convention", {})
-                if conv == PositionConvention() and saved_conv:
-                    conv = PositionConvention(**saved_conv)
+                saved_conv = PositionConvention(**saved.get("convention", {}))
+                if conv == PositionConvention() or conv == saved_conv:
+                    conv = saved_conv
+                    origin = (float(saved["x0_m"]), float(saved["y0_m"]))
             x, y, affine = metres_to_pixels(t[:, 0], t[:, 1], dx, dy, n, conv, origin_m=origin)
             od = _dataset(src, OBJECT)
-            if od is not None and our is not None:
+            if od is not None and origin is not None:
                 obj = np.asarray(od[()])
                 while obj.ndim > 2:
                     obj = obj[0]
                 geometry["object_role"] = "objectGuess written by ptychopinn"
             elif od is not None:
-                notes["object_ignored"] = f"{OBJECT} has no pixel frame recorded; not used"
+                notes["object_ignored"] = (f"{OBJECT} has no pixel frame recorded (or another convention "
+                                           "was asked); not used")
         geometry["object_pixel_m"] = [affine["dy_m"], affine["dx_m"]]
         geometry["position_affine"] = affine
         geometry["convention"] = asdict(conv)
