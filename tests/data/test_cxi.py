@@ -123,6 +123,10 @@ def test_round_trip_npz_cxi_npz_keeps_frame_and_object(tmp_path):
     np.testing.assert_allclose(b.ycoords, ds.ycoords, atol=1e-9)
     np.testing.assert_allclose(b.diff3d ** 2, ds.diff3d.astype(np.float64) ** 2, rtol=1e-5)
     np.testing.assert_array_equal(b.object, ds.object.astype(np.complex64))
+    # another convention: the written frame and object no longer apply
+    c = load_dataset(tmp_path / "s.cxi", options=InputOptions(PositionConvention(flip="x")))
+    assert c.object is None
+    np.testing.assert_allclose(c.xcoords, 16 // 2 + (ds.xcoords.max() - ds.xcoords), atol=1e-9)
 
 
 def test_bad_pixel_mask_is_filled(tmp_path):
