@@ -26,18 +26,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("input", metavar="IN", help="input file or ptychodus workflow directory")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
+    from ptychopinn.cli import _checks as ck
+
+    ck.add_overwrite(p, "OUT")
     p.add_argument("--to", choices=("npz", "cxi", "product"), default=None,
                    help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
     p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product: the reconstruction to export")
-    p.add_argument("--energy-ev", type=float, help="--to cxi/product without recorded geometry: photon energy (eV)")
-    p.add_argument("--distance-m", type=float, help="... sample-detector distance (m)")
-    p.add_argument("--detector-pixel-m", type=float, help="... detector pixel size (m)")
+    p.add_argument("--energy-ev", type=ck.positive_float,
+                   help="--to cxi/product without recorded geometry: photon energy (eV)")
+    p.add_argument("--distance-m", type=ck.positive_float, help="... sample-detector distance (m)")
+    p.add_argument("--detector-pixel-m", type=ck.positive_float, help="... detector pixel size (m)")
     add_input_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ptychopinn.cli import _checks as ck
     from ptychopinn.cli._data_input import load_input
     from ptychopinn.data import cxi
     from ptychopinn.errors import ConfigError
@@ -47,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--to product needs --reconstruction RECON.npz")
     if to != "product" and args.reconstruction:
         raise ConfigError("--reconstruction applies to --to product only")
-    for v, flag in ((args.energy_ev, "--energy-ev"), (args.distance_m, "--distance-m"),
-                    (args.detector_pixel_m, "--detector-pixel-m")):
-        if v is not None and not v > 0:
-            raise ConfigError(f"{flag} must be > 0; got {v}")
+    ck.check_output(args.output, "file", overwrite=args.overwrite)
     ds = load_input(args, args.input, check_bounds=False)
     if to == "npz":
         ds.save(args.output)

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
+    ck.check_output(args.save_probe, "file", overwrite=args.overwrite, option="--save-probe")
     config = config_for(args, "ptychi", PtychiConfig, dict(
         algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
         probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed, object_init=args.object_init,

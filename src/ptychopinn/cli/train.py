@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=ModelConfig.kind, choices=["pinn", "supervised"],
                    help="network: physics-informed (unsupervised) or the supervised baseline")
     add_config_arguments(p)
-    p.add_argument("--probe-from-ptychi", type=int, metavar="EPOCHS",
+    p.add_argument("--probe-from-ptychi", type=ck.positive_int, metavar="EPOCHS",
                    help="refine the probe with EPOCHS pty-chi LSQML epochs on TRAIN first, then train with it")
     from ptychopinn.cli._data_input import add_input_arguments
 

@@ -51,8 +51,8 @@ def sanity_findings(ds: PtychoDataset) -> list[Finding]:
     ratio, in_corner = corner_dc_ratio(ds.diff3d)
     if ratio > 4.0 and in_corner:
         out.append(Finding("refuse", "diff3d", (
-            f"the zero frequency appears to be in the corner (corner/centre intensity {ratio:.3g}, maximum in a "
-            "corner); the contract wants it at N//2: re-read with --fftshift")))
+            f"zero frequency in the corner (corner/centre intensity {ratio:.3g}); the contract wants it at "
+            "N//2: use --fftshift")))
     if ds.n_patterns > 1:
         ex = float(np.ptp(ds.xcoords))
         ey = float(np.ptp(ds.ycoords))
@@ -60,8 +60,8 @@ def sanity_findings(ds: PtychoDataset) -> list[Finding]:
             big = float(max(np.abs(ds.xcoords).max(), np.abs(ds.ycoords).max()))
             why = ("the coordinates look like metres" if 0 < big < 1e-2 else "all positions are (nearly) equal")
             out.append(Finding("refuse", "xcoords", (
-                f"scan extent {ex:.3g} x {ey:.3g} px is below one pixel ({why}); positions must be object pixels: "
-                "read the beamline file (CXI) so metres are converted, or convert them yourself")))
+                f"scan extent {ex:.3g} x {ey:.3g} px, below one pixel ({why}); positions must be object "
+                "pixels (read metres from a CXI file)")))
     if ds.object is not None:
         o = np.asarray(ds.object)
         spread = float(np.std(o)) / max(float(np.mean(np.abs(o))), 1e-30)

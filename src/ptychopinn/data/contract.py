@@ -298,9 +298,8 @@ def load_dataset(
         z["probeGuess"] = estimate_probe_from_patterns(amp0)
         probe_given, probe_source = True, "estimated: inverse FFT of the root-mean pattern amplitude, flat phase"
     if "probeGuess" not in z:
-        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; supply one with "
-                   "--probe-from FILE (an NPZ with probeGuess, e.g. from 'ptychopinn iterative --save-probe') "
-                   "or let 'ptychopinn train --probe-from-ptychi EPOCHS' refine one first")
+        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; pass --probe-from FILE "
+                   "(e.g. from 'iterative --save-probe') or use 'train --probe-from-ptychi EPOCHS'")
     probe = np.asarray(z["probeGuess"])
     if probe.ndim == 3 and probe.shape[-1] == 1:
         probe = probe[..., 0]

@@ -58,7 +58,7 @@ PT = "entry_1/ptychodus"  # ptychodus extension group
 PT_INDEXES = f"{PT}/probe_position_indexes"
 OUR = "entry_1/ptychopinn"  # our extension group (written by write_cxi)
 
-_PATTERN_HINT = "if this is the diffraction half of a ptychodus pair, pass its product file with --product"
+_PATTERN_HINT = "for a ptychodus diffraction file pass its product with --product"
 
 
 def _err(path: str, where: str | None, problem: str) -> DataError:
@@ -309,16 +309,15 @@ def read_hdf5_input(path: str | os.PathLike, options: InputOptions | None = None
                 z["probeGuess"] = probe
             return z
         if kind == "ptychodus_product":
-            raise _err(p, None, "is a ptychodus product file (positions, probe, object) without "
-                                "diffraction patterns: the diffraction half is missing; pass the "
-                                "diffraction file as input and this file with --product")
+            raise _err(p, None, "a ptychodus product file: the diffraction half is missing (pass the "
+                                "diffraction file as input, this one with --product)")
         if kind == "unknown":
             raise _err(p, DATA, "missing: not a CXI file (no entry_1), not a ptychodus diffraction.h5 "
                                 "(patterns + indexes) and no contract keys (diff3d) at the root")
         if kind == "ptychodus_diffraction":
             if product is None:
-                raise _err(p, "patterns", "a ptychodus diffraction file has no positions, energy or distance: "
-                                          "the product half is missing; pass its product.h5 with --product")
+                raise _err(p, "patterns", "a ptychodus diffraction file: the product half (positions, energy, "
+                                          "distance) is missing; pass it with --product")
             return _read_ptychodus_h5_pair(p, f, product, opts, probe)
         return _read_cxi(p, f, product, opts, probe)
 
@@ -373,10 +372,9 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
     dpath = next((q for q in (DATA, DETECTOR_DATA) if _dataset(f, q) is not None), None)
     if dpath is None:
         if _dataset(f, TRANSLATION) is not None or _dataset(f, PROBE) is not None:
-            raise _err(p, DATA, "missing (nor at entry_1/instrument_1/detector_1/data): this looks like the "
-                                "product half of a ptychodus CXI pair (positions, probe); the diffraction half "
-                                "is missing: pass the diffraction file as input and this file with --product")
-        raise _err(p, DATA, "missing (nor at entry_1/instrument_1/detector_1/data): no diffraction data")
+            raise _err(p, DATA, "missing: a ptychodus product file; the diffraction half is missing (pass "
+                                "the diffraction file as input, this one with --product)")
+        raise _err(p, DATA, f"missing (also looked at {DETECTOR_DATA}): no diffraction data")
     raw = f[dpath][()]
     if raw.ndim not in (3, 4):
         raise _err(p, dpath, f"must be (M, N, N); got shape {raw.shape}")
@@ -400,7 +398,7 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
         tpath = TRANSLATION if _dataset(src, TRANSLATION) is not None else (
             DATA_TRANSLATION if _dataset(src, DATA_TRANSLATION) is not None else None)
         if tpath is None:
-            raise _err(src_name, TRANSLATION, "missing (nor at entry_1/data_1/translation): no scan positions"
+            raise _err(src_name, TRANSLATION, "missing (also entry_1/data_1/translation): no scan positions"
                        + ("" if pf is not None else f"; {_PATTERN_HINT}"))
         t = np.asarray(src[tpath][()])
         if t.ndim != 2 or t.shape[1] < 2 or t.dtype.kind not in "fiu":
