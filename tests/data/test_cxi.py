@@ -290,3 +290,33 @@ def test_product_export_reads_back_in_ptychodus_layout(tmp_path):
         assert f["probe"].shape == (1, 1, e["N"], e["N"])
         assert f.attrs["photon_energy_eV"] == pytest.approx(8000.0)
     assert math.isfinite(float(ds.metadata["geometry"]["distance_m"]))
+
+
+def test_ptychodus_frame_flip_and_transpose_move_object_with_positions():
+    e = _expected()
+    base = load_dataset(FIX)
+    w = base.object.shape[1]
+    ds = load_dataset(FIX, options=InputOptions(PositionConvention(flip="x")))
+    # mirrored about the object centre: ptychodus px -> (W-1) - px, then +0.5 for our patch centre
+    np.testing.assert_allclose(ds.xcoords, (w - 1) - np.array(e["ptychodus_x_px"]) + 0.5, atol=0.01)
+    np.testing.assert_allclose(ds.ycoords, base.ycoords, atol=1e-9)
+    np.testing.assert_array_equal(ds.object, base.object[:, ::-1])
+    ds = load_dataset(FIX, options=InputOptions(PositionConvention(transpose=True)))
+    np.testing.assert_allclose(ds.xcoords, base.ycoords, atol=1e-9)
+    np.testing.assert_allclose(ds.ycoords, base.xcoords, atol=1e-9)
+    np.testing.assert_array_equal(ds.object, base.object.T)
+
+
+def test_fftshift_moves_patterns_and_mask_together(tmp_path):
+    counts = np.full((M, N, N), 4, dtype=np.uint16)
+    counts[:, 0, 0] = 100  # zero frequency in the corner
+    counts[:, 1, 1] = 60000  # a hot pixel, masked
+    mask = np.zeros((N, N), np.uint8)
+    mask[1, 1] = 1
+    write_cxi(tmp_path / "c.cxi", counts=counts, mask=mask)
+    assert main(["validate", str(tmp_path / "c.cxi")]) == 2
+    ds = load_dataset(tmp_path / "c.cxi", options=InputOptions(fftshift=True))
+    assert ds.diff3d[0, N // 2, N // 2] == pytest.approx(10.0)
+    # the hot pixel moved with its mask entry: filled with the mean of 7 fours and the 100 at N//2
+    assert ds.diff3d[0, N // 2 + 1, N // 2 + 1] == pytest.approx(np.sqrt((7 * 4 + 100) / 8))
+    assert main(["validate", str(tmp_path / "c.cxi"), "--fftshift"]) == 0
