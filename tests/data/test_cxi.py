@@ -228,7 +228,7 @@ def _expected():
     return json.loads((FIX / "expected.json").read_text())
 
 
-@pytest.mark.parametrize("source", ["cxi_pair", "h5_pair", "directory", "training_npz"])
+@pytest.mark.parametrize("source", ["cxi_pair", "h5_pair", "directory", "training_npz", "training_h5"])
 def test_ptychodus_fixtures_positions_and_counts(source):
     e = _expected()
     n = e["N"]
@@ -238,8 +238,10 @@ def test_ptychodus_fixtures_positions_and_counts(source):
         ds = load_dataset(FIX / "diffraction.h5", options=InputOptions(product=str(FIX / "product.h5")))
     elif source == "directory":
         ds = load_dataset(FIX)
-    else:
+    elif source == "training_npz":
         ds = load_dataset(FIX / "training.npz")
+    else:
+        ds = load_dataset(FIX / "training.h5")
     # ptychodus centres a patch at (N-1)/2, we at N//2: +0.5 px for even N
     assert n % 2 == 0
     np.testing.assert_allclose(ds.xcoords, np.array(e["ptychodus_x_px"]) + 0.5, atol=0.01)

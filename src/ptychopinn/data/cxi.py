@@ -264,6 +264,8 @@ def _kind(f: Any) -> str:
     """'cxi', 'ptychodus_diffraction', 'ptychodus_product', 'root_contract' or 'unknown'."""
     if "entry_1" in f:
         return "cxi"
+    if "patterns" in f and "probe_position_x_px" in f:
+        return "ptychodus_training"
     if "patterns" in f and "indexes" in f:
         return "ptychodus_diffraction"
     if "probe_position_x_m" in f and "probe" in f:
@@ -314,6 +316,8 @@ def read_hdf5_input(path: str | os.PathLike, options: InputOptions | None = None
         if kind == "unknown":
             raise _err(p, DATA, "missing: not a CXI file (no entry_1), not a ptychodus diffraction.h5 "
                                 "(patterns + indexes) and no contract keys (diff3d) at the root")
+        if kind == "ptychodus_training":
+            return _read_ptychodus_training_h5(p, f, opts, probe)
         if kind == "ptychodus_diffraction":
             if product is None:
                 raise _err(p, "patterns", "a ptychodus diffraction file: the product half (positions, energy, "
@@ -567,6 +571,47 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
     return {"diff3d": amp[rows], "xcoords": x, "ycoords": y, "probeGuess": probe,
             "objectGuess": obj.astype(np.complex64), "scan_index": np.zeros(len(rows), np.int64),
             "_metadata": meta}
+
+
+def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.ndarray | None) -> dict[str, Any]:
+    """ptychodus ``save_training_data`` HDF5: patterns in position order, positions in object pixels
+    of its object frame (patch centre (N-1)/2), object pixel size, energy (eV) and distance."""
+    keys = ("patterns", "bad_pixels", "object", "probe", "probe_position_x_px", "probe_position_y_px",
+            "object_pixel_width_m", "object_pixel_height_m", "photon_energy_eV", "detector_object_distance_m")
+    for k in keys:
+        if _dataset(f, k) is None:
+            raise _err(p, k, "missing (ptychodus training-data file)")
+    raw = f["patterns"][()]
+    mk = np.asarray(f["bad_pixels"][()]) != 0
+    if mk.shape != raw.shape[-2:]:
+        raise _err(p, "bad_pixels", f"shape {mk.shape} does not match the {raw.shape[-2:]} patterns")
+    amp, notes = _counts_to_amplitude(p, "patterns", raw, mk if mk.any() else None, opts.fftshift)
+    n = amp.shape[-1]
+    x_px = np.asarray(f["probe_position_x_px"][()], np.float64)
+    y_px = np.asarray(f["probe_position_y_px"][()], np.float64)
+    if not (len(x_px) == len(y_px) == amp.shape[0]):
+        raise _err(p, "probe_position_x_px", f"{len(x_px)} positions for {amp.shape[0]} patterns")
+    obj = np.asarray(f["object"][()])
+    while obj.ndim > 2:
+        obj = obj[0]
+    dx = float(f["object_pixel_width_m"][()])
+    dy = float(f["object_pixel_height_m"][()])
+    h, w = obj.shape
+    # back to metres about the object centre (ptychodus's own reading of this file), then our frame
+    x_m, y_m = (x_px - (w - 1) / 2.0) * dx, (y_px - (h - 1) / 2.0) * dy
+    obj, x, y, affine = _positions_in_frame(x_m, y_m, _Frame(obj, 0.0, 0.0, dx, dy), n, opts.convention)
+    probe_notes: dict[str, Any] = {}
+    if probe is None:
+        probe, probe_notes = _probe_array(p, "probe", f["probe"][()], n)
+    energy_ev = float(f["photon_energy_eV"][()])
+    energy = energy_ev * EV_J
+    geometry = {"energy_J": energy, "energy_eV": energy_ev, "wavelength_m": wavelength_m(energy),
+                "distance_m": float(f["detector_object_distance_m"][()]), "object_pixel_m": [dy, dx],
+                "position_affine": affine, "convention": asdict(opts.convention), "probe_source": f"{p}: probe",
+                "object_role": "ptychodus product object (reconstruction or initial guess), not a ground truth"}
+    return {"diff3d": amp, "xcoords": x, "ycoords": y, "probeGuess": probe, "objectGuess": obj.astype(np.complex64),
+            "_metadata": {"source_format": "ptychodus training-data HDF5", "source_files": [p],
+                          "geometry": geometry, "load_notes": {**notes, **probe_notes}}}
 
 
 def is_ptychodus_training_npz(z: dict[str, np.ndarray]) -> bool:
