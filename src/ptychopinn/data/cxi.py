@@ -7,7 +7,8 @@ Layouts read (each turned into the arrays of the NPZ contract, see ``docs/cxi.md
   (M, 3) in metres, energy (J), detector distance and pixel sizes (m), optional bad-pixel ``mask``
   (nonzero = bad), optional probe ``entry_1/image_1/data`` and object ``entry_1/image_2/data``.
   A ptychodus CXI *pair* (diffraction file + product file) is read with ``product=``.
-* **ptychodus** ``diffraction.h5`` + ``product.h5`` (a workflow directory, or ``product=``).
+* **ptychodus** ``diffraction.h5`` + ``product.h5`` (a workflow directory, or ``product=``), and
+  its training-data HDF5 (``save_training_data``).
 * The contract's own keys stored as root datasets (the older HDF5 form).
 * ptychodus's PtychoPINN training export NPZ: see :func:`from_ptychodus_training_npz`.
 
