@@ -112,10 +112,10 @@ def main() -> None:
         tfile.write_text(json.dumps(timings))
         return timings[key]
 
-    common = ["--device", "cpu"]
+    common = ["--device", "cpu", "--overwrite"]
     t_pty = timed(["iterative", "--data", str(cxi), "-o", str(out / "ptychi"), "--epochs", str(a.ptychi_epochs),
                    "-q", *common])
-    tr = ["--epochs", str(a.epochs), "--quiet", "--patience", "0", "--overwrite", "--seed", str(a.seed), *common]
+    tr = ["--epochs", str(a.epochs), "--quiet", "--patience", "0", "--seed", str(a.seed), *common]
     t_train_ref = timed(["train", "--train", str(cxi), "-o", str(out / "pinn_refined"), *tr,
                          "--probe-from-ptychi", str(a.refine_epochs)])
     t_train_apx = timed(["train", "--train", str(cxi), "-o", str(out / "pinn_approx"), *tr])
