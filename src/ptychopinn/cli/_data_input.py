@@ -13,11 +13,18 @@ import numpy as np
 PROBE_KEYS = ("probeGuess", "reconstructed_probe", "probe")
 
 
+def _flip_axes(text: str) -> str:
+    """--flip-positions value: x, y or xy ('' = no flip, as a --config file may write it)."""
+    if text not in ("", "x", "y", "xy"):
+        raise argparse.ArgumentTypeError(f"expected x, y or xy; got {text!r}")
+    return text
+
+
 def add_input_arguments(p: argparse.ArgumentParser, *, probe: bool = True, force: bool = True) -> None:
     g = p.add_argument_group("beamline input (CXI / ptychodus HDF5; see docs/cxi.md)")
     g.add_argument("--product", metavar="FILE",
                    help="the product half (positions, probe, object) of a ptychodus pair: product.h5 or product.cxi")
-    g.add_argument("--flip-positions", nargs="?", const="xy", default="", choices=("x", "y", "xy"), metavar="AXES",
+    g.add_argument("--flip-positions", nargs="?", const="xy", default="", type=_flip_axes, metavar="AXES",
                    help="negate the translations along x, y or both (xy, the default when given without a value; "
                         "give AXES when the flag comes right before a positional argument); "
                         "facilities differ on sample versus beam motion")

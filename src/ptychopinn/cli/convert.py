@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--to cxi/product without recorded geometry: photon energy (eV)")
     p.add_argument("--distance-m", type=ck.positive_float, help="... sample-detector distance (m)")
     p.add_argument("--detector-pixel-m", type=ck.positive_float, help="... detector pixel size (m)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_input_arguments(p)
 
 
@@ -59,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
         g = ds.metadata.get("geometry") or {}
         px = g.get("object_pixel_m")
         extra = f", object pixel {px[1] * 1e9:.3g} x {px[0] * 1e9:.3g} nm" if px else ""
-        print(f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N}{extra} -> {args.output}")
+        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N}{extra} -> {args.output}")
         return 0
     geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m)
     if to == "cxi":
         cxi.write_cxi(ds, args.output, geometry)
-        print(f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N} -> {args.output} (CXI 1.6, counts, metres)")
+        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N} -> {args.output} (CXI 1.6, counts, metres)")
         return 0
     from ptychopinn.data.contract import open_npz
     from ptychopinn.evaluation.compare import load_reconstruction
@@ -75,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     losses = np.asarray(z["loss_history"]) if "loss_history" in z else None
     obj = np.where(np.isfinite(rec.object), rec.object, 0)
     cxi.write_ptychodus_product(args.output, obj, rec.origin, probe, ds, geometry, losses=losses)
-    print(f"convert: {obj.shape[0]}x{obj.shape[1]} object, {ds.n_patterns} positions -> {args.output} "
-          "(ptychodus product.h5)")
+    _say(args, f"convert: {obj.shape[0]}x{obj.shape[1]} object, {ds.n_patterns} positions -> {args.output} "
+         "(ptychodus product.h5)")
     return 0
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)

@@ -169,6 +169,8 @@ def _prepare_data(args: argparse.Namespace):
     changed = bool(args.probe_from or e is not None or args.product or args.flip_positions
                    or args.transpose_positions or args.fftshift
                    or os.path.isdir(args.train) or args.train.lower().endswith((".h5", ".hdf5", ".cxi")))
+    if not changed and not os.path.exists(args.train):
+        return args.train, args.test, None  # the trainer's loader reports it
     ds = load_input(args, args.train, estimate_missing_probe=e is not None)
     ptychi_probe = None
     if e is not None:
