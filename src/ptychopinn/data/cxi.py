@@ -774,8 +774,6 @@ def write_ptychodus_product(path: str | os.PathLike, obj: np.ndarray, origin_yx:
 def estimate_probe_from_patterns(diff3d: np.ndarray) -> np.ndarray:
     """An initial probe for pty-chi when the file has none: the inverse FFT of the root-mean
     pattern amplitude with flat phase (a focused-beam guess; the refinement does the rest)."""
-    from ptychopinn.physics.forward import far_field_np  # noqa: F401  (documents the convention)
-
     a = np.sqrt(np.mean(np.asarray(diff3d, np.float64) ** 2, axis=0))
     p = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(a), norm="ortho"))
     return p.astype(np.complex64)
