@@ -17,6 +17,10 @@ Writes into -o/--output: reconstruction.npz (object complex64, amplitude, phase,
 origin [y0, x0] with canvas[i, j] == object[y0 + i, x0 + j], xcoords, ycoords, stitch_crop,
 _metadata JSON) plus amplitude.png and phase.png. Files appear only when all are complete.
 
+--data may be a CXI / ptychodus file (docs/cxi.md). The network does not use the probe; --probe-from
+FILE replaces the dataset's probeGuess (recorded), and a file without a probe is read with the
+bundle's probe.
+
 Exit status: 0 written; 2 bad input (missing/invalid bundle or data, bad option): nothing written."""
 
 
@@ -45,19 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common.add_quiet(parser)
     parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # old spelling
     _common.add_config(parser, {})
+    from ptychopinn.cli._data_input import add_input_arguments
+
+    add_input_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.inference.reconstruct import reconstruct
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
+    data = _load(args)
     observers = []
     if args.telemetry:
         from ptychopinn.telemetry.observers import InferenceTelemetry
 
         observers.append(InferenceTelemetry(args.telemetry, args.model, args.data, scenario=args.scenario))
     rec = reconstruct(
-        args.model, args.data, out_dir=args.output, stitch_crop=args.stitch_crop,
+        args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
         progress=False if args.quiet else None, seed=args.seed, observers=observers,
     )
@@ -67,3 +75,27 @@ def run(args: argparse.Namespace) -> int:
           f"x={rec.origin[1]:g}) in {t['total_s']:.2f} s ({t['patterns_per_s']:.0f} patterns/s; "
           f"stitch {t['stitch_s']:.2f} s; {args.threads} CPU threads) -> {args.output}")
     return 0
+
+
+def _load(args: argparse.Namespace):
+    """The dataset (its path when nothing changes it)."""
+    import os
+
+    from ptychopinn.cli._data_input import load_input
+    from ptychopinn.errors import BundleError, DataError
+
+    if not os.path.isdir(args.model):  # the cheap check first
+        raise BundleError(f"{args.model}: model bundle directory not found")
+    try:
+        ds = load_input(args, args.data)
+    except DataError as exc:
+        if "no probe in this file" not in str(exc) or args.probe_from:
+            raise
+        from ptychopinn.training.bundle import load_bundle
+
+        probe = load_bundle(args.model).probe  # the network does not use it; keeps the contract whole
+        ds = load_input(args, args.data, probe=probe, probe_source=f"{args.model}: bundle probe")
+    plain = not (args.probe_from or args.product or args.flip_positions
+                 or args.transpose_positions or args.fftshift or os.path.isdir(args.data)
+                 or args.data.lower().endswith((".h5", ".hdf5", ".cxi")))
+    return args.data if plain else ds

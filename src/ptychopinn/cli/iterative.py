@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ptychopinn.iterative.ptychi_runner import PtychiConfig
 
     d = _common.field_defaults(PtychiConfig)
-    parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset (NPZ data contract)")
+    parser.add_argument("--data", required=True, metavar="DATA.npz",
+                        help="dataset (NPZ contract, CXI or ptychodus HDF5; see docs/cxi.md)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     ck.add_overwrite(parser, "files in an existing, non-empty output directory")
     parser.add_argument("--algorithm", default=d["algorithm"], type=str.upper, choices=("LSQML", "EPIE", "DM"),
@@ -53,11 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common.add_threads(parser)
     _common.add_quiet(parser)
     _common.add_config(parser, {"ptychi": PtychiConfig})
+    parser.add_argument("--save-probe", metavar="PROBE.npz",
+                        help="also write the refined probe as an NPZ (probeGuess + _metadata) for "
+                             "'train/infer --probe-from'")
+    from ptychopinn.cli._data_input import add_input_arguments
+
+    add_input_arguments(parser, probe=False)  # --init-probe starts pty-chi from another probe
 
 
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
-    from ptychopinn.data.contract import load_dataset
+    from ptychopinn.cli._data_input import load_input
     from ptychopinn.iterative.ptychi_runner import (
         PtychiConfig,
         import_ptychi,
@@ -66,16 +73,40 @@ def run(args: argparse.Namespace) -> int:
     )
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
+    ck.check_output(args.save_probe, "file", overwrite=args.overwrite, option="--save-probe")
     config = config_for(args, "ptychi", PtychiConfig, dict(
         algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
         probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed, object_init=args.object_init,
         init_object=args.init_object, init_probe=args.init_probe))
     import_ptychi()  # fail fast (exit 2) before reading a large file
-    dataset = load_dataset(args.data)
+    dataset = load_input(args, args.data)
     result = run_ptychi(dataset, config, progress=not args.quiet)
     written = save_result(result, args.output, plot=not args.no_plot)
+    if args.save_probe:
+        written["probe"] = save_probe(args.save_probe, result.probe, {
+            "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {args.data}"
+                            + (" (probe fixed)" if config.probe_fixed else ""),
+            "initial_probe": (dataset.metadata.get("probe_source")
+                              or (dataset.metadata.get("geometry") or {}).get("probe_source")
+                              or f"{args.data}: probeGuess"),
+            "seconds": result.computation_time_seconds, "final_loss": float(result.loss_history[-1])
+            if len(result.loss_history) else None})
     tv = " (torchvision stand-in)" if result.metadata.get("torchvision_stub_used") else ""
     print(f"iterative: pty-chi {config.algorithm}, {len(result.loss_history)} epochs on "
           f"{result.metadata['device']}{tv}, {args.threads} CPU threads: {result.computation_time_seconds:.2f} s, "
           f"final loss {result.loss_history[-1]:.4g} -> " + ", ".join(str(p) for p in written.values()))
     return 0
+
+
+def save_probe(path: str, probe, meta: dict):
+    """Write a probe NPZ (``probeGuess`` complex64 + ``_metadata`` JSON) atomically."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from ptychopinn._io import jsonable, save_npz_atomic
+
+    save_npz_atomic(path, probeGuess=np.asarray(probe, np.complex64),
+                    _metadata=np.array(json.dumps(meta, default=jsonable)))
+    return Path(path)

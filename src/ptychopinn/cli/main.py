@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "simulate": "simulate",
     "validate": "validate",
+    "convert": "convert",
     "train": "train",
     "infer": "infer",
     "reconstruct": "reconstruct",

@@ -11,7 +11,14 @@ DESCRIPTION = """Train on TRAIN.npz and write a bundle to RUN_DIR (model.safeten
 history.json) plus checkpoint.pt for --resume. Inputs are normalised by the dataset scalar
 r = sqrt((N/2)^2 / mean sum X^2); predicted amplitudes are in count units through exp(log_s).
 Multi-process / multi-GPU: torchrun --nproc_per_node=K -m ptychopinn train ... (the effective batch
-is K x --batch-size; only rank 0 writes). --threads N sets the CPU threads per process."""
+is K x --batch-size; only rank 0 writes). --threads N sets the CPU threads per process.
+
+Probe: --probe-from FILE replaces the dataset's probeGuess (e.g. a probe refined by
+'ptychopinn iterative --save-probe'); --probe-from-ptychi EPOCHS first refines the probe with a short
+pty-chi LSQML run on the training data (starting from the file's probe, or from the inverse FFT of the
+mean pattern amplitude when the file has none), then trains with it. config.json records the source
+(probe.source) and ptychi_probe.npz keeps the refined probe. TRAIN may be a CXI / ptychodus file
+(docs/cxi.md)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=ModelConfig.kind, choices=["pinn", "supervised"],
                    help="network: physics-informed (unsupervised) or the supervised baseline")
     add_config_arguments(p)
+    p.add_argument("--probe-from-ptychi", type=ck.positive_int, metavar="EPOCHS",
+                   help="refine the probe with EPOCHS pty-chi LSQML epochs on TRAIN first, then train with it")
+    from ptychopinn.cli._data_input import add_input_arguments
+
+    add_input_arguments(p)
 
 
 def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
@@ -115,13 +127,16 @@ def run(args: argparse.Namespace) -> int:
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     mcfg, tcfg = build_configs(args)
+    train_data, test_data, ptychi_probe = _prepare_data(args)
     observers = []
     if args.telemetry:
         from ptychopinn.telemetry.observers import TrainingTelemetry
 
         observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario))
-    res = train(args.train, args.output, mcfg, tcfg, test_data=args.test, progress=not args.quiet,
+    res = train(train_data, args.output, mcfg, tcfg, test_data=test_data, progress=not args.quiet,
                 observers=observers)
+    if not isinstance(train_data, str) and _is_main():
+        _record_probe_source(args.output, train_data, args.train, ptychi_probe)
     if res.device and _is_main():
         best = (f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})"
                 if res.best_val_loss is not None else "")
@@ -129,6 +144,77 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {res.epochs_run} epochs{stop}{best}, "
               f"{res.train_patterns_per_s:.1f} train patterns/s, {res.seconds:.1f} s")
     return 0
+
+
+def _prepare_data(args: argparse.Namespace):
+    """(train data, test data, pty-chi probe record): paths when nothing changes the data, else
+    datasets (probe swapped, beamline file converted). The plausibility checks run either way."""
+    import os
+    import sys
+
+    import numpy as np
+
+    from ptychopinn.cli._data_input import load_input
+    from ptychopinn.errors import ConfigError
+
+    e = args.probe_from_ptychi
+    if e is not None and e < 1:
+        raise ConfigError(f"--probe-from-ptychi must be >= 1 epoch; got {e}")
+    if e is not None and args.probe_from:
+        raise ConfigError("--probe-from and --probe-from-ptychi exclude each other")
+    if e is not None:
+        from ptychopinn.iterative.ptychi_runner import import_ptychi
+
+        import_ptychi()  # fail fast (exit 2) before any work
+    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions
+                   or args.transpose_positions or args.fftshift
+                   or os.path.isdir(args.train) or args.train.lower().endswith((".h5", ".hdf5", ".cxi")))
+    if not changed and not os.path.exists(args.train):
+        return args.train, args.test, None  # the trainer's loader reports it
+    ds = load_input(args, args.train, estimate_missing_probe=e is not None)
+    ptychi_probe = None
+    if e is not None:
+        from ptychopinn.iterative.ptychi_runner import PtychiConfig, run_ptychi
+
+        initial = (ds.metadata.get("probe_source") or (ds.metadata.get("geometry") or {}).get("probe_source")
+                   or f"{args.train}: probeGuess")
+        res = run_ptychi(ds, PtychiConfig(epochs=e, device=args.device, seed=args.seed), progress=not args.quiet)
+        ds.probe = np.asarray(res.probe, dtype=np.complex64)
+        src = f"pty-chi LSQML {len(res.loss_history)} epochs on {args.train} (initial probe: {initial})"
+        ds.metadata["probe_source"] = src
+        ptychi_probe = {"probe": ds.probe, "probe_source": src, "seconds": res.computation_time_seconds,
+                        "loss_history": list(map(float, res.loss_history))}
+        print(f"train: probe refined by pty-chi ({e} LSQML epochs, {res.computation_time_seconds:.1f} s)",
+              file=sys.stderr)
+    test = args.test
+    if test is not None and changed:
+        test = load_input(args, test, probe=ds.probe if (args.probe_from or e is not None) else None,
+                          probe_source=ds.metadata.get("probe_source"))
+    return (ds if changed else args.train), test, ptychi_probe
+
+
+def _record_probe_source(run_dir: str, ds, train_path: str, ptychi_probe: dict | None) -> None:
+    """Put the probe's source (and the training file's SHA-256) into the bundle's config.json."""
+    import os
+    from pathlib import Path
+
+    from ptychopinn._io import sha256_file, write_json_atomic
+    from ptychopinn.training.bundle import CONFIG_FILE, read_config
+
+    cfg = read_config(run_dir)
+    cfg["probe"]["source"] = ds.metadata.get("probe_source") or f"{train_path}: probeGuess"
+    train = cfg.get("data", {}).get("train") or {}
+    if train.get("sha256") is None and os.path.isfile(train_path):
+        train["sha256"] = sha256_file(train_path)
+        train["path"] = train_path
+    if ptychi_probe is not None:
+        from ptychopinn.cli.iterative import save_probe
+
+        save_probe(str(Path(run_dir) / "ptychi_probe.npz"), ptychi_probe["probe"],
+                   {k: v for k, v in ptychi_probe.items() if k != "probe"})
+        cfg["probe"]["ptychi_refinement"] = {"file": "ptychi_probe.npz", "seconds": ptychi_probe["seconds"],
+                                             "final_loss": ptychi_probe["loss_history"][-1]}
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, cfg)
 
 
 def _is_main() -> bool:

@@ -257,23 +257,49 @@ def load_dataset(
     check_bounds: bool = True,
     nphotons: float | None = None,
     intensity_scale: float | None = None,
+    probe: np.ndarray | None = None,
+    probe_source: str | None = None,
+    options: Any = None,
+    estimate_missing_probe: bool = False,
 ) -> PtychoDataset:
-    """Load and validate a contract NPZ (or a legacy variant).
+    """Load and validate a contract NPZ (or a legacy variant, or a beamline file).
 
     ``nphotons`` / ``intensity_scale`` restore count-scale amplitudes for files of the older
     implementation that store normalised amplitudes: either multiply by ``intensity_scale`` or
     rescale so that the mean of sum(diff3d**2) equals ``nphotons``.
     ``check_bounds`` verifies that every patch lies inside ``objectGuess`` when it is present.
+    ``probe`` replaces the file's probe (it may be missing then); ``probe_source`` is recorded.
+    CXI / ptychodus HDF5 files and directories, and ptychodus's training NPZ, are read through
+    :mod:`ptychopinn.data.cxi` (``options``: a :class:`~ptychopinn.data.cxi.InputOptions`).
+    ``estimate_missing_probe``: a file without a probe gets a rough one from its mean pattern
+    (for a pty-chi refinement to start from; recorded as ``probe_source``).
     """
     p = str(path)
-    if str(p).lower().endswith((".h5", ".hdf5", ".cxi")):
-        from ptychopinn.data.hdf5 import read_hdf5_arrays
+    if os.path.isdir(p) or p.lower().endswith((".h5", ".hdf5", ".cxi")):
+        from ptychopinn.data.cxi import read_hdf5_input
 
-        z = read_hdf5_arrays(p)
+        z = read_hdf5_input(p, options, probe)
     else:
         z = open_npz(p)
+        from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz
+
+        if is_ptychodus_training_npz(z):
+            z = from_ptychodus_training_npz(p, z)
+    if isinstance(z.get("_metadata"), dict):
+        z["_metadata"] = np.array(json.dumps(z["_metadata"], default=jsonable))
+    missing_path = z.pop("_missing_probe_path", None)
+    probe_given = probe is not None
+    if probe_given:
+        z["probeGuess"] = np.asarray(probe)
+    if "probeGuess" not in z and estimate_missing_probe:
+        from ptychopinn.data.cxi import estimate_probe_from_patterns
+
+        amp0, _, _ = _read_diffraction(p, z, nphotons, intensity_scale, None)
+        z["probeGuess"] = estimate_probe_from_patterns(amp0)
+        probe_given, probe_source = True, "estimated: inverse FFT of the root-mean pattern amplitude, flat phase"
     if "probeGuess" not in z:
-        raise _err(p, "probeGuess", "missing")
+        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; pass --probe-from FILE "
+                   "(e.g. from 'iterative --save-probe') or use 'train --probe-from-ptychi EPOCHS'")
     probe = np.asarray(z["probeGuess"])
     if probe.ndim == 3 and probe.shape[-1] == 1:
         probe = probe[..., 0]
@@ -289,6 +315,9 @@ def load_dataset(
     diff, dkey, notes = _read_diffraction(p, z, nphotons, intensity_scale, probe.shape[0])
     m, n = diff.shape[0], diff.shape[-1]
     if probe.shape != (n, n):
+        if probe_given and probe_source:
+            raise DataError(f"{probe_source}: probe shape {probe.shape} does not match the pattern size "
+                            f"({n}, {n}) of {p}")
         raise _err(p, "probeGuess", f"shape {probe.shape} does not match the pattern size ({n}, {n}) of '{dkey}'")
     for k in ("xcoords", "ycoords"):
         if k not in z:
@@ -338,7 +367,9 @@ def load_dataset(
         if not isinstance(meta, dict):
             meta = {"value": meta}
     if notes:
-        meta = {**meta, "load_notes": notes}
+        meta = {**meta, "load_notes": {**meta.get("load_notes", {}), **notes}}
+    if probe_given:
+        meta = {**meta, "probe_source": probe_source or "probe given by the caller"}
     return PtychoDataset(
         diff3d=diff, probe=probe, xcoords=x, ycoords=y, object=obj, xcoords_start=xs,
         ycoords_start=ys, scan_index=si, ground_truth_patches=gtp, metadata=meta, source=p,

@@ -1,7 +1,7 @@
-"""HDF5 input: the contract's keys stored as datasets at the file root (second input format).
+"""HDF5 input with the contract's keys stored as datasets at the file root.
 
-A CXI-style file is accepted when it stores the same key names at the root; other layouts raise a
-DataError naming the missing key.
+CXI 1.6 and ptychodus layouts are read by :mod:`ptychopinn.data.cxi`, which hands files of this
+form to :func:`read_hdf5_arrays`.
 """
 
 from __future__ import annotations

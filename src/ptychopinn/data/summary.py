@@ -29,6 +29,7 @@ def summarize(ds: PtychoDataset) -> dict[str, Any]:
         "estimated_overlap": float(disc_overlap(step, diam)) if np.isfinite(step) else float("nan"),
         "has_ground_truth_patches": ds.ground_truth_patches is not None,
         "load_notes": ds.metadata.get("load_notes", {}),
+        "geometry": ds.metadata.get("geometry") or {},
     }
 
 
@@ -45,6 +46,11 @@ def format_summary(s: dict[str, Any]) -> str:
         f"at 10% of peak)",
         f"estimated overlap:  {100 * s['estimated_overlap']:.0f} % (disc overlap at the mean step)",
     ]
+    g = s.get("geometry") or {}
+    if g.get("object_pixel_m"):
+        e, z, px = g.get("energy_eV", float("nan")), g.get("distance_m", float("nan")), g["object_pixel_m"]
+        lines.append(f"geometry:           {e:.6g} eV, distance {z:.4g} m, "
+                     f"object pixel {px[1] * 1e9:.4g} x {px[0] * 1e9:.4g} nm (x, y)")
     if s["load_notes"]:
         lines.append(f"normalised on load: {', '.join(f'{k}={v}' for k, v in s['load_notes'].items())}")
     return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""``ptychopinn convert``: beamline files to the NPZ contract and back (CXI, ptychodus product)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "convert CXI / ptychodus HDF5 to the contract NPZ (and back: --to cxi, --to product)"
+DESCRIPTION = """\
+Read IN with the loader every command uses and write OUT:
+  --to npz      the contract NPZ (default; sqrt(counts), positions in object pixels, geometry in _metadata)
+  --to cxi      a CXI 1.6 file (counts, translations in metres, probe, object); the geometry comes from
+                IN's _metadata or from --energy-ev, --distance-m and --detector-pixel-m
+  --to product  a ptychodus product.h5 holding --reconstruction (reconstruction.npz of 'infer' or
+                ptychi_reconstruction.npz of 'iterative'), the probe and the positions in metres
+
+IN may be an NPZ, a CXI file, a ptychodus diffraction.h5/diffraction.cxi (with --product), a ptychodus
+workflow directory (diffraction.h5 + product.h5) or ptychodus's PtychoPINN training NPZ. Positions in
+metres become object pixels with pixel size lambda*distance/(N*detector pixel); translation column 0 is
+x (columns), column 1 is y (rows); --flip-positions/--transpose-positions change that (docs/cxi.md).
+
+Exit status: 0 written; 2 bad input or option (one line naming the file and HDF5 path; nothing written)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli._data_input import add_input_arguments
+
+    p.add_argument("input", metavar="IN", help="input file or ptychodus workflow directory")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
+    from ptychopinn.cli import _checks as ck
+
+    ck.add_overwrite(p, "OUT")
+    p.add_argument("--to", choices=("npz", "cxi", "product"), default=None,
+                   help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
+    p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product: the reconstruction to export")
+    p.add_argument("--energy-ev", type=ck.positive_float,
+                   help="--to cxi/product without recorded geometry: photon energy (eV)")
+    p.add_argument("--distance-m", type=ck.positive_float, help="... sample-detector distance (m)")
+    p.add_argument("--detector-pixel-m", type=ck.positive_float, help="... detector pixel size (m)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    add_input_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ptychopinn.cli import _checks as ck
+    from ptychopinn.cli._data_input import load_input
+    from ptychopinn.data import cxi
+    from ptychopinn.errors import ConfigError
+
+    to = args.to or ("cxi" if args.output.lower().endswith(".cxi") else "npz")
+    if to == "product" and not args.reconstruction:
+        raise ConfigError("--to product needs --reconstruction RECON.npz")
+    if to != "product" and args.reconstruction:
+        raise ConfigError("--reconstruction applies to --to product only")
+    ck.check_output(args.output, "file", overwrite=args.overwrite)
+    ds = load_input(args, args.input, check_bounds=False)
+    if to == "npz":
+        ds.save(args.output)
+        g = ds.metadata.get("geometry") or {}
+        px = g.get("object_pixel_m")
+        extra = f", object pixel {px[1] * 1e9:.3g} x {px[0] * 1e9:.3g} nm" if px else ""
+        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N}{extra} -> {args.output}")
+        return 0
+    geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m)
+    if to == "cxi":
+        cxi.write_cxi(ds, args.output, geometry)
+        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N} -> {args.output} (CXI 1.6, counts, metres)")
+        return 0
+    from ptychopinn.data.contract import open_npz
+    from ptychopinn.evaluation.compare import load_reconstruction
+
+    rec = load_reconstruction(args.reconstruction, "PtychoPINN")
+    z = open_npz(args.reconstruction)
+    probe = np.asarray(z["reconstructed_probe"]) if "reconstructed_probe" in z else ds.probe
+    losses = np.asarray(z["loss_history"]) if "loss_history" in z else None
+    obj = np.where(np.isfinite(rec.object), rec.object, 0)
+    cxi.write_ptychodus_product(args.output, obj, rec.origin, probe, ds, geometry, losses=losses)
+    _say(args, f"convert: {obj.shape[0]}x{obj.shape[1]} object, {ds.n_patterns} positions -> {args.output} "
+         "(ptychodus product.h5)")
+    return 0
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
