@@ -109,3 +109,34 @@ def test_trainable_probe_is_held_during_its_warmup_then_moves_at_its_own_rate(tm
                                                           restore_best=False), progress=False)
         moved[lr] = float(np.abs(torch.view_as_complex(r.model.probe.detach()).numpy() - init).max())
     assert 0 < moved[None] < moved[1e-2]
+
+
+def test_fine_tuning_starts_from_the_bundle_weights(tmp_path) -> None:
+    """init_from: with a negligible rate the fine-tuned network equals the source bundle's network
+    (its probe and intensity scale come from the new data); a different network is refused."""
+    from safetensors.torch import load_file
+
+    from ptychopinn.data.simulate import simulate
+    from ptychopinn.errors import ConfigError
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.trainer import train
+
+    a = simulate(n_images=64, N=32, object_size=64, nphotons=1e6, seed=5)
+    b = simulate(n_images=64, N=32, object_size=64, nphotons=1e4, seed=6)
+    train(a, tmp_path / "src", ModelConfig(gridsize=2, n_filters_scale=1), TrainConfig(epochs=1, device="cpu"),
+          progress=False)
+    res = train(b, tmp_path / "ft", None, TrainConfig(epochs=1, device="cpu", lr=1e-12, min_lr=1e-12,
+                                                      warmup_epochs=0, restore_best=False, diagnostics=False),
+                progress=False, init_from=tmp_path / "src")
+    src = load_file(str(tmp_path / "src" / "model.safetensors"))
+    got = load_file(str(tmp_path / "ft" / "model.safetensors"))
+    net = [k for k in src if k not in ("probe", "log_s")]
+    assert net and all(torch.allclose(src[k], got[k], atol=1e-6) for k in net)
+    assert not torch.allclose(src["log_s"], got["log_s"])  # the new data's dose
+    import json
+
+    cfg = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert cfg["init_from"]["path"] == str(tmp_path / "src") and res.model_config.gridsize == 2
+    with pytest.raises(ConfigError, match="gridsize"):
+        train(b, tmp_path / "bad", ModelConfig(gridsize=1, n_filters_scale=1), TrainConfig(epochs=1, device="cpu"),
+              progress=False, init_from=tmp_path / "src")

@@ -266,8 +266,8 @@ def _signature_diff(a: str, b: str) -> list[str]:
 
 
 def _init_weights_from(run_dir: str | os.PathLike, requested: ModelConfig | None
-                       ) -> tuple[ModelConfig, dict[str, torch.Tensor], str]:
-    """(model config, network weights, weights SHA-256) of a bundle to fine-tune from."""
+                       ) -> tuple[ModelConfig, dict[str, torch.Tensor], str, Path]:
+    """(model config, network weights, weights SHA-256, path) of a bundle to fine-tune from."""
     import dataclasses
 
     b = bundle_mod.load_bundle(run_dir, "cpu")
@@ -281,7 +281,29 @@ def _init_weights_from(run_dir: str | os.PathLike, requested: ModelConfig | None
             raise ConfigError(f"{run_dir}: cannot fine-tune, the model differs ({'; '.join(diff)})")
         mcfg = dataclasses.replace(requested, N=mcfg.N, border_branch=mcfg.border_branch)
     state = {k: v.detach().cpu() for k, v in b.model.state_dict().items()}
-    return mcfg, state, sha256_file(Path(run_dir) / bundle_mod.WEIGHTS_FILE)
+    return mcfg, state, sha256_file(Path(run_dir) / bundle_mod.WEIGHTS_FILE), Path(run_dir)
+
+
+def _resume_policy(run: Path, tcfg: TrainConfig, signature: str, main: bool) -> dict[str, Any] | None:
+    """What to do with a run already in ``run``: the checkpoint to resume from (its signature must
+    match), None to start afresh (after removing the old files with ``overwrite``), or an error."""
+    ckpt_path = run / CHECKPOINT_FILE
+    if not (ckpt_path.exists() or (run / bundle_mod.CONFIG_FILE).exists()):
+        return None
+    if tcfg.resume and ckpt_path.exists():
+        ck = _load_checkpoint(ckpt_path, torch.device("cpu"))
+        if ck["signature"] != signature:
+            diff = "; ".join(_signature_diff(ck["signature"], signature)) or "settings differ"
+            raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings "
+                              f"or data ({diff})")
+        return ck
+    if not tcfg.overwrite and not tcfg.resume:
+        raise ConfigError(f"{run}: already holds a training run; set resume=True (--resume) to continue it, "
+                          "overwrite=True (--overwrite) to replace it, or choose another output directory")
+    if main and tcfg.overwrite:
+        for name in (CHECKPOINT_FILE, *bundle_mod.BUNDLE_FILES):
+            (run / name).unlink(missing_ok=True)
+    return None
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -363,7 +385,7 @@ def train(
 
 def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
            run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
-           t_start: float, init: tuple[ModelConfig, dict[str, torch.Tensor], str] | None = None,
+           t_start: float, init: tuple[ModelConfig, dict[str, torch.Tensor], str, Path] | None = None,
            observers: tuple[Any, ...] = ()) -> TrainResult:
     from tqdm.auto import tqdm
 
@@ -378,21 +400,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     test_sha = arrays_sha256(test_ds, **fp) if test_ds is not None else None
     signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size, init[2] if init else None)
 
-    # resume / overwrite policy (decided before any work)
-    ck: dict[str, Any] | None = None
-    if ckpt_path.exists() or (run / bundle_mod.CONFIG_FILE).exists():
-        if tcfg.resume and ckpt_path.exists():
-            ck = _load_checkpoint(ckpt_path, torch.device("cpu"))
-            if ck["signature"] != signature:
-                diff = "; ".join(_signature_diff(ck["signature"], signature)) or "settings differ"
-                raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings "
-                                  f"or data ({diff})")
-        elif not tcfg.overwrite and not tcfg.resume:
-            raise ConfigError(f"{run}: already holds a training run; set resume=True (--resume) to continue it, "
-                              "overwrite=True (--overwrite) to replace it, or choose another output directory")
-        elif main and tcfg.overwrite:
-            for name in (CHECKPOINT_FILE, *bundle_mod.BUNDLE_FILES):
-                (run / name).unlink(missing_ok=True)
+    ck = _resume_policy(run, tcfg, signature, main)  # decided before any work
     dist_mod.barrier(ctx)
 
     # data
@@ -597,6 +605,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
 
         config = {
             "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
+            "init_from": None if init is None else {"path": str(init[3]), "weights_sha256": init[2]},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "model": mcfg.to_dict(), "training": tcfg.to_dict(),
             "loss_weights": weights.to_dict(),
