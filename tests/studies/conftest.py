@@ -16,7 +16,7 @@ def dose_response_quick(tmp_path_factory):
     from ptychopinn.studies.dose_response import PRESETS, run_dose_response
 
     root = tmp_path_factory.mktemp("dose_response") / "study"
-    res = run_dose_response(root, PRESETS["quick"], progress=False, log=lambda s: None)
+    res = run_dose_response(root, PRESETS["quick"], progress=False, log=lambda s: None, threads=1)
     assert res.ok, res.failed
     return root, res
 
@@ -30,6 +30,6 @@ def dose_overlap_quick(tmp_path_factory):
 
     cfg = dataclasses.replace(PRESETS["quick"], object_from=str(REAL), probe_from=str(REAL))
     root = tmp_path_factory.mktemp("dose_overlap") / "study"
-    res = run_dose_overlap(root, cfg, progress=False, log=lambda s: None)
+    res = run_dose_overlap(root, cfg, progress=False, log=lambda s: None, threads=1)
     assert res.ok, res.failed
     return root, cfg, res

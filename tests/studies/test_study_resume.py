@@ -70,7 +70,7 @@ def test_sigkill_mid_study_then_resume_gives_byte_identical_files(dose_response_
     finished = [j for j, e in m["jobs"].items() if e.get("status") == "done"]
     assert 0 < len(finished) < total
     mtimes = {p: p.stat().st_mtime_ns for j in finished for p in (root / j).rglob("*") if p.is_file()}
-    res = run_dose_response(root, PRESETS["quick"], progress=False, log=lambda s: None)
+    res = run_dose_response(root, PRESETS["quick"], progress=False, log=lambda s: None, threads=1)
     assert res.ok
     assert sorted(res.skipped) == sorted(finished)  # resumed where it stopped
     assert len(res.ran) == total - len(finished)
@@ -81,7 +81,7 @@ def test_sigkill_mid_study_then_resume_gives_byte_identical_files(dose_response_
 
 def test_local_processes_give_the_same_study(dose_response_quick, tmp_path):
     ref, _ = dose_response_quick
-    res = run_dose_response(tmp_path / "pool", PRESETS["quick"], n_jobs=2, progress=False, log=lambda s: None)
+    res = run_dose_response(tmp_path / "pool", PRESETS["quick"], n_jobs=2, progress=False, log=lambda s: None, threads=1)
     assert res.ok
     assert {e["executor"] for e in res.manifest["jobs"].values()} == {"local processes (2)"}
     _same_study(ref, tmp_path / "pool")
@@ -96,7 +96,7 @@ def test_dask_localcluster_gives_the_same_manifest(dose_response_quick, tmp_path
         worker_pids = set(client.run(os.getpid).values())
         # the address, as --scheduler tcp://HOST:PORT passes it (the runner opens its own client)
         res = run_dose_response(tmp_path / "dask", PRESETS["quick"], scheduler=cluster.scheduler_address,
-                                progress=False, log=lambda s: None)
+                                progress=False, log=lambda s: None, threads=1)
     assert res.ok
     jobs = res.manifest["jobs"]
     assert {e["pid"] for e in jobs.values()} <= worker_pids  # every job ran on a worker

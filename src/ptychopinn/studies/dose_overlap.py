@@ -211,10 +211,10 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
 
 
 def run_dose_overlap(out_dir: str | Path, cfg: DoseOverlapConfig, *, n_jobs: int = 1, scheduler: Any = None,
-                     progress: bool = True, log: Any = None) -> StudyResult:
+                     progress: bool = True, log: Any = None, threads: int | None = None) -> StudyResult:
     """Run (or resume) the study into ``out_dir``; the summary files are copied to ``out_dir``."""
     res = run_study(build_jobs(cfg), out_dir, name="dose-overlap", n_jobs=n_jobs, scheduler=scheduler,
-                    progress=progress, log=log, study_config=cfg.to_dict())
+                    progress=progress, log=log, study_config=cfg.to_dict(), threads=threads)
     if res.ok:
         publish(res.root, "summary", SUMMARY_FILES)
     return res

@@ -146,11 +146,23 @@ def resolve_fn(name: str) -> Callable[..., Any]:
         raise ConfigError(f"job function {name!r} cannot be imported ({exc})") from None
 
 
-def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False) -> dict[str, Any]:
+def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False, threads: int | None = None
+                ) -> dict[str, Any]:
     """Run one job into a temporary folder, rename it onto ``root/<id>``, return its manifest entry.
 
     Takes and returns plain dicts so that it can be shipped to worker processes and Dask workers.
+    ``threads``: torch's intra-op threads for the job (restored afterwards). Floating-point sums
+    depend on it, so every executor runs a study's jobs with the same count to give the same bytes.
     """
+    if threads:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            return {**execute_job(job_dict, root, progress), "threads": int(threads)}
+        finally:
+            torch.set_num_threads(before)
     job = Job(**{**job_dict, "params": job_dict["params"], "inputs": tuple(job_dict["inputs"]),
                  "deps": tuple(job_dict["deps"]), "volatile": tuple(job_dict["volatile"])})
     rootp = Path(root)
@@ -181,10 +193,11 @@ def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False) -> 
     }
 
 
-def _execute_in_worker(job_dict: dict[str, Any], root: str, progress: bool) -> dict[str, Any]:
+def _execute_in_worker(job_dict: dict[str, Any], root: str, progress: bool, threads: int | None = None
+                       ) -> dict[str, Any]:
     """Entry point of local worker processes: typed errors travel back as (type, message)."""
     try:
-        return execute_job(job_dict, root, progress)
+        return execute_job(job_dict, root, progress, threads)
     except PtychoPINNError as exc:
         return {"id": job_dict["id"], "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
@@ -244,9 +257,12 @@ class StudyResult:
 def run_study(
     jobs: Sequence[Job], root: str | os.PathLike, *, name: str = "study", n_jobs: int = 1,
     scheduler: Any = None, progress: bool = True, log: Callable[[str], None] | None = None,
-    study_config: dict[str, Any] | None = None,
+    study_config: dict[str, Any] | None = None, threads: int | None = None,
 ) -> StudyResult:
     """Run (or resume) the jobs into ``root``; see the module docstring for the executors.
+
+    ``threads``: torch threads of every job, whichever executor runs it (default: this process's
+    current ``torch.get_num_threads()``), so that in-process, pool and Dask runs agree bit for bit.
 
     A failing job is recorded with status ``failed`` and its dependants are not started; the
     other jobs still run. Returns a :class:`StudyResult` (``ok`` is False when a job failed).
@@ -258,8 +274,12 @@ def run_study(
         raise ConfigError(f"--jobs must be >= 1; got {n_jobs}")
     rootp = Path(root).resolve()
     rootp.mkdir(parents=True, exist_ok=True)
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
     with _study_lock(rootp):
-        return _run_locked(order, rootp, name, n_jobs, scheduler, progress, log, study_config, t0)
+        return _run_locked(order, rootp, name, n_jobs, scheduler, progress, log, study_config, t0, int(threads))
 
 
 @contextlib.contextmanager
@@ -283,7 +303,8 @@ def _study_lock(root: Path) -> Iterator[None]:
 
 
 def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler: Any, progress: bool,
-                log: Callable[[str], None], study_config: dict[str, Any] | None, t0: float) -> StudyResult:
+                log: Callable[[str], None], study_config: dict[str, Any] | None, t0: float,
+                threads: int) -> StudyResult:
     for stale in sorted(rootp.rglob(".*.tmp"), reverse=True):  # left by a killed run
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
@@ -323,7 +344,7 @@ def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler
             log(f"[{_stamp()}] FAIL  {jid}: {failed[jid]}")
 
     if scheduler is not None:
-        _run_dask(pending, rootp, scheduler, progress, log, record, done, failed)
+        _run_dask(pending, rootp, scheduler, progress, log, record, done, failed, threads)
     elif int(n_jobs) == 1:
         for j in pending:
             if any(d in failed or d not in done for d in j.deps):
@@ -331,12 +352,12 @@ def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler
                 continue
             log(f"[{_stamp()}] start {j.id}")
             try:
-                entry = {**execute_job(dataclasses.asdict(j), str(rootp), progress), "executor": "in-process"}
+                entry = {**execute_job(dataclasses.asdict(j), str(rootp), progress, threads), "executor": "in-process"}
             except PtychoPINNError as exc:
                 entry = {"id": j.id, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             record(entry)
     else:
-        _run_pool(pending, rootp, int(n_jobs), progress, log, record, done, failed)
+        _run_pool(pending, rootp, int(n_jobs), progress, log, record, done, failed, threads)
     manifest["seconds_last_run"] = round(time.perf_counter() - t0, 3)
     write_json_atomic(rootp / MANIFEST_FILE, manifest)
     return StudyResult(rootp, manifest, ran, skipped, failed, time.perf_counter() - t0)
@@ -378,7 +399,8 @@ def _ready(pending: list[Job], done: set[str], failed: dict[str, str], started: 
 
 
 def _run_pool(pending: list[Job], root: Path, n_jobs: int, progress: bool, log: Callable[[str], None],
-              record: Callable[[dict[str, Any]], None], done: set[str], failed: dict[str, str]) -> None:
+              record: Callable[[dict[str, Any]], None], done: set[str], failed: dict[str, str],
+              threads: int | None = None) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -391,7 +413,7 @@ def _run_pool(pending: list[Job], root: Path, n_jobs: int, progress: bool, log: 
                     break
                 started.add(j.id)
                 log(f"[{_stamp()}] start {j.id}")
-                running[ex.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress)] = j.id
+                running[ex.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress, threads)] = j.id
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -411,7 +433,8 @@ def _gpu_workers(client: Any) -> bool:
 
 
 def _run_dask(pending: list[Job], root: Path, scheduler: Any, progress: bool, log: Callable[[str], None],
-              record: Callable[[dict[str, Any]], None], done: set[str], failed: dict[str, str]) -> None:
+              record: Callable[[dict[str, Any]], None], done: set[str], failed: dict[str, str],
+              threads: int | None = None) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -435,7 +458,7 @@ def _run_dask(pending: list[Job], root: Path, scheduler: Any, progress: bool, lo
                 log(f"[{_stamp()}] start {j.id}")
                 kw = {"resources": {"GPU": 1}} if (j.gpu and gpu) else {}
                 resources[j.id] = kw.get("resources", {})
-                fut = client.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress,
+                fut = client.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress, threads,
                                     key=f"ptychopinn-{j.id}-{time.time_ns()}", pure=False, **kw)
                 running[fut] = j.id
                 ac.add(fut)
