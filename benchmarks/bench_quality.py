@@ -152,16 +152,15 @@ def handoff(a, te, rec, kind, dose, gs, infer_s) -> list[dict]:
 def fit_rows(a, te, kind, dose, gs, out, bundles) -> list[dict]:
     """Reconstruct mode: fit the PINN on the test scan itself (no labels), one row per seed and
     start (``--fit-init``: from random weights and/or fine-tuning the seed's trained bundle)."""
-    from ptychopinn.inference.fit import reconstruct_scan
+    from ptychopinn.inference.fit import DEFAULT_TRAIN, reconstruct_scan
     from ptychopinn.model.config import ModelConfig
-    from ptychopinn.training.config import TrainConfig
 
     rows = []
     starts = ["scratch", "bundle"] if a.fit_init == "both" else [a.fit_init]
     for start in starts:
         for seed in _ints(a.seeds):
-            tcfg = TrainConfig(epochs=a.fit_epochs, seed=seed, device=a.device, overwrite=True, val_fraction=0.05,
-                               patience=5, warmup_epochs=1.0 if start == "scratch" else 0.0,
+            tcfg = replace(DEFAULT_TRAIN, epochs=a.fit_epochs, seed=seed, device=a.device, overwrite=True,
+                               warmup_epochs=1.0 if start == "scratch" else 0.0,
                                **({"lr": a.lr} if a.lr and start == "scratch" else {}),
                                **({"lr": a.fit_lr} if start == "bundle" else {}))
             mcfg = ModelConfig(gridsize=gs, n_filters_scale=a.nfs, arch=a.arch) if start == "scratch" else None

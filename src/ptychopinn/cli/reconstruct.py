@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA.npz", help="the scan to reconstruct (NPZ data contract)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     p.add_argument("--from-bundle", metavar="RUN_DIR", help="pre-trained bundle to fine-tune")
-    add_config_arguments(p, gridsize=2, epochs=30, n_filters_scale=1, val_fraction=0.05, patience=5)
+    from ptychopinn.training.config import RECONSTRUCT_DEFAULTS
+
+    add_config_arguments(p, **RECONSTRUCT_DEFAULTS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,14 +18,16 @@ from typing import Any
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.inference.reconstruct import Reconstruction, reconstruct
 from ptychopinn.model.config import ModelConfig
-from ptychopinn.training.config import TrainConfig
+from ptychopinn.training.config import RECONSTRUCT_DEFAULTS, TrainConfig
 from ptychopinn.training.trainer import TrainResult, train
 
 MODEL_SUBDIR = "model"
 
-#: reconstruct-mode defaults: gridsize 2 (the overlap constraint is what makes a scan fit work)
-DEFAULT_MODEL = ModelConfig(gridsize=2, n_filters_scale=1)
-DEFAULT_TRAIN = TrainConfig(epochs=30, val_fraction=0.05, patience=5)
+#: reconstruct-mode defaults (:data:`~ptychopinn.training.config.RECONSTRUCT_DEFAULTS`)
+DEFAULT_MODEL = ModelConfig(**{k: v for k, v in RECONSTRUCT_DEFAULTS.items()
+                               if k in {f.name for f in dataclasses.fields(ModelConfig)}})
+DEFAULT_TRAIN = TrainConfig(**{k: v for k, v in RECONSTRUCT_DEFAULTS.items()
+                               if k in {f.name for f in dataclasses.fields(TrainConfig)}})
 
 
 @dataclass

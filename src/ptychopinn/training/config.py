@@ -15,6 +15,11 @@ PRECISIONS = ("auto", "float32", "bf16")
 LOSSES = ("nll", "mae", "nll+mae")
 SCHEDULES = ("cosine", "plateau")
 
+#: reconstruct mode's own defaults (ModelConfig and TrainConfig fields), one home for the library
+#: and the CLI: gridsize 2 (the overlap constraint is what makes one scan informative), a small
+#: network, early stopping on 5 % of the scan's groups
+RECONSTRUCT_DEFAULTS = {"gridsize": 2, "n_filters_scale": 1, "epochs": 30, "val_fraction": 0.05, "patience": 5}
+
 #: fields that control how a run is executed, not what it computes (ignored when resuming)
 RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 _K_MAX = 200
 
 
+@functools.lru_cache(maxsize=1)
 def _expected_deviance_table() -> tuple[np.ndarray, np.ndarray]:
     """E[d(k, lam)] for k ~ Poisson(lam) on a log grid of lam in [1e-4, 60], by exact summation."""
     lam = np.logspace(-4, math.log10(60.0), 400)
@@ -31,7 +33,9 @@ def _expected_deviance_table() -> tuple[np.ndarray, np.ndarray]:
     logp = k * np.log(lam)[None, :] - lam[None, :] - gammaln(k + 1)
     klogk = np.where(k > 0, k * np.log(np.maximum(k, 1.0)), 0.0)
     d = 2.0 * (klogk - k * np.log(lam)[None, :] - (k - lam[None, :]))
-    return lam, (np.exp(logp) * d).sum(axis=0)
+    val = (np.exp(logp) * d).sum(axis=0)
+    lam.flags.writeable = val.flags.writeable = False  # cached: shared by every call
+    return lam, val
 
 
 def expected_deviance(lam: Tensor) -> Tensor:
