@@ -37,6 +37,165 @@ PRESETS = {
 }
 
 
+#: held-out preset (issue 16): test objects from families the general model's corpus never holds
+HELDOUT = dict(families="natural,real,siemens", probes="measured,disk", doses="1e6,1e4,1e3", scans="dense,sparse",
+               seeds="0,1,2", test_size=192, general="general-n64", snapshots="1,2,3,5,7,10,15,20,30,50,70,100",
+               fit_epochs=None, before="")
+STEP_FRACTION = {"dense": 0.3, "sparse": 0.7}
+PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "moon", "coins")
+TEXTURES = ("brick", "grass", "gravel")
+
+
+def heldout_object(family: str, size: int, seed: int, probe_file: str):
+    """A held-out test object: ``natural`` (a photograph as amplitude 0.55..1.0, a texture photograph
+    as phase +-0.6 rad, both from scikit-image's samples), ``real`` (the experiment's object, its
+    scanned region) or ``siemens``."""
+    import numpy as np
+    from scipy import ndimage
+    from skimage import data as skd
+    from skimage.color import rgb2gray
+
+    from ptychopinn.physics.objects import siemens_object
+
+    rng = np.random.default_rng(seed)
+    if family == "siemens":
+        return siemens_object(size)
+    if family == "real":
+        o = np.load(probe_file)["objectGuess"]
+        return np.asarray(o[36:192, 36:192], np.complex128)
+
+    def photo(name: str) -> np.ndarray:
+        a = getattr(skd, name)()
+        a = rgb2gray(a) if a.ndim == 3 else a.astype(np.float64) / 255.0
+        a = ndimage.zoom(a, size / min(a.shape), order=1)
+        y = int(rng.integers(0, a.shape[0] - size + 1))
+        x = int(rng.integers(0, a.shape[1] - size + 1))
+        a = a[y:y + size, x:x + size]
+        return (a - a.min()) / max(a.max() - a.min(), 1e-12)
+
+    amp = 0.55 + 0.45 * photo(PHOTOS[seed % len(PHOTOS)])
+    ph = 1.2 * photo(TEXTURES[seed % len(TEXTURES)]) - 0.6
+    return amp * np.exp(1j * (ph - ph.mean()))
+
+
+def heldout_scan(family: str, probe_kind: str, dose: float, scan: str, seed: int, a):
+    """The simulated test scan of one held-out cell (jittered raster, step = fraction x the probe's
+    90 %-energy diameter)."""
+    from ptychopinn.data.corpus import probe_diameter
+    from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.data.contract import load_probe
+    from ptychopinn.physics.probe import default_probe
+
+    probe = load_probe(a.probe_file, a.N) if probe_kind == "measured" else default_probe(a.N)
+    step = STEP_FRACTION[scan] * probe_diameter(probe)
+    obj = heldout_object(family, a.test_size, seed, a.probe_file)
+    cfg = SimulationConfig(N=a.N, nphotons=dose, n_images=100_000, scan="jitter", step=step, seed=1000 + seed)
+    ds = simulate(cfg, obj=obj, probe=probe)
+    ds.metadata["heldout"] = {"family": family, "probe": probe_kind, "scan": scan, "step_px": step, "seed": seed}
+    return ds
+
+
+def run_heldout(a: argparse.Namespace) -> list[dict]:
+    """Every held-out cell: the general model in one pass, fine-tuned on the scan (reconstruct
+    mode), and pty-chi LSQML from a flat object at 10 and 100 epochs and at its time-to-quality
+    (the first snapshot epoch where amplitude and phase SSIM reach 99 % of their 100-epoch value)."""
+    import numpy as np
+    import torch
+
+    from ptychopinn.inference.fit import FINETUNE_TRAIN, reconstruct_scan
+    from ptychopinn.inference.reconstruct import reconstruct
+    from ptychopinn.iterative.ptychi_runner import PtychiConfig, run_ptychi
+    from ptychopinn.training.bundle import resolve_bundle
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    general = resolve_bundle(a.general)
+    snaps = _ints(a.snapshots)
+    rows: list[dict] = []
+
+    def emit(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    for fam in a.families.split(","):
+        for pk in a.probes.split(","):
+            for dose in _floats(a.doses):
+                for scan in a.scans.split(","):
+                    for seed in _ints(a.seeds):
+                        te = heldout_scan(fam, pk, dose, scan, seed, a)
+                        cell = {"object": fam, "probe": pk, "dose": dose, "scan": scan, "seed": seed,
+                                "n_patterns": te.n_patterns}
+                        t = time.perf_counter()
+                        rec = reconstruct(general, te, device=a.device, progress=False)
+                        secs = time.perf_counter() - t
+                        m = score(te, {"PtychoPINN": {"object": rec.object, "origin": rec.origin}})["PtychoPINN"]
+                        emit({**cell, "arm": "PINN general, one pass", "seconds": secs, **m})
+                        if a.fit_epochs != 0:
+                            tc = FINETUNE_TRAIN if a.fit_epochs is None else replace(FINETUNE_TRAIN, epochs=a.fit_epochs)
+                            tc = replace(tc, seed=seed, device=a.device, overwrite=True)
+                            t = time.perf_counter()
+                            res = reconstruct_scan(te, out / f"fit_{fam}_{pk}_{dose:.0e}_{scan}_s{seed}", None, tc,
+                                                   from_bundle=general, progress=False)
+                            secs = time.perf_counter() - t
+                            rr = res.reconstruction
+                            m = score(te, {"PtychoPINN": {"object": rr.object, "origin": rr.origin}})["PtychoPINN"]
+                            emit({**cell, "arm": "PINN general + fine-tune", "seconds": secs,
+                                  "epochs": res.training.epochs_run, **m})
+                        if a.before and f"{fam}/{pk}/{dose:.0e}/{scan}" in a.before.split(","):
+                            from ptychopinn.inference.fit import DEFAULT_TRAIN
+
+                            t = time.perf_counter()
+                            res = reconstruct_scan(te, out / f"scratch_{fam}_{pk}_{dose:.0e}_{scan}_s{seed}", None,
+                                                   replace(DEFAULT_TRAIN, seed=seed, device=a.device, overwrite=True),
+                                                   progress=False)
+                            secs = time.perf_counter() - t
+                            rr = res.reconstruction
+                            m = score(te, {"PtychoPINN": {"object": rr.object, "origin": rr.origin}})["PtychoPINN"]
+                            emit({**cell, "arm": "before: reconstruct from scratch (30 ep)", "seconds": secs, **m})
+                        pres = run_ptychi(te, PtychiConfig(epochs=max(snaps), device=a.device), progress=False,
+                                          snapshot_epochs=snaps)
+                        cum = np.cumsum(pres.metadata["epoch_wall_seconds"])
+                        build = pres.metadata["build_seconds"]
+                        sc = {e: score(te, {"PtyChi": {"object": o, "origin": pres.origin}})["PtyChi"]
+                              for e, o in pres.snapshots.items()}
+                        last = sc[max(snaps)]
+                        for e in (10, max(snaps)):
+                            if e in sc:
+                                emit({**cell, "arm": f"PtyChi LSQML {e} ep", "seconds": build + cum[e - 1], **sc[e]})
+                        ttq = next(e for e in sorted(sc) if sc[e]["amplitude_ssim"] >= 0.99 * last["amplitude_ssim"]
+                                   and sc[e]["phase_ssim"] >= 0.99 * last["phase_ssim"])
+                        emit({**cell, "arm": "PtyChi LSQML to 99 %", "seconds": build + cum[ttq - 1], "epochs": ttq,
+                              **sc[ttq]})
+    return rows
+
+
+def heldout_table(rows: list[dict], by: tuple[str, ...] = ("dose", "scan")) -> str:
+    """Markdown: per (``by``) and arm, the mean over families, probes and seeds (min..max over cells)."""
+    import numpy as np
+
+    keys = ["amplitude_ssim", "phase_ssim", "amplitude_frc50", "amplitude_psnr"]
+    order = ["PINN general, one pass", "PINN general + fine-tune", "before: reconstruct from scratch (30 ep)",
+             "PtyChi LSQML 10 ep", "PtyChi LSQML to 99 %", "PtyChi LSQML 100 ep"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by) + (r["arm"],), []).append(r)
+    head = ("| " + " | ".join(by) + " | arm | cells | amp SSIM | phase SSIM | amp FRC50 | amp PSNR (dB) | seconds |\n|"
+            + "---|" * (len(by) + 7))
+    lines = [head]
+    for key in sorted(groups, key=lambda k: (k[:-1], order.index(k[-1]) if k[-1] in order else 99)):
+        rs = groups[key]
+        cells = []
+        for k in keys:
+            v = np.array([r.get(k, np.nan) for r in rs], dtype=float)
+            prec = 1 if k.endswith("psnr") else 3
+            cells.append(f"{np.nanmean(v):.{prec}f}" + (f" ({np.nanmin(v):.{prec}f}..{np.nanmax(v):.{prec}f})"
+                                                       if len(v) > 1 else ""))
+        sec = np.mean([r["seconds"] for r in rs])
+        lab = [f"{x:.0e}" if isinstance(x, float) else str(x) for x in key[:-1]]
+        lines.append("| " + " | ".join(lab) + f" | {key[-1]} | {len(rs)} | " + " | ".join(cells) + f" | {sec:.1f} |")
+    return "\n".join(lines)
+
+
 def _floats(s: str) -> list[float]:
     return [float(v) for v in s.split(",") if v]
 
@@ -202,14 +361,15 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    ap.add_argument("--preset", choices=sorted(PRESETS) + ["heldout"], default="quick")
     for k in ("objects", "gridsizes", "doses", "seeds"):
         ap.add_argument(f"--{k}")
     ap.add_argument("--ptychi-epochs", help="pty-chi LSQML runs from a flat object, comma list of epochs")
     for k in ("n_train", "train_size", "n_test", "test_size", "epochs"):
         ap.add_argument(f"--{k.replace('_', '-')}", dest=k, type=int)
     ap.add_argument("--N", type=int, default=64)
-    ap.add_argument("--fit-epochs", type=int, help="reconstruct-mode arm: epochs of the fit on the test scan (0 = off)")
+    ap.add_argument("--fit-epochs", type=int, help="reconstruct-mode arm: epochs of the fit on the test scan (0 = off; "
+                                                   "heldout preset: default the fine-tuning default)")
     ap.add_argument("--fit-gridsizes", help="gridsizes of the reconstruct-mode arm")
     ap.add_argument("--fit-init", choices=("scratch", "bundle", "both"), default="bundle",
                     help="reconstruct-mode start: random weights, the trained bundle (fine-tune), or both")
@@ -227,7 +387,37 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default="bench_out/quality")
     ap.add_argument("--json", help="write all rows to this JSON file")
+    ap.add_argument("--families", help="heldout preset: natural,real,siemens")
+    ap.add_argument("--probes", help="heldout preset: measured,disk")
+    ap.add_argument("--scans", help="heldout preset: dense,sparse (step 0.3 / 0.7 of the probe diameter)")
+    ap.add_argument("--general", help="heldout preset: the general model (built-in name or bundle directory)")
+    ap.add_argument("--snapshots", help="heldout preset: pty-chi epochs scored for its time-to-quality")
+    ap.add_argument("--before", help="heldout preset: cells FAMILY/PROBE/DOSE/SCAN (comma list) that also run "
+                                     "the old default (reconstruct from scratch, 30 epochs)")
+    ap.add_argument("--probe-file", default=str(Path(__file__).resolve().parents[1].parent
+                                                / "shared/data/Run1084_recon3_postPC.npz"),
+                    help="measured probe and real object (heldout preset)")
     a = ap.parse_args(argv)
+    if a.preset == "heldout":
+        for k, v in HELDOUT.items():
+            if getattr(a, k, None) is None:
+                setattr(a, k, v)
+        if a.doses is None:
+            a.doses = HELDOUT["doses"]
+        if a.seeds is None:
+            a.seeds = HELDOUT["seeds"]
+        if a.test_size is None:
+            a.test_size = HELDOUT["test_size"]
+        t0 = time.perf_counter()
+        rows = run_heldout(a)
+        print(heldout_table(rows))
+        print()
+        print(heldout_table(rows, ("object", "probe", "dose", "scan")))
+        print(f"\npreset heldout, general model {a.general}, device {a.device}, {a.threads} threads; "
+              f"total {time.perf_counter() - t0:.0f} s")
+        if a.json:
+            Path(a.json).write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))
+        return
     for k, v in PRESETS[a.preset].items():
         if getattr(a, k) is None:
             setattr(a, k, v)

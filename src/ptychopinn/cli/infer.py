@@ -17,9 +17,9 @@ Writes into -o/--output: reconstruction.npz (object complex64, amplitude, phase,
 origin [y0, x0] with canvas[i, j] == object[y0 + i, x0 + j], xcoords, ycoords, stitch_crop,
 _metadata JSON) plus amplitude.png and phase.png. Files appear only when all are complete.
 
---data may be a CXI / ptychodus file (docs/cxi.md). The network does not use the probe; --probe-from
-FILE replaces the dataset's probeGuess (recorded), and a file without a probe is read with the
-bundle's probe.
+--data may be a CXI / ptychodus file (docs/cxi.md). A probe-conditioned model (the built-in general
+model) reconstructs with the dataset's probe; --probe-from FILE replaces the dataset's probeGuess
+(recorded), and a file without a probe is read with the bundle's probe.
 
 Exit status: 0 written; 2 bad input (missing/invalid bundle or data, bad option): nothing written."""
 
@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = {k: v.default for k, v in inspect.signature(reconstruct).parameters.items()}
 
     parser.add_argument("--model", required=True, metavar="RUN_DIR",
-                        help="trained model bundle directory (or RUN_DIR/checkpoint.pt of an interrupted run)")
+                        help="trained model bundle directory (or RUN_DIR/checkpoint.pt of an interrupted run), "
+                             "or a built-in name: general-n64 (the general model, docs/general_model.md)")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset to reconstruct (NPZ contract)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     ck.add_overwrite(parser, "files in an existing, non-empty output directory")
@@ -84,6 +85,9 @@ def _load(args: argparse.Namespace):
     from ptychopinn.cli._data_input import load_input
     from ptychopinn.errors import BundleError, DataError
 
+    from ptychopinn.training.bundle import resolve_bundle
+
+    args.model = str(resolve_bundle(args.model))
     if not os.path.isdir(args.model):  # the cheap check first
         raise BundleError(f"{args.model}: model bundle directory not found")
     try:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "validate",
     "convert": "convert",
     "train": "train",
+    "train-general": "train_general",
     "infer": "infer",
     "reconstruct": "reconstruct",
     "compare": "compare",

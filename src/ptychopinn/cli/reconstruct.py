@@ -12,8 +12,12 @@ DESCRIPTION = """\
 Reconstruct mode: the scan's own diffraction patterns train the PINN through the physics
 (Poisson NLL; no ground truth needed), a held-out fraction of its groups (--val-fraction) stops the
 fit early, and the fitted network then predicts and stitches the whole scan.
---from-bundle RUN fine-tunes a pre-trained bundle instead of starting from random weights (its
-network settings are used).
+By default the fit starts from the built-in general model for the scan's pattern size
+(general-n64 at N=64; docs/general_model.md) and fine-tunes it briefly (the fine-tuning defaults:
+4 epochs at lr 3e-4, no warm-up, patience 2; options given on the command line win). --from-bundle RUN
+fine-tunes another bundle (a directory or a built-in name; its network settings are used).
+--from-scratch starts from random weights with the defaults listed below (also used when no general
+model ships for the scan's N).
 
 Writes into -o/--output: reconstruction.npz, amplitude.png, phase.png (as `infer`) and the fitted
 bundle in OUT/model/. Exit status: 0 written; 2 bad input or option (nothing written)."""
@@ -22,7 +26,12 @@ bundle in OUT/model/. Exit status: 0 written; 2 bad input or option (nothing wri
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA.npz", help="the scan to reconstruct (NPZ data contract)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
-    p.add_argument("--from-bundle", metavar="RUN_DIR", help="pre-trained bundle to fine-tune")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--from-bundle", metavar="RUN_DIR",
+                       help="bundle to fine-tune: a directory or a built-in name (default: the built-in general "
+                            "model for the scan's N, e.g. general-n64)")
+    start.add_argument("--from-scratch", action="store_true",
+                       help="fit from random weights (the defaults below) instead of fine-tuning a general model")
     from ptychopinn.training.config import RECONSTRUCT_DEFAULTS
 
     add_config_arguments(p, **RECONSTRUCT_DEFAULTS)
@@ -31,15 +40,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.inference.fit import reconstruct_scan
 
+    import dataclasses
+
+    from ptychopinn.data.contract import as_dataset
+    from ptychopinn.inference.fit import GENERAL, start_bundle
+    from ptychopinn.training.bundle import resolve_bundle
+    from ptychopinn.training.config import FINETUNE_DEFAULTS
+
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
+    if args.from_bundle:
+        resolve_bundle(args.from_bundle)  # an unknown built-in name fails before the data are read
     args.model = "pinn"
     mcfg, tcfg = build_configs(args)
-    if args.from_bundle:
+    data = as_dataset(args.data)
+    start = None if args.from_scratch else start_bundle(args.from_bundle or GENERAL, data.N)
+    if start is not None:
         mcfg = None  # the bundle's network
-    res = reconstruct_scan(args.data, args.output, mcfg, tcfg, from_bundle=args.from_bundle,
-                           progress=not args.quiet)
+        explicit = getattr(args, "_explicit", set()) | set(getattr(args, "_config_values", {}).get("training", {}))
+        tcfg = dataclasses.replace(tcfg, **{k: v for k, v in FINETUNE_DEFAULTS.items() if k not in explicit})
+    res = reconstruct_scan(data, args.output, mcfg, tcfg, from_bundle=start, progress=not args.quiet)
     r, t = res.reconstruction, res.training
     h, w = r.object.shape
-    print(f"reconstruct: fitted {t.epochs_run} epochs (best {t.best_epoch}) in {t.seconds:.1f} s, "
+    origin = "random weights" if start is None else f"fine-tuned from {start}"
+    print(f"reconstruct: {origin}: {t.epochs_run} epochs (best {t.best_epoch}) in {t.seconds:.1f} s, "
           f"{h}x{w} object in {res.seconds:.1f} s total -> {args.output}")
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.inference.reconstruct import Reconstruction, reconstruct
 from ptychopinn.model.config import ModelConfig
-from ptychopinn.training.config import RECONSTRUCT_DEFAULTS, TrainConfig
+from ptychopinn.training.config import FINETUNE_DEFAULTS, RECONSTRUCT_DEFAULTS, TrainConfig
 from ptychopinn.training.trainer import TrainResult, train
 
 MODEL_SUBDIR = "model"
@@ -28,6 +28,20 @@ DEFAULT_MODEL = ModelConfig(**{k: v for k, v in RECONSTRUCT_DEFAULTS.items()
                                if k in {f.name for f in dataclasses.fields(ModelConfig)}})
 DEFAULT_TRAIN = TrainConfig(**{k: v for k, v in RECONSTRUCT_DEFAULTS.items()
                                if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+#: fine-tuning a trained bundle (:data:`~ptychopinn.training.config.FINETUNE_DEFAULTS`)
+FINETUNE_TRAIN = TrainConfig(**FINETUNE_DEFAULTS)
+#: ``from_bundle`` default: the built-in general model for the scan's N when one ships, else from scratch
+GENERAL = "general"
+
+
+def start_bundle(from_bundle: Any, n: int) -> Path | str | None:
+    """The bundle a fit starts from: ``GENERAL`` -> the built-in general model for N (or None: from
+    scratch); a name or directory as given; None -> from scratch."""
+    if isinstance(from_bundle, str) and from_bundle == GENERAL:
+        from ptychopinn.training.bundle import general_bundle_for
+
+        return general_bundle_for(n)
+    return from_bundle
 
 
 @dataclass
@@ -44,20 +58,24 @@ def reconstruct_scan(
     out_dir: str | os.PathLike,
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
-    from_bundle: str | os.PathLike | None = None,
+    from_bundle: str | os.PathLike | None = GENERAL,
     progress: bool = True,
 ) -> ScanReconstruction:
     """Fit a PINN to ``data`` (NPZ path or PtychoDataset) and reconstruct it into ``out_dir``
     (``reconstruction.npz`` + PNGs there, the fitted bundle in ``out_dir/model``).
 
-    ``from_bundle``: fine-tune that bundle's network (its model config is used unless
-    ``model_config`` is given, which must then match). Defaults: :data:`DEFAULT_MODEL` and
-    :data:`DEFAULT_TRAIN`; ``train_config.overwrite`` / ``resume`` apply to the model folder.
+    ``from_bundle``: fine-tune that bundle's network (a directory or a built-in name such as
+    ``general-n64``; its model config is used unless ``model_config`` is given, which must then
+    match). The default :data:`GENERAL` starts from the built-in general model when one ships for the
+    scan's N (and from random weights otherwise); None always starts from random weights. Training
+    defaults: :data:`FINETUNE_TRAIN` from a bundle, :data:`DEFAULT_TRAIN` (with
+    :data:`DEFAULT_MODEL`) from scratch; ``train_config.overwrite`` / ``resume`` apply to the model folder.
     """
     t0 = time.perf_counter()
     ds = as_dataset(data)
     out = Path(out_dir)
-    tcfg = train_config or DEFAULT_TRAIN
+    from_bundle = start_bundle(from_bundle, ds.N)
+    tcfg = train_config or (DEFAULT_TRAIN if from_bundle is None else FINETUNE_TRAIN)
     mcfg = model_config if (model_config is not None or from_bundle is not None) else DEFAULT_MODEL
     res = train(ds, out / MODEL_SUBDIR, mcfg, tcfg, progress=progress, init_from=from_bundle)
     rec = reconstruct(out / MODEL_SUBDIR, ds, out_dir=out, device=tcfg.device, progress=progress, seed=tcfg.seed)

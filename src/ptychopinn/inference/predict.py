@@ -73,7 +73,9 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
 
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
-        path = str(model)
+        from ptychopinn.training.bundle import resolve_bundle
+
+        path = str(resolve_bundle(model))
         if os.path.isfile(path):  # checkpoint.pt of an interrupted training run
             from ptychopinn.training.bundle import load_checkpoint
 

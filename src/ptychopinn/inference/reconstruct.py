@@ -91,12 +91,18 @@ def reconstruct(
         raise ConfigError(f"batch size must be >= 1; got {batch_size}")
     # cheap checks first, then the data, then the (possibly large) model
     dev = resolve_device(device)
+    if isinstance(model, (str, os.PathLike)):
+        from ptychopinn.training.bundle import resolve_bundle
+
+        model = resolve_bundle(model)
     if isinstance(model, (str, os.PathLike)) and not os.path.exists(model):
         raise BundleError(f"{model}: model bundle directory not found")
     ds = as_dataset(data)
     crop = default_crop(ds.N) if stitch_crop is None else check_crop(ds.N, stitch_crop)
     im: InferenceModel = model if isinstance(model, InferenceModel) else resolve_model(model, dev)
     n = ds.N
+    if getattr(getattr(im.module, "config", None), "probe_conditioned", False):
+        im.module.set_probe(ds.probe)  # a general model reconstructs each scan with its own probe
     if im.N and n != im.N:
         raise DataError(f"{ds.source}: key 'diff3d': pattern size {n} does not match the model's N={im.N}")
     if ds.n_patterns < im.gridsize ** 2:

@@ -122,6 +122,8 @@ class PtychiResult:
     #: (H, W) bool, canvas pixels some scan position illuminates (>= 5 % of the probe's peak
     #: intensity); the PNG shows the others as background
     coverage: np.ndarray | None = None
+    #: epoch -> object (H, W) after that epoch, for the epochs asked for in ``snapshot_epochs``
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -443,12 +445,14 @@ def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, 
 
 
 def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True,
-               init_object: Any = None, init_probe: Any = None) -> PtychiResult:
+               init_object: Any = None, init_probe: Any = None, snapshot_epochs: Any = ()) -> PtychiResult:
     """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
     the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded).
 
     ``init_object``: start from this reconstruction (e.g. the PINN's ``Reconstruction`` or its
-    ``reconstruction.npz``) instead of ones; ``init_probe``: start from this probe (array or NPZ)."""
+    ``reconstruction.npz``) instead of ones; ``init_probe``: start from this probe (array or NPZ).
+    ``snapshot_epochs``: epochs (1-based) after which the object is copied into
+    ``result.snapshots[epoch]`` (time-to-quality curves; the copies are not timed)."""
     config = config or PtychiConfig()
     inputs = prepare_inputs(dataset, config, init_object, init_probe)
     t_import = time.perf_counter()
@@ -462,6 +466,9 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     geom = inputs.geometry
     losses: list[float] = []
     epoch_seconds: list[float] = []
+    snap_at = {int(e) for e in snapshot_epochs}
+    snapshots: dict[int, np.ndarray] = {}
+    snap_seconds = 0.0
     gpu = torch.cuda.device(device) if device != "cpu" else contextlib.nullcontext()
     with preserved_torch_state(), warnings.catch_warnings(), gpu:  # cuda:K: pty-chi's "cuda" is GPU K
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
@@ -476,14 +483,20 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
                 task.run(n_epochs=1)
                 loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
                 losses.append(loss)
-                epoch_seconds.append(time.perf_counter() - t1 - sum(epoch_seconds))
+                epoch_seconds.append(time.perf_counter() - t1 - snap_seconds - sum(epoch_seconds))
+                if epoch + 1 in snap_at:
+                    ts = time.perf_counter()
+                    sy, sx = geom.canvas_slices()
+                    buf = task.get_data_to_cpu("object", as_numpy=True)
+                    snapshots[epoch + 1] = np.ascontiguousarray(buf[0][sy, sx]).astype(np.complex64)
+                    snap_seconds += time.perf_counter() - ts
                 bar.set_postfix(loss=f"{loss:.4g}")
                 if not math.isfinite(loss):
                     raise TrainingDivergedError(
                         f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
         finally:
             bar.close()
-        epochs_seconds = time.perf_counter() - t1
+        epochs_seconds = time.perf_counter() - t1 - snap_seconds
         obj_buf = task.get_data_to_cpu("object", as_numpy=True)
         probe_buf = task.get_data_to_cpu("probe", as_numpy=True)
         with contextlib.suppress(Exception):
@@ -536,7 +549,7 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     coverage = coverage_mask(dataset.positions_yx, probe, origin, obj.shape)
     return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage,
                         loss_history=np.asarray(losses, dtype=np.float64), computation_time_seconds=total,
-                        config=config, metadata=meta)
+                        config=config, metadata=meta, snapshots=snapshots)
 
 
 # ---------------------------------------------------------------------------------------------

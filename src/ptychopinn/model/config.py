@@ -40,7 +40,9 @@ class ModelConfig(Config):
     ``merge_eps`` is the epsilon of the merge normalisation (DESIGN section 5).
     ``arch`` picks the network body: 'unet' (default, :mod:`ptychopinn.model.unet`: back-projected
     input, skip connections, SiLU; ``norm`` and ``back_project`` configure it) or 'classic' (the
-    reference PtychoPINN encoder/decoders, kept for parity).
+    reference PtychoPINN encoder/decoders, kept for parity). ``probe_conditioned``: the network was
+    trained on many probes (a general model, :mod:`ptychopinn.training.general`), so inference and
+    fine-tuning give it the probe of the scan being reconstructed instead of the bundle's own.
     """
 
     kind: str = "pinn"
@@ -57,6 +59,7 @@ class ModelConfig(Config):
     channels_last: bool = True
     norm: str = "none"
     back_project: bool = True
+    probe_conditioned: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -81,6 +84,8 @@ class ModelConfig(Config):
             raise ConfigError(f"norm must be 'none' or 'group'; got {self.norm!r}")
         if not self.merge_eps > 0:
             raise ConfigError("merge_eps must be > 0")
+        if self.probe_conditioned and (self.arch != "unet" or not self.back_project):
+            raise ConfigError("probe_conditioned needs arch 'unet' with back_project (the probe enters there)")
 
     def resolved(self, probe: Any) -> ModelConfig:
         """This config with ``border_branch`` decided from ``probe`` when it is None (auto)."""

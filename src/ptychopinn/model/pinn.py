@@ -156,12 +156,23 @@ class PtychoPINN(nn.Module):
     def intensity_scale(self) -> float:
         return float(torch.exp(self.log_s.detach()))
 
-    def object_patches(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Amplitude and phase (B, C, N, N) float32 of the predicted member patches."""
+    def set_probe(self, probe: np.ndarray) -> None:
+        """Replace the probe (a probe-conditioned model reconstructing a scan with its own probe);
+        normalised to sum|P|^2 = (N/2)^2 like the one it was built with."""
+        if np.shape(probe) != (self.N, self.N):
+            raise ValueError(f"probe shape {np.shape(probe)} does not match N={self.N}")
+        ri, factor = _probe_tensor(probe)
+        with torch.no_grad():
+            self.probe.copy_(ri.to(self.probe.device))
+        self.probe_factor = factor
+
+    def object_patches(self, x: Tensor, probe: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Amplitude and phase (B, C, N, N) float32 of the predicted member patches. ``probe``
+        (B, 1, N, N) complex: a probe per sample (probe-conditioned training); default the model's."""
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.config.arch == "unet":
-            za, zp = self.unet(x, self.probe_complex)
+            za, zp = self.unet(x, self.probe_complex if probe is None else probe)
             with _autocast_off(x.device.type):
                 amp = amplitude_activation(za.float(), self.config.amp_activation, self.config.amp_max)
                 phase = math.pi * torch.tanh(zp.float())
@@ -184,8 +195,13 @@ class PtychoPINN(nn.Module):
                 phase = phase + outer * bp
         return amp.contiguous(), phase.contiguous()
 
-    def forward(self, x: Tensor, offsets: Tensor | None = None) -> dict[str, Tensor]:
-        amp, phase = self.object_patches(x)
+    def forward(self, x: Tensor, offsets: Tensor | None = None, probe: Tensor | None = None,
+                scale: Tensor | None = None) -> dict[str, Tensor]:
+        """``probe`` (B, 1, N, N) complex and ``scale`` (B, 1, 1, 1): per-sample probe and intensity
+        scale (training on a corpus of scans); default the model's own ``probe`` and ``exp(log_s)``."""
+        if probe is not None and self.config.arch != "unet":
+            raise ValueError("per-sample probes need the unet network (the classic body does not see the probe)")
+        amp, phase = self.object_patches(x, probe)
         with _autocast_off(x.device.type):
             patches = torch.polar(amp, phase)
             if offsets is None:
@@ -193,7 +209,8 @@ class PtychoPINN(nn.Module):
                     raise ValueError("a gridsize > 1 model needs the group offsets")
             else:
                 offsets = offsets.to(device=x.device, dtype=torch.float32)
-            out = phys.physics_forward(patches, offsets, self.probe_complex, torch.exp(self.log_s),
+            out = phys.physics_forward(patches, offsets, self.probe_complex if probe is None else probe,
+                                       torch.exp(self.log_s) if scale is None else scale,
                                        self.config.merge_eps, self.config.border_branch)
         amplitude = out["amplitude"]
         return {

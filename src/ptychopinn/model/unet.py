@@ -36,13 +36,14 @@ def _block(c_in: int, c_out: int, norm: str) -> nn.Sequential:
 
 def back_projection(x: Tensor, probe: Tensor, delta: float = 0.1) -> Tensor:
     """(B, C, N, N) normalised amplitudes -> (B, 2C, N, N) real/imag of the first real-space object
-    estimate ``conj(P) F^-1[X exp(i arg F[P])] / (|P|^2 + delta max|P|^2)``."""
+    estimate ``conj(P) F^-1[X exp(i arg F[P])] / (|P|^2 + delta max|P|^2)``. ``probe``: one (N, N)
+    probe for the batch, or one per sample (B, 1, N, N)."""
     with torch.autocast(device_type=x.device.type, enabled=False):
         p = probe.detach().to(torch.complex64)
         phase = torch.exp(1j * torch.angle(far_field(p)))
         psi = near_field(x.float() * phase)
         p2 = p.abs().square()
-        o = psi * p.conj() / (p2 + delta * p2.max())
+        o = psi * p.conj() / (p2 + delta * p2.amax(dim=(-2, -1), keepdim=True))
         return torch.cat([o.real, o.imag], dim=1)
 
 

@@ -100,6 +100,36 @@ def save_bundle(run_dir: str | os.PathLike, model: Any, config: dict[str, Any],
     return run
 
 
+#: built-in bundles shipped inside the package (``ptychopinn/pretrained/<name>``); see docs/general_model.md
+BUILTIN_BUNDLES = {"general-n64": 64}
+
+
+def builtin_dir() -> Path:
+    """The folder holding the built-in bundles."""
+    return Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
+    """A bundle directory: a path as given, or the folder of a built-in name (e.g. ``general-n64``).
+    An unknown name that is not a directory is returned unchanged (the loader names the problem)."""
+    text = str(name_or_path)
+    if text in BUILTIN_BUNDLES and not os.path.exists(text):
+        path = builtin_dir() / text
+        if not (path / CONFIG_FILE).is_file():
+            raise BundleError(f"{text}: built-in model not installed (expected {path}); "
+                              "reinstall the package or pass a bundle directory")
+        return path
+    return Path(name_or_path)
+
+
+def general_bundle_for(n: int) -> Path | None:
+    """The built-in general model for pattern size ``n``, or None when none ships."""
+    for name, size in BUILTIN_BUNDLES.items():
+        if size == int(n) and (builtin_dir() / name / CONFIG_FILE).is_file():
+            return builtin_dir() / name
+    return None
+
+
 def _bundle_error(path: Path, key: str | None, problem: str) -> BundleError:
     return BundleError(f"{path}" + (f": key '{key}'" if key else "") + f": {problem}")
 
@@ -175,7 +205,7 @@ def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
     from ptychopinn.model import build_model
     from ptychopinn.training.config import TrainConfig
 
-    run = Path(run_dir)
+    run = resolve_bundle(run_dir)
     cfg = read_config(run)
     cpath = run / CONFIG_FILE
     for name in BUNDLE_FILES:

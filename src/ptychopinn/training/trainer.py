@@ -270,6 +270,7 @@ def _init_weights_from(run_dir: str | os.PathLike, requested: ModelConfig | None
     """(model config, network weights, weights SHA-256, path) of a bundle to fine-tune from."""
     import dataclasses
 
+    run_dir = bundle_mod.resolve_bundle(run_dir)
     b = bundle_mod.load_bundle(run_dir, "cpu")
     mcfg = b.model_config
     if requested is not None:
