@@ -24,7 +24,7 @@ RECONSTRUCT_DEFAULTS = {"gridsize": 2, "n_filters_scale": 1, "epochs": 30, "val_
 #: fine-tune at a low rate without warm-up; early stopping on 5 % of the scan's groups
 #: (measured in benchmarks/README.md, "General model")
 FINETUNE_DEFAULTS = {"epochs": 4, "lr": 3e-4, "warmup_epochs": 0.0, "min_lr": 1e-5, "val_fraction": 0.05,
-                     "patience": 2}
+                     "patience": 2, "diagnostics": False}
 
 #: fields that control how a run is executed, not what it computes (ignored when resuming)
 RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
