@@ -362,14 +362,34 @@ def _positions_in_frame(x_m: np.ndarray, y_m: np.ndarray, frame: _Frame, n: int,
 
 
 def _pair_by_index(fname: str, pattern_index: np.ndarray, position_index: np.ndarray,
-                   product: str) -> np.ndarray:
-    """Row of the pattern for every position (patterns and positions are paired by scan index)."""
+                   product: str, index_path: str = "probe_position_indexes") -> tuple[np.ndarray, int]:
+    """(row of the pattern for every position, number of patterns without a position).
+
+    Patterns and positions are paired by scan index, never by order; a position index without a
+    pattern, or an index given twice, is refused."""
+    pattern_index = np.asarray(pattern_index).reshape(-1)
+    position_index = np.asarray(position_index).reshape(-1)
+    if pattern_index.dtype.kind not in "iu" or position_index.dtype.kind not in "iu":
+        raise _err(product, index_path, "scan indexes must be integers")
+    uniq, counts = np.unique(pattern_index, return_counts=True)
+    if np.any(counts > 1):
+        raise _err(fname, "indexes", f"scan index {int(uniq[counts > 1][0])} is given to more than one pattern")
+    uniq, counts = np.unique(position_index, return_counts=True)
+    if np.any(counts > 1):
+        raise _err(product, index_path, f"scan index {int(uniq[counts > 1][0])} is given to more than one position")
     lookup = {int(k): i for i, k in enumerate(pattern_index)}
     missing = [int(k) for k in position_index if int(k) not in lookup]
     if missing:
-        raise _err(product, "probe_position_indexes",
+        raise _err(product, index_path,
                    f"{len(missing)} position index(es) have no pattern in {fname} (first: {missing[0]})")
-    return np.array([lookup[int(k)] for k in position_index], dtype=np.int64)
+    rows = np.array([lookup[int(k)] for k in position_index], dtype=np.int64)
+    return rows, int(len(pattern_index) - len(rows))
+
+
+def _note_dropped(notes: dict[str, Any], dropped: int, how: str) -> None:
+    if dropped:
+        notes["patterns_without_position_dropped"] = dropped
+        notes["pairing"] = how
 
 
 def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
@@ -412,13 +432,21 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
         if not np.all(np.isfinite(t[:, :2])):
             raise _err(src_name, tpath, "contains NaN or Inf")
         idx_d = _dataset(src, PT_INDEXES)
-        rows = np.arange(m)
-        if pf is not None:
-            pos_index = np.asarray(idx_d[()]).astype(np.int64) if idx_d is not None else np.arange(t.shape[0])
-            rows = _pair_by_index(p, np.arange(m), pos_index, product)
+        if idx_d is not None:  # ptychodus: position k belongs to the pattern of scan index indexes[k]
+            pos_index = np.asarray(idx_d[()])
+            if pos_index.ndim != 1 or pos_index.shape[0] != t.shape[0]:
+                raise _err(src_name, PT_INDEXES, f"has shape {pos_index.shape} but {tpath} holds "
+                                                 f"{t.shape[0]} positions")
+            rows, dropped = _pair_by_index(p, np.arange(m), pos_index, src_name, PT_INDEXES)
             amp = amp[rows]
+            _note_dropped(notes, dropped, f"by {PT_INDEXES} (pattern k of {dpath} has scan index k)")
+        elif pf is not None:
+            if t.shape[0] != m:
+                raise _err(product, tpath, f"has {t.shape[0]} positions but {p}: {dpath} holds {m} patterns "
+                                           f"and there is no {PT_INDEXES} to pair them")
         elif t.shape[0] != m:
-            raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns")
+            raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns "
+                                 f"(and no {PT_INDEXES} pairs them)")
         # geometry
         energy = _scalar(f, p, ENERGY, required=False) or _scalar(src, src_name, ENERGY, required=True,
                                                                   hint="photon energy in joules")
@@ -557,7 +585,8 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
         if probe is None:
             probe, probe_notes = _probe_array(product, "probe", g["probe"][()], n)
         losses = np.asarray(g["loss_values"][()]) if isinstance(g.get("loss_values"), h5py.Dataset) else None
-    rows = _pair_by_index(p, pattern_index, pos_index, product)
+    rows, dropped = _pair_by_index(p, pattern_index, pos_index, product)
+    _note_dropped(notes, dropped, "by scan index (indexes of the patterns, probe_position_indexes of the product)")
     obj, x, y, affine = _positions_in_frame(x_m, y_m, frame, n, opts.convention)
     energy = energy_ev * EV_J
     dpix = [float(pat.attrs.get(f"detector_pixel_{k}_m", np.nan)) for k in ("height", "width")]
