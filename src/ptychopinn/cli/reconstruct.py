@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA.npz", help="the scan to reconstruct (NPZ data contract)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     p.add_argument("--from-bundle", metavar="RUN_DIR", help="pre-trained bundle to fine-tune")
+    p.add_argument("--mask", metavar="FILE",
+                   help="detector mask: an .npy array or an NPZ with key 'mask', (N, N), nonzero/True = bad "
+                        "pixel; joined to the file's own mask; bad pixels are excluded from the losses")
     from ptychopinn.training.config import RECONSTRUCT_DEFAULTS
 
     add_config_arguments(p, **RECONSTRUCT_DEFAULTS)
@@ -36,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     mcfg, tcfg = build_configs(args)
     if args.from_bundle:
         mcfg = None  # the bundle's network
-    res = reconstruct_scan(args.data, args.output, mcfg, tcfg, from_bundle=args.from_bundle,
+    data = args.data
+    if args.mask:
+        from ptychopinn.cli._data_input import load_input
+
+        data = load_input(args, args.data)
+    res = reconstruct_scan(data, args.output, mcfg, tcfg, from_bundle=args.from_bundle,
                            progress=not args.quiet)
     r, t = res.reconstruction, res.training
     h, w = r.object.shape

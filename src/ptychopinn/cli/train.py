@@ -166,7 +166,7 @@ def _prepare_data(args: argparse.Namespace):
         from ptychopinn.iterative.ptychi_runner import import_ptychi
 
         import_ptychi()  # fail fast (exit 2) before any work
-    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions
+    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions or args.mask
                    or args.transpose_positions or args.fftshift
                    or os.path.isdir(args.train) or args.train.lower().endswith((".h5", ".hdf5", ".cxi")))
     if not changed and not os.path.exists(args.train):

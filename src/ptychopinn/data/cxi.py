@@ -150,8 +150,9 @@ def _attr(fname: str, obj: Any, key: str, where: str) -> float:
 
 
 def _counts_to_amplitude(fname: str, path: str, a: np.ndarray, mask: np.ndarray | None,
-                         fftshift: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """Counts (M, N, N) -> sqrt(counts) float32 (in float64), bad pixels filled, notes."""
+                         fftshift: bool) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """Counts (M, N, N) -> (sqrt(counts) float32 (in float64) with bad pixels filled, notes,
+    the bad-pixel mask in the returned patterns' layout or None when no pixel is bad)."""
     notes: dict[str, Any] = {"counts_dtype": str(a.dtype)}
     if np.iscomplexobj(a) or a.dtype.kind not in "fiub":
         raise _err(fname, path, f"must hold real counts; got dtype {a.dtype}")
@@ -174,7 +175,7 @@ def _counts_to_amplitude(fname: str, path: str, a: np.ndarray, mask: np.ndarray 
         c = fill_bad_pixels(c, bad)
         notes["bad_pixels_filled"] = int(bad.sum())
         notes["bad_pixel_fill"] = "mean of the good pixels in the 3x3 neighbourhood, repeated until filled"
-    return np.sqrt(c).astype(np.float32), notes
+    return np.sqrt(c).astype(np.float32), notes, (bad if bad.any() else None)
 
 
 def fill_bad_pixels(counts: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -411,7 +412,7 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
         if mk.shape != raw.shape[-2:]:
             raise _err(p, MASK, f"shape {mk.shape} does not match the ({raw.shape[-2]}, {raw.shape[-1]}) patterns")
         mask = mk != 0
-    amp, notes = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
 
     pf = None
     try:
@@ -499,6 +500,8 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
                 probe, probe_notes = _probe_array(src_name, ppath, src[ppath][()], n)
                 geometry["probe_source"] = f"{src_name}: {ppath}"
         out: dict[str, Any] = {"diff3d": amp, "xcoords": x, "ycoords": y}
+        if mask is not None:
+            out["mask"] = mask
         if probe is not None:
             out["probeGuess"] = probe
         else:
@@ -559,7 +562,7 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
         if mk.shape != raw.shape[1:]:
             raise _err(p, "bad_pixels", f"shape {mk.shape} does not match the {raw.shape[1:]} patterns")
         mask = mk != 0
-    amp, notes = _counts_to_amplitude(p, "patterns", raw, mask, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, "patterns", raw, mask, opts.fftshift)
     with _open(product) as g:
         if "probe_position_x_m" not in g:
             if "patterns" in g:
@@ -600,7 +603,7 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
             "product_loss_epochs": None if losses is None else int(len(losses))}
     return {"diff3d": amp[rows], "xcoords": x, "ycoords": y, "probeGuess": probe,
             "objectGuess": obj.astype(np.complex64), "scan_index": np.zeros(len(rows), np.int64),
-            "_metadata": meta}
+            **({} if mask is None else {"mask": mask}), "_metadata": meta}
 
 
 def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.ndarray | None) -> dict[str, Any]:
@@ -615,7 +618,7 @@ def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.nd
     mk = np.asarray(f["bad_pixels"][()]) != 0
     if mk.shape != raw.shape[-2:]:
         raise _err(p, "bad_pixels", f"shape {mk.shape} does not match the {raw.shape[-2:]} patterns")
-    amp, notes = _counts_to_amplitude(p, "patterns", raw, mk if mk.any() else None, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, "patterns", raw, mk if mk.any() else None, opts.fftshift)
     n = amp.shape[-1]
     x_px = np.asarray(f["probe_position_x_px"][()], np.float64)
     y_px = np.asarray(f["probe_position_y_px"][()], np.float64)
@@ -640,6 +643,7 @@ def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.nd
                 "position_affine": affine, "convention": asdict(opts.convention), "probe_source": f"{p}: probe",
                 "object_role": "ptychodus product object (reconstruction or initial guess), not a ground truth"}
     return {"diff3d": amp, "xcoords": x, "ycoords": y, "probeGuess": probe, "objectGuess": obj.astype(np.complex64),
+            **({} if mask is None else {"mask": mask}),
             "_metadata": {"source_format": "ptychodus training-data HDF5", "source_files": [p],
                           "geometry": geometry, "load_notes": {**notes, **probe_notes}}}
 
@@ -659,11 +663,13 @@ def from_ptychodus_training_npz(path: str, z: dict[str, np.ndarray]) -> dict[str
     bad = np.asarray(z["bad_pixels"]) != 0
     if bad.shape != a.shape[-2:]:
         raise _err(path, "key 'bad_pixels'", f"shape {bad.shape} does not match the {a.shape[-2:]} patterns")
-    amp, notes = _counts_to_amplitude(path, "key 'diff3d'", a, bad if bad.any() else None, False)
+    amp, notes, mask = _counts_to_amplitude(path, "key 'diff3d'", a, bad if bad.any() else None, False)
     n = amp.shape[-1]
     out: dict[str, Any] = dict(z)
     out.pop("bad_pixels")
     out["diff3d"] = amp
+    if mask is not None:
+        out["mask"] = mask
     if "probeGuess" in z:
         out["probeGuess"], pn = _probe_array(path, "key 'probeGuess'", z["probeGuess"], n)
         notes.update(pn)
@@ -738,6 +744,8 @@ def write_cxi(ds: Any, path: str | os.PathLike, geometry: dict[str, Any]) -> Pat
         det.create_dataset("distance", data=float(geometry["distance_m"]))
         det.create_dataset("x_pixel_size", data=float(dpix[1]))
         det.create_dataset("y_pixel_size", data=float(dpix[0]))
+        if getattr(ds, "mask", None) is not None:
+            det.create_dataset("mask", data=np.asarray(ds.mask, np.uint32))  # nonzero = bad
         f.create_group("entry_1/instrument_1/source_1").create_dataset("energy", data=float(geometry["energy_J"]))
         f.create_group("entry_1/data_1")["data"] = h5py.SoftLink("/" + DETECTOR_DATA)
         f.create_group("entry_1/sample_1/geometry_1").create_dataset("translation", data=trans)

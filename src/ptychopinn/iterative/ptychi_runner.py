@@ -392,6 +392,7 @@ class PtychiInputs:
     object0: np.ndarray  # (Hb, Wb) complex64 initial object buffer
     probe0: np.ndarray  # (N, N) complex64, the input probe times probe_scale_factor
     probe_scale_factor: float
+    valid_pixel_mask: np.ndarray | None = None  # (N, N) bool, True = good, DC at index 0 (as intensities)
 
 
 def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig, init_object: Any = None,
@@ -416,7 +417,10 @@ def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig, init_object: An
                 else load_init_probe(init_probe, n))
     scale = _probe_scale_factor(intensities, probe_in, obj0, tl_buffer)
     probe0 = (probe_in * np.float32(scale)).astype(np.complex64)
-    return PtychiInputs(geom, pos, intensities, obj0, probe0, scale)
+    valid = None
+    if dataset.mask is not None and dataset.mask.any():
+        valid = np.ascontiguousarray(np.fft.ifftshift(~np.asarray(dataset.mask, bool)))
+    return PtychiInputs(geom, pos, intensities, obj0, probe0, scale, valid)
 
 
 def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, device: str) -> Any:
@@ -434,6 +438,7 @@ def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, 
             probe_data=inputs.probe0[None, None],
             probe_position_x_px=inputs.positions[:, 1].astype(np.float32),
             probe_position_y_px=inputs.positions[:, 0].astype(np.float32),
+            **({} if inputs.valid_pixel_mask is None else {"valid_pixel_mask": inputs.valid_pixel_mask}),
         )
     if device == "cpu":
         # pty-chi installed a DeviceContext('cpu') mode, which intercepts every torch call;
@@ -519,6 +524,9 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
                                "origin SPECIFIED = buffer_shape/2 - 0.5",
         "data": "intensities diff3d**2 (float32), ifftshift-ed here, fft_shift=False",
         "probe_scale_factor": inputs.probe_scale_factor,
+        "detector_mask": None if inputs.valid_pixel_mask is None else {
+            "bad_pixels": int((~inputs.valid_pixel_mask).sum()),
+            "passed_as": "pty-chi valid_pixel_mask (True = good), ifftshift-ed like the intensities"},
         "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
         "loss_definition": LOSS_DEFINITIONS[config.algorithm],
         "import_seconds": import_seconds,
