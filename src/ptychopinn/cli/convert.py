@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.errors import ConfigError
 
     to = args.to or ("cxi" if args.output.lower().endswith(".cxi") else "npz")
+    geo = [o for o, v in (("--energy-ev", args.energy_ev), ("--distance-m", args.distance_m),
+                          ("--detector-pixel-m", args.detector_pixel_m)) if v is not None]
+    ck.refuse_pairs([(bool(to == "npz" and geo), f"--to {to}", geo[0] if geo else "",
+                      "mean nothing together (the geometry options apply to --to cxi/product)")])
     if to == "product" and not args.reconstruction:
         raise ConfigError("--to product needs --reconstruction RECON.npz")
     if to != "product" and args.reconstruction:

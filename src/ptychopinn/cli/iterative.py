@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
         save_result,
     )
 
+    ck.refuse_pairs([
+        (bool(args.init_object and args.object_init != "ones"), "--init-object", "--object-init",
+         "exclude each other (one initial object)"),
+        (bool(args.probe_fixed and args.save_probe), "--probe-fixed", "--save-probe",
+         "mean nothing together (a fixed probe is the input probe; nothing is refined to save)"),
+    ])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     ck.check_output(args.save_probe, "file", overwrite=args.overwrite, option="--save-probe")
     config = config_for(args, "ptychi", PtychiConfig, dict(

@@ -34,6 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.inference.fit import reconstruct_scan
 
+    from ptychopinn.cli.train import conflicts
+
+    ck.refuse_pairs(conflicts(args) + [
+        (bool(args.from_bundle and args.resume), "--from-bundle", "--resume",
+         "contradict each other (--resume continues the fit in OUT/model, --from-bundle starts a new one)")])
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     args.model = "pinn"
     mcfg, tcfg = build_configs(args)
