@@ -82,7 +82,8 @@ def input_options(args: argparse.Namespace) -> Any:
 
     return InputOptions(PositionConvention(getattr(args, "flip_positions", "") or "",
                                            bool(getattr(args, "transpose_positions", False))),
-                        getattr(args, "product", None), bool(getattr(args, "fftshift", False)))
+                        getattr(args, "product", None), bool(getattr(args, "fftshift", False)),
+                        getattr(args, "from_format", "auto") or "auto")
 
 
 def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe: np.ndarray | None = None,

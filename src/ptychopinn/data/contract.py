@@ -344,6 +344,10 @@ def load_dataset(
         from ptychopinn.data.cxi import read_hdf5_input
 
         z = read_hdf5_input(p, options, probe)
+    elif p.lower().endswith(".bz2") or getattr(options, "source_format", None) == "tike":
+        from ptychopinn.data.tike import read_tike
+
+        z = read_tike(p)
     else:
         z = open_npz(p)
         from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz

@@ -105,6 +105,7 @@ class InputOptions:
     convention: PositionConvention = PositionConvention()
     product: str | None = None  # the product half of a ptychodus pair
     fftshift: bool = False  # patterns stored with the zero frequency in the corner
+    source_format: str = "auto"  # "tike": read an NPZ (or NPZ.bz2) in tike's layout
 
 
 # ---------------------------------------------------------------------------------------------
