@@ -322,3 +322,70 @@ def test_fftshift_moves_patterns_and_mask_together(tmp_path):
     # the hot pixel moved with its mask entry: filled with the mean of 7 fours and the 100 at N//2
     assert ds.diff3d[0, N // 2 + 1, N // 2 + 1] == pytest.approx(np.sqrt((7 * 4 + 100) / 8))
     assert main(["validate", str(tmp_path / "c.cxi"), "--fftshift"]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# pairing by scan index (ptychodus probe_position_indexes): 48 positions, 50 patterns
+# ---------------------------------------------------------------------------------------------
+def _indexed_scan(rng, m=50, dropped=(7, 30)):
+    """Pattern k holds k + 1 counts everywhere; positions for every index but ``dropped``, shuffled."""
+    counts = (np.arange(m)[:, None, None] + 1 + np.zeros((m, N, N))).astype(np.uint32)
+    keep = np.array([k for k in range(m) if k not in dropped])
+    rng.shuffle(keep)
+    t = np.zeros((len(keep), 3))
+    t[:, 0] = keep * 1e-7  # x of position i is its scan index x 1e-7 m: the pairing is checkable
+    t[:, 1] = (keep % 5) * 2e-7
+    return counts, keep, t
+
+
+def test_cxi_probe_position_indexes_pair_by_index(tmp_path, capsys):
+    counts, keep, t = _indexed_scan(np.random.default_rng(3))
+    write_cxi(tmp_path / "a.cxi", counts=counts, translation=t)
+    with h5py.File(tmp_path / "a.cxi", "a") as f:
+        f["entry_1/ptychodus/probe_position_indexes"] = keep
+    ds = load_dataset(tmp_path / "a.cxi")
+    assert ds.n_patterns == 48
+    np.testing.assert_allclose(ds.diff3d[:, 0, 0].astype(np.float64) ** 2, keep + 1, rtol=1e-6)
+    _, dx = _hand_geometry()
+    np.testing.assert_allclose(ds.xcoords, N // 2 + keep * 1e-7 / dx, atol=1e-9)
+    assert ds.metadata["load_notes"]["patterns_without_position_dropped"] == 2
+    assert main(["validate", str(tmp_path / "a.cxi")]) == 0
+    assert "dropped:            2 pattern(s) without a scan position" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("duplicate", "given to more than one position"),
+    ("unknown", "have no pattern"),
+    ("none", "no entry_1/ptychodus/probe_position_indexes"),
+])
+def test_cxi_index_pairing_refuses_what_it_cannot_pair(tmp_path, capsys, bad, needle):
+    counts, keep, t = _indexed_scan(np.random.default_rng(4))
+    write_cxi(tmp_path / "a.cxi", counts=counts, translation=t)
+    if bad != "none":
+        idx = keep.copy()
+        idx[1] = idx[0] if bad == "duplicate" else 99
+        with h5py.File(tmp_path / "a.cxi", "a") as f:
+            f["entry_1/ptychodus/probe_position_indexes"] = idx
+    assert main(["validate", str(tmp_path / "a.cxi")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_ptychodus_h5_pair_drops_patterns_without_position(tmp_path):
+    """The fixture's HDF5 pair with two positions removed from the product (as ptychodus writes it
+    when a user drops positions): the other patterns stay paired by scan index."""
+    import shutil
+
+    e = _expected()
+    shutil.copy(FIX / "diffraction.h5", tmp_path / "diffraction.h5")
+    shutil.copy(FIX / "product.h5", tmp_path / "product.h5")
+    with h5py.File(tmp_path / "product.h5", "a") as f:
+        for k in ("probe_position_indexes", "probe_position_x_m", "probe_position_y_m"):
+            a = f[k][()][2:]
+            del f[k]
+            f[k] = a
+    ds = load_dataset(tmp_path)
+    counts = np.array(e["pattern_counts"], dtype=np.float64)[e["position_scan_index"][2:]]
+    np.testing.assert_allclose(ds.diff3d[:, 0, 0].astype(np.float64) ** 2, counts[:, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(ds.xcoords, np.array(e["ptychodus_x_px"][2:]) + 0.5, atol=0.01)
+    assert ds.metadata["load_notes"]["patterns_without_position_dropped"] == 2

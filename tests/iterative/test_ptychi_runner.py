@@ -245,3 +245,37 @@ def test_bad_inputs_are_typed_errors(tmp_path):
         R.prepare_inputs(ds, R.PtychiConfig(object_init="dataset"))
     rc = cli_main(["iterative", "--data", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "o")])
     assert rc == 2 and not (tmp_path / "o").exists()
+
+
+@needs_ptychi
+@pytest.mark.slow
+def test_position_correction_moves_positions_towards_the_truth(tmp_path):
+    """1.5 px RMS random position errors (N=32, 200 patterns, 1e6 photons); 40 LSQML epochs with
+    pty-chi's position correction from epoch 5. Measured (1 thread, ~11 s): RMS error 1.36 -> 1.08 px
+    with the default step 0.3, -> 0.90 px with --position-step-size 1 (mean offset removed: a
+    common shift is not measurable). The refined positions are written beside the reconstruction."""
+    import dataclasses
+
+    from ptychopinn.cli.main import main
+    from ptychopinn.data.simulate import simulate
+
+    ds = simulate(n_images=200, N=32, object_size=80, nphotons=1e6, seed=5, border=4)
+    err = np.random.default_rng(1).normal(0, 1.5 / np.sqrt(2), (ds.n_patterns, 2))
+    rec = dataclasses.replace(ds, xcoords=ds.xcoords + err[:, 1], ycoords=ds.ycoords + err[:, 0],
+                              xcoords_start=None, ycoords_start=None)
+    rec.save(tmp_path / "rec.npz")
+
+    def rms(p):
+        d = p - ds.positions_yx
+        d = d - d.mean(axis=0)
+        return float(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))
+
+    before = rms(rec.positions_yx)
+    assert main(["iterative", "--data", str(tmp_path / "rec.npz"), "-o", str(tmp_path / "out"), "--epochs", "40",
+                 "--position-correction", "--position-step-size", "1", "--device", "cpu", "--threads", "1",
+                 "--no-plot", "-q"]) == 0
+    with np.load(tmp_path / "out" / "refined_positions.npz") as z:
+        after = rms(np.stack([z["ycoords"], z["xcoords"]], axis=1))
+    print(f"position RMS error: recorded {before:.3f} px, refined {after:.3f} px")
+    assert before == pytest.approx(1.36, abs=0.02)
+    assert after < 0.8 * before

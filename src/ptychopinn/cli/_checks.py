@@ -143,3 +143,16 @@ def check_output(path: str | os.PathLike | None, kind: str, *, overwrite: bool =
         clean_stale_temps(full)
     return p
 
+
+
+# ---------------------------------------------------------------------------------------------
+# contradictory or meaningless option pairs (refused before any work)
+# ---------------------------------------------------------------------------------------------
+def refuse_pairs(pairs: list[tuple[bool, str, str, str]]) -> None:
+    """Raise :class:`ConfigError` naming both options for the first pair that is given together.
+
+    ``pairs``: (both given, option A, option B, why) -- ``why`` completes the sentence
+    "A and B ...", e.g. "contradict each other (continue the run, or replace it)"."""
+    for both, a, b, why in pairs:
+        if both:
+            raise ConfigError(f"{a} and {b} {why}")

@@ -32,6 +32,10 @@ def add_input_arguments(p: argparse.ArgumentParser, *, probe: bool = True, force
                    help="swap the translation columns (x <-> y) before any flip")
     g.add_argument("--fftshift", action="store_true",
                    help="the patterns have the zero frequency in the corner: fftshift them when reading")
+    g.add_argument("--mask", metavar="FILE",
+                   help="detector mask: an .npy array or an NPZ with key 'mask', (N, N) bool or integer, "
+                        "nonzero/True = bad pixel; joined to the file's own mask; bad pixels are excluded "
+                        "from the PINN losses and from pty-chi")
     if probe:
         g.add_argument("--probe-from", metavar="FILE",
                        help="replace the dataset's probe with the one in FILE (NPZ key probeGuess, "
@@ -78,7 +82,8 @@ def input_options(args: argparse.Namespace) -> Any:
 
     return InputOptions(PositionConvention(getattr(args, "flip_positions", "") or "",
                                            bool(getattr(args, "transpose_positions", False))),
-                        getattr(args, "product", None), bool(getattr(args, "fftshift", False)))
+                        getattr(args, "product", None), bool(getattr(args, "fftshift", False)),
+                        getattr(args, "from_format", "auto") or "auto")
 
 
 def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe: np.ndarray | None = None,
@@ -100,7 +105,13 @@ def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe
     ds = load_dataset(path, probe=probe, probe_source=probe_source, options=opts, **kw)
     if opts.fftshift and not beamline:
         ds.diff3d = np.ascontiguousarray(np.fft.fftshift(ds.diff3d, axes=(1, 2)))
+        if ds.mask is not None:
+            ds.mask = np.ascontiguousarray(np.fft.fftshift(ds.mask))
         ds.metadata.setdefault("load_notes", {})["fftshift_applied"] = True
+    if getattr(args, "mask", None):
+        from ptychopinn.data.contract import read_mask_file
+
+        ds = ds.with_mask(read_mask_file(args.mask, ds.diff3d.shape[-2:]), f"--mask {args.mask}")
     if check:
         enforce_checks(ds, bool(getattr(args, "force", False)))
     return ds

@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.evaluation.compare import CompareConfig, compare
 
+    ck.refuse_pairs([
+        (bool(args.no_register and args.register_on != "auto"), "--no-register", "--register-on",
+         "mean nothing together (no registration is done)"),
+        (bool(args.no_register and args.upsample_factor != 100), "--no-register", "--upsample-factor",
+         "mean nothing together (no registration is done)"),
+    ])
     recons = _parse_recons(args.recon)
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     cfg = config_for(args, "comparison", CompareConfig, dict(

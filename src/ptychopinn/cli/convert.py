@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ck.add_overwrite(p, "OUT")
     p.add_argument("--to", choices=("npz", "cxi", "product"), default=None,
                    help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
+    p.add_argument("--from", dest="from_format", choices=("auto", "tike"), default="auto",
+                   help="input layout: auto (by content and suffix; *.bz2 is read as tike) or tike (an NPZ "
+                        "or NPZ.bz2 with data (intensities, zero frequency in the corner), probe, scan "
+                        "(top-left corners y, x))")
     p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product: the reconstruction to export")
     p.add_argument("--energy-ev", type=ck.positive_float,
                    help="--to cxi/product without recorded geometry: photon energy (eV)")
@@ -49,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.errors import ConfigError
 
     to = args.to or ("cxi" if args.output.lower().endswith(".cxi") else "npz")
+    geo = [o for o, v in (("--energy-ev", args.energy_ev), ("--distance-m", args.distance_m),
+                          ("--detector-pixel-m", args.detector_pixel_m)) if v is not None]
+    ck.refuse_pairs([(bool(to == "npz" and geo), f"--to {to}", geo[0] if geo else "",
+                      "mean nothing together (the geometry options apply to --to cxi/product)")])
     if to == "product" and not args.reconstruction:
         raise ConfigError("--to product needs --reconstruction RECON.npz")
     if to != "product" and args.reconstruction:

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.studies.demo import DemoConfig, run_demo
 
+    from ptychopinn.studies.demo import DemoConfig as _D
+
+    ck.refuse_pairs([(bool(args.no_ptychi and args.ptychi_epochs != _D.ptychi_epochs), "--no-ptychi",
+                      "--ptychi-epochs", "mean nothing together (pty-chi is not run)")])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     cfg = config_for(args, "demo", DemoConfig, dict(
         N=args.N, epochs=args.epochs, nphotons=args.nphotons, gridsize=args.gridsize, ptychi=not args.no_ptychi,

@@ -15,6 +15,8 @@ Reconstruct DATA.npz with pty-chi and write into OUT_DIR:
                              loss_history (per epoch), origin (canvas pixel (i, j) = object
                              pixel (origin[0] + i, origin[1] + j)), _metadata (JSON text)
   ptychi_reconstruction.png  amplitude, phase and loss history
+  refined_positions.npz      with --position-correction: xcoords, ycoords (refined patch centres,
+                             object pixels, pattern order of DATA), _metadata (RMS / max shift)
 
 The object starts from ones (or from the file's objectGuess with --object-init dataset, or from a
 PINN reconstruction with --init-object RECON.npz), the probe from probeGuess (or --init-probe),
@@ -49,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-probe", metavar="PROBE.npz", default=d.get("init_probe"),
                         help="start from this probe (probeGuess, reconstructed_probe or probe key) "
                              "instead of the dataset's probeGuess")
+    parser.add_argument("--position-correction", action="store_true",
+                        help="refine the scan positions (pty-chi's gradient position correction; the mean "
+                             "position is kept); writes refined_positions.npz (xcoords, ycoords) beside the "
+                             "reconstruction")
+    parser.add_argument("--position-correction-start", type=ck.non_negative_int,
+                        default=d["position_correction_start"], metavar="EPOCH",
+                        help="first epoch that updates the positions")
+    parser.add_argument("--position-step-size", type=ck.positive_float, default=d["position_step_size"],
+                        help="step size of the position update (pty-chi's default 0.3; pty-chi also clips "
+                             "each update to 0.1 px per epoch)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     _common.add_device(parser, default=d["device"])
     _common.add_threads(parser)
@@ -72,12 +84,25 @@ def run(args: argparse.Namespace) -> int:
         save_result,
     )
 
+    ck.refuse_pairs([
+        (bool(not args.position_correction and (args.position_correction_start != 5
+                                                or args.position_step_size != 0.3)),
+         "--position-correction-start/--position-step-size", "no --position-correction",
+         "mean nothing together (positions are not refined)"),
+        (bool(args.init_object and args.object_init != "ones"), "--init-object", "--object-init",
+         "exclude each other (one initial object)"),
+        (bool(args.probe_fixed and args.save_probe), "--probe-fixed", "--save-probe",
+         "mean nothing together (a fixed probe is the input probe; nothing is refined to save)"),
+    ])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     ck.check_output(args.save_probe, "file", overwrite=args.overwrite, option="--save-probe")
     config = config_for(args, "ptychi", PtychiConfig, dict(
         algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
         probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed, object_init=args.object_init,
-        init_object=args.init_object, init_probe=args.init_probe))
+        init_object=args.init_object, init_probe=args.init_probe,
+        position_correction=bool(args.position_correction),
+        position_correction_start=args.position_correction_start,
+        position_step_size=args.position_step_size))
     import_ptychi()  # fail fast (exit 2) before reading a large file
     dataset = load_input(args, args.data)
     result = run_ptychi(dataset, config, progress=not args.quiet)

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "model for the scan's N, e.g. general-n64)")
     start.add_argument("--from-scratch", action="store_true",
                        help="fit from random weights (the defaults below) instead of fine-tuning a general model")
+    p.add_argument("--mask", metavar="FILE",
+                   help="detector mask: an .npy array or an NPZ with key 'mask', (N, N), nonzero/True = bad "
+                        "pixel; joined to the file's own mask; bad pixels are excluded from the losses")
     from ptychopinn.training.config import RECONSTRUCT_DEFAULTS
 
     add_config_arguments(p, **RECONSTRUCT_DEFAULTS)
@@ -42,17 +45,26 @@ def run(args: argparse.Namespace) -> int:
 
     import dataclasses
 
+    from ptychopinn.cli.train import conflicts
     from ptychopinn.data.contract import as_dataset
     from ptychopinn.inference.fit import GENERAL, start_bundle
     from ptychopinn.training.bundle import resolve_bundle
     from ptychopinn.training.config import FINETUNE_DEFAULTS
 
+    ck.refuse_pairs(conflicts(args) + [
+        (bool(args.from_bundle and args.resume), "--from-bundle", "--resume",
+         "contradict each other (--resume continues the fit in OUT/model, --from-bundle starts a new one)")])
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     if args.from_bundle:
         resolve_bundle(args.from_bundle)  # an unknown built-in name fails before the data are read
     args.model = "pinn"
     mcfg, tcfg = build_configs(args)
-    data = as_dataset(args.data)
+    if args.mask:
+        from ptychopinn.cli._data_input import load_input
+
+        data = load_input(args, args.data)
+    else:
+        data = as_dataset(args.data)
     start = None if args.from_scratch else start_bundle(args.from_bundle or GENERAL, data.N)
     if start is not None:
         mcfg = None  # the bundle's network

@@ -58,6 +58,18 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
+    ck.refuse_pairs([
+        (bool(args.noiseless and args.noise_seed is not None), "--noiseless", "--noise-seed",
+         "mean nothing together (no noise is drawn)"),
+        (bool(args.object_from and args.object_seed is not None), "--object-from", "--object-seed",
+         "mean nothing together (the object is read, not generated)"),
+        (bool(args.object_from and args.object_kind != "lines"), "--object-from", "--object",
+         "exclude each other (one object source)"),
+        (bool(args.probe_from and args.probe_defocus), "--probe-from", "--probe-defocus",
+         "mean nothing together (the probe is read, not generated)"),
+        (bool(args.scan == "random" and args.step is not None), "--scan random", "--step",
+         "mean nothing together (--step sets the raster/jitter step)"),
+    ])
     ck.check_output(args.output, "file", overwrite=args.overwrite)
     cfg = config_for(args, "simulation", SimulationConfig, dict(
         n_images=args.n_images, nphotons=args.nphotons, N=args.N, object_size=args.object_size,

@@ -125,6 +125,7 @@ def build_configs(args: argparse.Namespace) -> tuple:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.training.trainer import train
 
+    ck.refuse_pairs(conflicts(args))
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     mcfg, tcfg = build_configs(args)
     train_data, test_data, ptychi_probe = _prepare_data(args)
@@ -144,6 +145,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {res.epochs_run} epochs{stop}{best}, "
               f"{res.train_patterns_per_s:.1f} train patterns/s, {res.seconds:.1f} s")
     return 0
+
+
+def conflicts(args: argparse.Namespace) -> list:
+    """Option pairs of train/reconstruct that contradict each other (see ``_checks.refuse_pairs``)."""
+    return [
+        (bool(args.resume and args.overwrite), "--resume", "--overwrite",
+         "contradict each other (continue the run in place, or replace it)"),
+        (bool(getattr(args, "probe_from", None) and getattr(args, "probe_from_ptychi", None)), "--probe-from",
+         "--probe-from-ptychi", "exclude each other (one probe source)"),
+    ]
 
 
 def _prepare_data(args: argparse.Namespace):
@@ -166,7 +177,7 @@ def _prepare_data(args: argparse.Namespace):
         from ptychopinn.iterative.ptychi_runner import import_ptychi
 
         import_ptychi()  # fail fast (exit 2) before any work
-    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions
+    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions or args.mask
                    or args.transpose_positions or args.fftshift
                    or os.path.isdir(args.train) or args.train.lower().endswith((".h5", ".hdf5", ".cxi")))
     if not changed and not os.path.exists(args.train):

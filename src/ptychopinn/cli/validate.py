@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._data_input import enforce_checks, load_input
     from ptychopinn.data.summary import format_summary, summarize
 
+    ck.refuse_pairs([(bool(args.quiet and args.json), "--quiet", "--json",
+                      "contradict each other (print nothing, or print the summary as JSON)")])
     ds = load_input(args, args.file, check=False, check_bounds=not args.no_bounds_check,
                     nphotons=args.nphotons, intensity_scale=args.intensity_scale)
     quiet = bool(getattr(args, "quiet", False))

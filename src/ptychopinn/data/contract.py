@@ -26,7 +26,7 @@ from ptychopinn.physics.probe import resample_probe
 #: keys of the contract, in the order they are written
 CONTRACT_KEYS = (
     "diff3d", "probeGuess", "objectGuess", "xcoords", "ycoords", "xcoords_start", "ycoords_start",
-    "scan_index", "ground_truth_patches", "_metadata",
+    "scan_index", "ground_truth_patches", "mask", "_metadata",
 )
 
 
@@ -36,6 +36,9 @@ class PtychoDataset:
 
     ``diff3d`` holds amplitudes = sqrt(photon counts), (M, N, N) float32, zero frequency at index
     N//2. ``xcoords``/``ycoords`` are patch centres in object pixels (x = column, y = row).
+    ``mask``: optional (N, N) bool detector mask, **True = bad pixel** (as CXI ``mask`` and
+    ptychodus ``bad_pixels``, nonzero = bad). Bad pixels carry no measurement: the losses and pty-chi
+    ignore them, and :meth:`with_mask` fills them in ``diff3d`` from good neighbours (network input).
     """
 
     diff3d: np.ndarray
@@ -49,9 +52,12 @@ class PtychoDataset:
     ground_truth_patches: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = self.diff3d.shape[0]
+        if self.mask is not None:
+            self.mask = check_mask(self.mask, self.diff3d.shape[-2:], self.source, "mask")
         if self.xcoords_start is None:
             self.xcoords_start = np.array(self.xcoords, dtype=np.float64)
         if self.ycoords_start is None:
@@ -73,6 +79,30 @@ class PtychoDataset:
         """(M, 2) float64 patch centres as (y, x)."""
         return np.stack([self.ycoords, self.xcoords], axis=1).astype(np.float64)
 
+    @property
+    def masked_fraction(self) -> float:
+        """Fraction of detector pixels marked bad (0 without a mask)."""
+        return 0.0 if self.mask is None else float(self.mask.mean())
+
+    def with_mask(self, mask: np.ndarray | None, source: str = "mask") -> PtychoDataset:
+        """This dataset with ``mask`` (True/nonzero = bad) joined to its own (logical or), and the
+        bad pixels of ``diff3d`` replaced by the mean of their good 3x3 neighbours (grown inwards)."""
+        if mask is None:
+            return self
+        bad = check_mask(mask, self.diff3d.shape[-2:], source, "mask")
+        if self.mask is not None:
+            bad = bad | self.mask
+        diff = self.diff3d
+        if bad.any():
+            from ptychopinn.data.cxi import fill_bad_pixels
+
+            diff = np.sqrt(fill_bad_pixels(np.asarray(self.diff3d, np.float64) ** 2, bad)).astype(np.float32)
+        meta = {**self.metadata, "mask": {"bad_pixels": int(bad.sum()), "fraction": float(bad.mean()),
+                                          "source": source,
+                                          "fill": "mean of the good 3x3 neighbours (network input only); "
+                                                  "excluded from the losses and from pty-chi"}}
+        return replace(self, diff3d=diff, mask=bad, metadata=meta)
+
     def photons_per_pattern(self) -> float:
         """Measured mean over patterns of sum(diff3d**2) (the dose)."""
         return mean_total_counts(self.diff3d)
@@ -85,6 +115,7 @@ class PtychoDataset:
             self, diff3d=self.diff3d[idx], xcoords=self.xcoords[idx], ycoords=self.ycoords[idx],
             xcoords_start=self.xcoords_start[idx], ycoords_start=self.ycoords_start[idx],
             scan_index=self.scan_index[idx], ground_truth_patches=gtp, metadata=dict(self.metadata),
+            mask=self.mask,
         )
 
     # -- output -------------------------------------------------------------------------------
@@ -102,6 +133,8 @@ class PtychoDataset:
             out["objectGuess"] = np.asarray(self.object)
         if self.ground_truth_patches is not None:
             out["ground_truth_patches"] = np.asarray(self.ground_truth_patches, dtype=np.complex64)
+        if self.mask is not None:
+            out["mask"] = np.asarray(self.mask, dtype=bool)
         out["_metadata"] = np.array(json.dumps(self.metadata, default=jsonable))
         return out
 
@@ -116,6 +149,38 @@ class PtychoDataset:
 def _err(path: str, key: str | None, problem: str) -> DataError:
     where = f"{path}" + (f": key '{key}'" if key else "")
     return DataError(f"{where}: {problem}")
+
+
+def check_mask(mask: Any, shape: tuple[int, ...], source: str, key: str | None = "mask") -> np.ndarray:
+    """A detector mask as (N, N) bool (True = bad): bool or integer, nonzero = bad, shape ``shape``."""
+    a = np.asarray(mask)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.dtype.kind not in "biu":
+        raise _err(source, key, f"must be a boolean or integer array (nonzero = bad pixel); got dtype {a.dtype}")
+    if tuple(a.shape) != tuple(shape):
+        raise _err(source, key, f"shape {a.shape} does not match the {tuple(shape)} patterns")
+    bad = a != 0
+    if bad.all():
+        raise _err(source, key, "marks every pixel bad")
+    return bad
+
+
+def read_mask_file(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """``--mask FILE``: an NPY array or an NPZ with key ``mask`` (bool or integer, nonzero = bad)."""
+    p = str(path)
+    if p.lower().endswith(".npy"):
+        if not os.path.isfile(p):
+            raise _err(p, None, "file not found")
+        try:
+            a = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise _err(p, None, f"not a readable NPY array ({one_line(exc)})") from None
+        return check_mask(a, shape, p, None)
+    z = open_npz(p)
+    if "mask" not in z:
+        raise _err(p, "mask", "missing (an NPZ mask file holds the key 'mask'; or give an .npy array)")
+    return check_mask(z["mask"], shape, p, "mask")
 
 
 def open_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -279,6 +344,10 @@ def load_dataset(
         from ptychopinn.data.cxi import read_hdf5_input
 
         z = read_hdf5_input(p, options, probe)
+    elif p.lower().endswith(".bz2") or getattr(options, "source_format", None) == "tike":
+        from ptychopinn.data.tike import read_tike
+
+        z = read_tike(p)
     else:
         z = open_npz(p)
         from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz
@@ -356,6 +425,9 @@ def load_dataset(
         _check_finite(p, "ground_truth_patches", g)
         gtp = g.astype(np.complex64)
 
+    mask = None
+    if "mask" in z:
+        mask = check_mask(z["mask"], (n, n), p, "mask")
     meta: dict[str, Any] = {}
     if "_metadata" in z:
         if z["_metadata"].dtype.kind not in "US" or z["_metadata"].size != 1:
@@ -370,10 +442,14 @@ def load_dataset(
         meta = {**meta, "load_notes": {**meta.get("load_notes", {}), **notes}}
     if probe_given:
         meta = {**meta, "probe_source": probe_source or "probe given by the caller"}
-    return PtychoDataset(
+    ds = PtychoDataset(
         diff3d=diff, probe=probe, xcoords=x, ycoords=y, object=obj, xcoords_start=xs,
         ycoords_start=ys, scan_index=si, ground_truth_patches=gtp, metadata=meta, source=p,
     )
+    if mask is not None:
+        mask_source = (meta.get("mask") or {}).get("source") or f"{p}: mask"
+        ds = ds.with_mask(mask, mask_source)
+    return ds
 
 
 def as_dataset(data: str | os.PathLike | PtychoDataset, *, require_object: bool = False) -> PtychoDataset:

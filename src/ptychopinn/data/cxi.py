@@ -105,6 +105,7 @@ class InputOptions:
     convention: PositionConvention = PositionConvention()
     product: str | None = None  # the product half of a ptychodus pair
     fftshift: bool = False  # patterns stored with the zero frequency in the corner
+    source_format: str = "auto"  # "tike": read an NPZ (or NPZ.bz2) in tike's layout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,8 +151,9 @@ def _attr(fname: str, obj: Any, key: str, where: str) -> float:
 
 
 def _counts_to_amplitude(fname: str, path: str, a: np.ndarray, mask: np.ndarray | None,
-                         fftshift: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """Counts (M, N, N) -> sqrt(counts) float32 (in float64), bad pixels filled, notes."""
+                         fftshift: bool) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """Counts (M, N, N) -> (sqrt(counts) float32 (in float64) with bad pixels filled, notes,
+    the bad-pixel mask in the returned patterns' layout or None when no pixel is bad)."""
     notes: dict[str, Any] = {"counts_dtype": str(a.dtype)}
     if np.iscomplexobj(a) or a.dtype.kind not in "fiub":
         raise _err(fname, path, f"must hold real counts; got dtype {a.dtype}")
@@ -174,7 +176,7 @@ def _counts_to_amplitude(fname: str, path: str, a: np.ndarray, mask: np.ndarray 
         c = fill_bad_pixels(c, bad)
         notes["bad_pixels_filled"] = int(bad.sum())
         notes["bad_pixel_fill"] = "mean of the good pixels in the 3x3 neighbourhood, repeated until filled"
-    return np.sqrt(c).astype(np.float32), notes
+    return np.sqrt(c).astype(np.float32), notes, (bad if bad.any() else None)
 
 
 def fill_bad_pixels(counts: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -362,14 +364,34 @@ def _positions_in_frame(x_m: np.ndarray, y_m: np.ndarray, frame: _Frame, n: int,
 
 
 def _pair_by_index(fname: str, pattern_index: np.ndarray, position_index: np.ndarray,
-                   product: str) -> np.ndarray:
-    """Row of the pattern for every position (patterns and positions are paired by scan index)."""
+                   product: str, index_path: str = "probe_position_indexes") -> tuple[np.ndarray, int]:
+    """(row of the pattern for every position, number of patterns without a position).
+
+    Patterns and positions are paired by scan index, never by order; a position index without a
+    pattern, or an index given twice, is refused."""
+    pattern_index = np.asarray(pattern_index).reshape(-1)
+    position_index = np.asarray(position_index).reshape(-1)
+    if pattern_index.dtype.kind not in "iu" or position_index.dtype.kind not in "iu":
+        raise _err(product, index_path, "scan indexes must be integers")
+    uniq, counts = np.unique(pattern_index, return_counts=True)
+    if np.any(counts > 1):
+        raise _err(fname, "indexes", f"scan index {int(uniq[counts > 1][0])} is given to more than one pattern")
+    uniq, counts = np.unique(position_index, return_counts=True)
+    if np.any(counts > 1):
+        raise _err(product, index_path, f"scan index {int(uniq[counts > 1][0])} is given to more than one position")
     lookup = {int(k): i for i, k in enumerate(pattern_index)}
     missing = [int(k) for k in position_index if int(k) not in lookup]
     if missing:
-        raise _err(product, "probe_position_indexes",
+        raise _err(product, index_path,
                    f"{len(missing)} position index(es) have no pattern in {fname} (first: {missing[0]})")
-    return np.array([lookup[int(k)] for k in position_index], dtype=np.int64)
+    rows = np.array([lookup[int(k)] for k in position_index], dtype=np.int64)
+    return rows, int(len(pattern_index) - len(rows))
+
+
+def _note_dropped(notes: dict[str, Any], dropped: int, how: str) -> None:
+    if dropped:
+        notes["patterns_without_position_dropped"] = dropped
+        notes["pairing"] = how
 
 
 def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
@@ -391,7 +413,7 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
         if mk.shape != raw.shape[-2:]:
             raise _err(p, MASK, f"shape {mk.shape} does not match the ({raw.shape[-2]}, {raw.shape[-1]}) patterns")
         mask = mk != 0
-    amp, notes = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
 
     pf = None
     try:
@@ -412,13 +434,21 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
         if not np.all(np.isfinite(t[:, :2])):
             raise _err(src_name, tpath, "contains NaN or Inf")
         idx_d = _dataset(src, PT_INDEXES)
-        rows = np.arange(m)
-        if pf is not None:
-            pos_index = np.asarray(idx_d[()]).astype(np.int64) if idx_d is not None else np.arange(t.shape[0])
-            rows = _pair_by_index(p, np.arange(m), pos_index, product)
+        if idx_d is not None:  # ptychodus: position k belongs to the pattern of scan index indexes[k]
+            pos_index = np.asarray(idx_d[()])
+            if pos_index.ndim != 1 or pos_index.shape[0] != t.shape[0]:
+                raise _err(src_name, PT_INDEXES, f"has shape {pos_index.shape} but {tpath} holds "
+                                                 f"{t.shape[0]} positions")
+            rows, dropped = _pair_by_index(p, np.arange(m), pos_index, src_name, PT_INDEXES)
             amp = amp[rows]
+            _note_dropped(notes, dropped, f"by {PT_INDEXES} (pattern k of {dpath} has scan index k)")
+        elif pf is not None:
+            if t.shape[0] != m:
+                raise _err(product, tpath, f"has {t.shape[0]} positions but {p}: {dpath} holds {m} patterns "
+                                           f"and there is no {PT_INDEXES} to pair them")
         elif t.shape[0] != m:
-            raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns")
+            raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns "
+                                 f"(and no {PT_INDEXES} pairs them)")
         # geometry
         energy = _scalar(f, p, ENERGY, required=False) or _scalar(src, src_name, ENERGY, required=True,
                                                                   hint="photon energy in joules")
@@ -471,6 +501,8 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
                 probe, probe_notes = _probe_array(src_name, ppath, src[ppath][()], n)
                 geometry["probe_source"] = f"{src_name}: {ppath}"
         out: dict[str, Any] = {"diff3d": amp, "xcoords": x, "ycoords": y}
+        if mask is not None:
+            out["mask"] = mask
         if probe is not None:
             out["probeGuess"] = probe
         else:
@@ -531,7 +563,7 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
         if mk.shape != raw.shape[1:]:
             raise _err(p, "bad_pixels", f"shape {mk.shape} does not match the {raw.shape[1:]} patterns")
         mask = mk != 0
-    amp, notes = _counts_to_amplitude(p, "patterns", raw, mask, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, "patterns", raw, mask, opts.fftshift)
     with _open(product) as g:
         if "probe_position_x_m" not in g:
             if "patterns" in g:
@@ -557,7 +589,8 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
         if probe is None:
             probe, probe_notes = _probe_array(product, "probe", g["probe"][()], n)
         losses = np.asarray(g["loss_values"][()]) if isinstance(g.get("loss_values"), h5py.Dataset) else None
-    rows = _pair_by_index(p, pattern_index, pos_index, product)
+    rows, dropped = _pair_by_index(p, pattern_index, pos_index, product)
+    _note_dropped(notes, dropped, "by scan index (indexes of the patterns, probe_position_indexes of the product)")
     obj, x, y, affine = _positions_in_frame(x_m, y_m, frame, n, opts.convention)
     energy = energy_ev * EV_J
     dpix = [float(pat.attrs.get(f"detector_pixel_{k}_m", np.nan)) for k in ("height", "width")]
@@ -571,7 +604,7 @@ def _read_ptychodus_h5_pair(p: str, f: Any, product: str, opts: InputOptions,
             "product_loss_epochs": None if losses is None else int(len(losses))}
     return {"diff3d": amp[rows], "xcoords": x, "ycoords": y, "probeGuess": probe,
             "objectGuess": obj.astype(np.complex64), "scan_index": np.zeros(len(rows), np.int64),
-            "_metadata": meta}
+            **({} if mask is None else {"mask": mask}), "_metadata": meta}
 
 
 def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.ndarray | None) -> dict[str, Any]:
@@ -586,7 +619,7 @@ def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.nd
     mk = np.asarray(f["bad_pixels"][()]) != 0
     if mk.shape != raw.shape[-2:]:
         raise _err(p, "bad_pixels", f"shape {mk.shape} does not match the {raw.shape[-2:]} patterns")
-    amp, notes = _counts_to_amplitude(p, "patterns", raw, mk if mk.any() else None, opts.fftshift)
+    amp, notes, mask = _counts_to_amplitude(p, "patterns", raw, mk if mk.any() else None, opts.fftshift)
     n = amp.shape[-1]
     x_px = np.asarray(f["probe_position_x_px"][()], np.float64)
     y_px = np.asarray(f["probe_position_y_px"][()], np.float64)
@@ -611,6 +644,7 @@ def _read_ptychodus_training_h5(p: str, f: Any, opts: InputOptions, probe: np.nd
                 "position_affine": affine, "convention": asdict(opts.convention), "probe_source": f"{p}: probe",
                 "object_role": "ptychodus product object (reconstruction or initial guess), not a ground truth"}
     return {"diff3d": amp, "xcoords": x, "ycoords": y, "probeGuess": probe, "objectGuess": obj.astype(np.complex64),
+            **({} if mask is None else {"mask": mask}),
             "_metadata": {"source_format": "ptychodus training-data HDF5", "source_files": [p],
                           "geometry": geometry, "load_notes": {**notes, **probe_notes}}}
 
@@ -630,11 +664,13 @@ def from_ptychodus_training_npz(path: str, z: dict[str, np.ndarray]) -> dict[str
     bad = np.asarray(z["bad_pixels"]) != 0
     if bad.shape != a.shape[-2:]:
         raise _err(path, "key 'bad_pixels'", f"shape {bad.shape} does not match the {a.shape[-2:]} patterns")
-    amp, notes = _counts_to_amplitude(path, "key 'diff3d'", a, bad if bad.any() else None, False)
+    amp, notes, mask = _counts_to_amplitude(path, "key 'diff3d'", a, bad if bad.any() else None, False)
     n = amp.shape[-1]
     out: dict[str, Any] = dict(z)
     out.pop("bad_pixels")
     out["diff3d"] = amp
+    if mask is not None:
+        out["mask"] = mask
     if "probeGuess" in z:
         out["probeGuess"], pn = _probe_array(path, "key 'probeGuess'", z["probeGuess"], n)
         notes.update(pn)
@@ -709,6 +745,8 @@ def write_cxi(ds: Any, path: str | os.PathLike, geometry: dict[str, Any]) -> Pat
         det.create_dataset("distance", data=float(geometry["distance_m"]))
         det.create_dataset("x_pixel_size", data=float(dpix[1]))
         det.create_dataset("y_pixel_size", data=float(dpix[0]))
+        if getattr(ds, "mask", None) is not None:
+            det.create_dataset("mask", data=np.asarray(ds.mask, np.uint32))  # nonzero = bad
         f.create_group("entry_1/instrument_1/source_1").create_dataset("energy", data=float(geometry["energy_J"]))
         f.create_group("entry_1/data_1")["data"] = h5py.SoftLink("/" + DETECTOR_DATA)
         f.create_group("entry_1/sample_1/geometry_1").create_dataset("translation", data=trans)

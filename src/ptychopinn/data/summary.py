@@ -28,6 +28,9 @@ def summarize(ds: PtychoDataset) -> dict[str, Any]:
         "probe_diameter_px": diam,
         "estimated_overlap": float(disc_overlap(step, diam)) if np.isfinite(step) else float("nan"),
         "has_ground_truth_patches": ds.ground_truth_patches is not None,
+        "masked_pixels": 0 if ds.mask is None else int(ds.mask.sum()),
+        "masked_fraction": ds.masked_fraction,
+        "patterns_dropped": int(ds.metadata.get("load_notes", {}).get("patterns_without_position_dropped", 0)),
         "load_notes": ds.metadata.get("load_notes", {}),
         "geometry": ds.metadata.get("geometry") or {},
     }
@@ -46,6 +49,12 @@ def format_summary(s: dict[str, Any]) -> str:
         f"at 10% of peak)",
         f"estimated overlap:  {100 * s['estimated_overlap']:.0f} % (disc overlap at the mean step)",
     ]
+    lines.append(f"detector mask:      " + (f"{s['masked_pixels']} bad pixel(s), {100 * s['masked_fraction']:.2f} % "
+                                           "masked (excluded from the losses and pty-chi)"
+                                           if s.get("masked_pixels") else "none (every pixel used)"))
+    if s.get("patterns_dropped"):
+        lines.append(f"dropped:            {s['patterns_dropped']} pattern(s) without a scan position "
+                     "(paired by scan index)")
     g = s.get("geometry") or {}
     if g.get("object_pixel_m"):
         e, z, px = g.get("energy_eV", float("nan")), g.get("distance_m", float("nan")), g["object_pixel_m"]

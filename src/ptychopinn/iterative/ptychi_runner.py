@@ -67,6 +67,7 @@ OBJECT_INITS = ("ones", "dataset")
 PTYCHI_MISSING = "pty-chi is not installed: pip install -c constraints.txt 'ptychopinn[ptychi]'"
 OUTPUT_NPZ = "ptychi_reconstruction.npz"
 OUTPUT_PNG = "ptychi_reconstruction.png"
+OUTPUT_POSITIONS = "refined_positions.npz"
 _MSE_SQRT = ("pty-chi displayed loss (mse_sqrt): mean over pixels of (sqrt(I_pred) - sqrt(I_meas))^2, "
              "averaged over the minibatches of the epoch, I_pred from the estimate before each update")
 LOSS_DEFINITIONS = {
@@ -93,6 +94,9 @@ class PtychiConfig(Config):
     margin: int = 2
     init_object: str | None = None  # reconstruction NPZ (object + origin) to start from
     init_probe: str | None = None  # NPZ with probeGuess / reconstructed_probe / probe to start from
+    position_correction: bool = False  # refine the scan positions (pty-chi's gradient correction)
+    position_correction_start: int = 5  # first epoch that updates positions (the object forms first)
+    position_step_size: float = 0.3  # pty-chi's step size of the position update (its default)
 
     def __post_init__(self) -> None:
         alg = str(self.algorithm).upper()
@@ -104,6 +108,10 @@ class PtychiConfig(Config):
             raise ConfigError(f"object_init must be one of {OBJECT_INITS}; got {self.object_init!r}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ConfigError(f"epochs and batch_size must be >= 1; got {self.epochs} and {self.batch_size}")
+        if not (math.isfinite(float(self.position_step_size)) and float(self.position_step_size) > 0):
+            raise ConfigError(f"position_step_size must be a finite number > 0; got {self.position_step_size}")
+        if int(self.position_correction_start) < 0:
+            raise ConfigError(f"position_correction_start must be >= 0; got {self.position_correction_start}")
         if int(self.margin) < 2:
             raise ConfigError(f"margin must be >= 2 pixels; got {self.margin}")
 
@@ -124,6 +132,8 @@ class PtychiResult:
     coverage: np.ndarray | None = None
     #: epoch -> object (H, W) after that epoch, for the epochs asked for in ``snapshot_epochs``
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    #: (M, 2) float64 (y, x) patch centres after position correction (None without it)
+    refined_positions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -363,7 +373,12 @@ def _build_options(api: Any, config: PtychiConfig, device: str, geom: PtychiGeom
     options.object_options.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED
     options.object_options.position_origin_coords = np.asarray(geom.position_origin, dtype=np.float64)
     options.probe_options.optimizable = not config.probe_fixed
-    options.probe_position_options.optimizable = False
+    ppo = options.probe_position_options
+    ppo.optimizable = bool(config.position_correction)
+    if config.position_correction:
+        ppo.optimization_plan.start = int(config.position_correction_start)
+        ppo.constrain_position_mean = True  # a common shift of all positions is not measurable
+        ppo.step_size = float(config.position_step_size)
     if config.probe_fixed:
         options.object_options.remove_object_probe_ambiguity.enabled = False
     ro = options.reconstructor_options
@@ -394,6 +409,7 @@ class PtychiInputs:
     object0: np.ndarray  # (Hb, Wb) complex64 initial object buffer
     probe0: np.ndarray  # (N, N) complex64, the input probe times probe_scale_factor
     probe_scale_factor: float
+    valid_pixel_mask: np.ndarray | None = None  # (N, N) bool, True = good, DC at index 0 (as intensities)
 
 
 def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig, init_object: Any = None,
@@ -418,7 +434,10 @@ def prepare_inputs(dataset: PtychoDataset, config: PtychiConfig, init_object: An
                 else load_init_probe(init_probe, n))
     scale = _probe_scale_factor(intensities, probe_in, obj0, tl_buffer)
     probe0 = (probe_in * np.float32(scale)).astype(np.complex64)
-    return PtychiInputs(geom, pos, intensities, obj0, probe0, scale)
+    valid = None
+    if dataset.mask is not None and dataset.mask.any():
+        valid = np.ascontiguousarray(np.fft.ifftshift(~np.asarray(dataset.mask, bool)))
+    return PtychiInputs(geom, pos, intensities, obj0, probe0, scale, valid)
 
 
 def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, device: str) -> Any:
@@ -436,6 +455,7 @@ def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, 
             probe_data=inputs.probe0[None, None],
             probe_position_x_px=inputs.positions[:, 1].astype(np.float32),
             probe_position_y_px=inputs.positions[:, 0].astype(np.float32),
+            **({} if inputs.valid_pixel_mask is None else {"valid_pixel_mask": inputs.valid_pixel_mask}),
         )
     if device == "cpu":
         # pty-chi installed a DeviceContext('cpu') mode, which intercepts every torch call;
@@ -499,6 +519,8 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         epochs_seconds = time.perf_counter() - t1 - snap_seconds
         obj_buf = task.get_data_to_cpu("object", as_numpy=True)
         probe_buf = task.get_data_to_cpu("probe", as_numpy=True)
+        pos_buf = (np.asarray(task.get_data_to_cpu("probe_positions", as_numpy=True), np.float64)
+                   if config.position_correction else None)
         with contextlib.suppress(Exception):
             task.__exit__(None, None, None)  # frees pty-chi's buffers (and the accelerator cache)
         del task
@@ -532,6 +554,9 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
                                "origin SPECIFIED = buffer_shape/2 - 0.5",
         "data": "intensities diff3d**2 (float32), ifftshift-ed here, fft_shift=False",
         "probe_scale_factor": inputs.probe_scale_factor,
+        "detector_mask": None if inputs.valid_pixel_mask is None else {
+            "bad_pixels": int((~inputs.valid_pixel_mask).sum()),
+            "passed_as": "pty-chi valid_pixel_mask (True = good), ifftshift-ed like the intensities"},
         "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
         "loss_definition": LOSS_DEFINITIONS[config.algorithm],
         "import_seconds": import_seconds,
@@ -546,8 +571,18 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     if pixel_size_of(dataset.metadata) is not None:  # real data: the PNG gets a scale bar
         meta["object_pixel_m"] = pixel_size_of(dataset.metadata)
     origin = (float(geom.canvas_origin[0]), float(geom.canvas_origin[1]))
-    coverage = coverage_mask(dataset.positions_yx, probe, origin, obj.shape)
-    return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage,
+    refined = None
+    if pos_buf is not None:  # inverse of ptychi_positions
+        refined = (pos_buf + (np.asarray(geom.buffer_shape, np.float64) - dataset.N) / 2.0 + dataset.N // 2
+                   + np.asarray(geom.buffer_top_left, np.float64))
+        shift = refined - dataset.positions_yx
+        meta["position_correction"] = {
+            "start_epoch": int(config.position_correction_start),
+            "rms_shift_px": float(np.sqrt(np.mean(np.sum(shift ** 2, axis=1)))),
+            "max_shift_px": float(np.max(np.hypot(shift[:, 0], shift[:, 1]))),
+            "method": "pty-chi probe_position_options (gradient correction, mean position kept)"}
+    coverage = coverage_mask(dataset.positions_yx if refined is None else refined, probe, origin, obj.shape)
+    return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage, refined_positions=refined,
                         loss_history=np.asarray(losses, dtype=np.float64), computation_time_seconds=total,
                         config=config, metadata=meta, snapshots=snapshots)
 
@@ -609,6 +644,11 @@ def save_result(result: PtychiResult, out_dir: str | os.PathLike, plot: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"npz": save_npz_atomic(out / OUTPUT_NPZ, **result_arrays(result))}
+    if result.refined_positions is not None:
+        r = result.refined_positions
+        written["positions"] = save_npz_atomic(
+            out / OUTPUT_POSITIONS, ycoords=r[:, 0].copy(), xcoords=r[:, 1].copy(),
+            _metadata=np.array(json.dumps(result.metadata.get("position_correction", {}), default=jsonable)))
     if plot:
         written["png"] = plot_result(result, out / OUTPUT_PNG)
     return written

@@ -6,6 +6,10 @@
 * MAE on amplitudes, in normalised units: ``mean|A_pred - X| / s`` (s = the data intensity scale),
   so its size does not depend on the dose.
 * Supervised: MAE of amplitude plus MAE of phase against the ground-truth patches.
+
+A detector mask enters as ``pixel_weight`` (N, N): 1 on good pixels, 0 on bad ones. The means above
+then run over the good pixels only (sum of weight x term, divided by the number of good pixels of
+all patterns), so bad pixels contribute nothing and the loss scale does not depend on the mask.
 """
 
 from __future__ import annotations
@@ -22,10 +26,20 @@ LAM_MIN = 1e-12
 LOSS_KINDS = ("nll", "mae", "nll+mae")
 
 
-def poisson_nll(pred_amplitude: Tensor, counts: Tensor, lam_min: float = LAM_MIN) -> Tensor:
-    """mean(lam - k log lam), lam = pred_amplitude^2 clamped to >= ``lam_min``."""
+def _mean(term: Tensor, pixel_weight: Tensor | None) -> Tensor:
+    """mean(term), or the mean over the good pixels when ``pixel_weight`` (N, N) is given."""
+    if pixel_weight is None:
+        return term.mean()
+    w = pixel_weight.to(term.dtype)
+    n_images = term.numel() // w.numel()
+    return (term * w).sum() / (w.sum() * n_images)
+
+
+def poisson_nll(pred_amplitude: Tensor, counts: Tensor, lam_min: float = LAM_MIN,
+                pixel_weight: Tensor | None = None) -> Tensor:
+    """mean(lam - k log lam), lam = pred_amplitude^2 clamped to >= ``lam_min`` (over good pixels)."""
     lam = pred_amplitude.square().clamp_min(lam_min)
-    return (lam - counts * torch.log(lam)).mean()
+    return _mean(lam - counts * torch.log(lam), pixel_weight)
 
 
 def log_factorial_mean(counts: Tensor) -> Tensor:
@@ -33,9 +47,10 @@ def log_factorial_mean(counts: Tensor) -> Tensor:
     return torch.lgamma(counts + 1).mean()
 
 
-def amplitude_mae(pred_amplitude: Tensor, target_amplitude: Tensor, scale: float = 1.0) -> Tensor:
-    """mean|pred - target| / scale."""
-    return (pred_amplitude - target_amplitude).abs().mean() / scale
+def amplitude_mae(pred_amplitude: Tensor, target_amplitude: Tensor, scale: float = 1.0,
+                  pixel_weight: Tensor | None = None) -> Tensor:
+    """mean|pred - target| / scale (over good pixels)."""
+    return _mean((pred_amplitude - target_amplitude).abs(), pixel_weight) / scale
 
 
 @dataclass(frozen=True)
@@ -61,14 +76,15 @@ class LossWeights:
 
 
 def pinn_loss(outputs: dict[str, Tensor], target_amplitude: Tensor, weights: LossWeights,
-              amplitude_unit: float = 1.0) -> Tensor:
-    """Weighted NLL + MAE of the predicted amplitudes (count units) against measured ``X``."""
+              amplitude_unit: float = 1.0, pixel_weight: Tensor | None = None) -> Tensor:
+    """Weighted NLL + MAE of the predicted amplitudes (count units) against measured ``X``;
+    ``pixel_weight`` (N, N): 0 on bad detector pixels (excluded), 1 elsewhere."""
     pred = outputs["amplitude"]
     loss = pred.new_zeros(())
     if weights.nll:
-        loss = loss + weights.nll * poisson_nll(pred, target_amplitude.square())
+        loss = loss + weights.nll * poisson_nll(pred, target_amplitude.square(), pixel_weight=pixel_weight)
     if weights.mae:
-        loss = loss + weights.mae * amplitude_mae(pred, target_amplitude, amplitude_unit)
+        loss = loss + weights.mae * amplitude_mae(pred, target_amplitude, amplitude_unit, pixel_weight)
     return loss
 
 

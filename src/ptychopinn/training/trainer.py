@@ -86,6 +86,8 @@ def arrays_sha256(ds: PtychoDataset, labels: bool = False, dose: bool = False) -
     (``labels``, supervised baseline) and the metadata dose (``dose``, closed-form scale)."""
     h = hashlib.sha256()
     arrays = [ds.diff3d, ds.xcoords, ds.ycoords, ds.probe]
+    if ds.mask is not None:
+        arrays.append(ds.mask)
     if labels and ds.ground_truth_patches is not None:
         arrays.append(ds.ground_truth_patches)
     for a in arrays:
@@ -130,6 +132,7 @@ class _Prepared:
     offsets: torch.Tensor
     r: float
     labels: torch.Tensor | None = None
+    pixel_weight: torch.Tensor | None = None  # (N, N) 1 = good detector pixel, 0 = masked
 
 
 def _prepare(ds: PtychoDataset, mcfg: ModelConfig, tcfg: TrainConfig, r: float, device: torch.device,
@@ -158,8 +161,11 @@ def _prepare(ds: PtychoDataset, mcfg: ModelConfig, tcfg: TrainConfig, r: float, 
     if mcfg.kind == "supervised":
         labels = torch.from_numpy(np.ascontiguousarray(ds.ground_truth_patches[..., 0], dtype=np.complex64))
         labels = labels.to(device) if on_device else labels
+    pw = None
+    if ds.mask is not None and ds.mask.any():
+        pw = torch.from_numpy((~np.asarray(ds.mask, bool)).astype(np.float32)).to(device)
     return _Prepared(X.to(device) if on_device else X, torch.from_numpy(np.asarray(groups, np.int64)),
-                     torch.from_numpy(np.asarray(offsets, np.float32)), float(r), labels)
+                     torch.from_numpy(np.asarray(offsets, np.float32)), float(r), labels, pw)
 
 
 def _batch(prep: _Prepared, gidx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -173,13 +179,13 @@ def _batch(prep: _Prepared, gidx: torch.Tensor, device: torch.device) -> tuple[t
 
 
 def _loss(model: nn.Module, kind: str, batch: tuple[torch.Tensor, ...], weights: losses_mod.LossWeights,
-          unit: float, device: torch.device, precision: str) -> torch.Tensor:
+          unit: float, device: torch.device, precision: str, pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
     x, off, xm, lab = batch
     with _autocast(device, precision):
         out = model(x, off)
     if kind == "supervised":
         return losses_mod.supervised_loss(out, lab)
-    return losses_mod.pinn_loss(out, xm, weights, unit)
+    return losses_mod.pinn_loss(out, xm, weights, unit, pixel_weight)
 
 
 def cosine_lr(tcfg: TrainConfig, step: int, warm: int, total: int) -> float:
@@ -505,7 +511,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             gidx = order[b * bs:(b + 1) * bs]
             batch = _batch(prep, gidx, device)
             notify(observers, "batch", epoch=epoch + 1, index=b, x=batch[0], measured=batch[2])
-            loss = _loss(ddp_model, mcfg.kind, batch, weights, unit, device, precision)
+            loss = _loss(ddp_model, mcfg.kind, batch, weights, unit, device, precision, prep.pixel_weight)
             value = float(loss.detach())
             if ctx.enabled:
                 value = dist_mod.all_reduce_sum([value], ctx, device)[0] / ctx.world_size
@@ -658,7 +664,7 @@ def _evaluate(model: nn.Module, kind: str, prep: _Prepared, idx: torch.Tensor, b
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     for b in range(0, mine.numel(), bs):
         gidx = mine[b:b + bs]
-        loss = _loss(inner, kind, _batch(prep, gidx, device), weights, unit, device, precision)
+        loss = _loss(inner, kind, _batch(prep, gidx, device), weights, unit, device, precision, prep.pixel_weight)
         total += float(loss) * gidx.numel()
         count += gidx.numel()
     total, count = dist_mod.all_reduce_sum([total, float(count)], ctx, device)
