@@ -201,7 +201,7 @@ class PtychoPINN(nn.Module):
         scale (training on a corpus of scans); default the model's own ``probe`` and ``exp(log_s)``."""
         if probe is not None and self.config.arch != "unet":
             raise ValueError("per-sample probes need the unet network (the classic body does not see the probe)")
-        amp, phase = self.object_patches(x, probe)
+        amp, phase = self.object_patches(x) if probe is None else self.object_patches(x, probe)
         with _autocast_off(x.device.type):
             patches = torch.polar(amp, phase)
             if offsets is None:

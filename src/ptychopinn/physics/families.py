@@ -211,10 +211,17 @@ def random_probe(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
         r2 = yy * yy + xx * xx
         return np.exp(-r2 / (2 * sigma ** 2) + 1j * rng.uniform(-1, 1) * r2 / (2 * sigma) ** 2)
     if kind in ("aberrated", "annular"):
-        radius = rng.uniform(n / 8, n / 4)  # focal spot ~ n / radius px wide
-        inner = rng.uniform(0.3, 0.6) * radius if kind == "annular" else 0.0
-        aberr = rng.normal(0, 1.0, 6) * np.array([1.5, 0.8, 0.8, 0.5, 0.5, 0.3])
-        if kind == "annular":
-            aberr[0] += rng.uniform(-6, 6)  # out of focus: a ring
-        return _pupil_probe(n, radius, inner, aberr)
+        # redraw until 90 % of the energy lies in the central n/2 (a defocus too strong for the
+        # frame would wrap around its edges): deterministic for a given generator
+        for _ in range(50):
+            radius = rng.uniform(n / 10, n / 5)  # focal spot ~ n / radius px wide
+            inner = rng.uniform(0.3, 0.6) * radius if kind == "annular" else 0.0
+            aberr = rng.normal(0, 1.0, 6) * np.array([1.5, 0.8, 0.8, 0.5, 0.5, 0.3])
+            if kind == "annular":
+                aberr[0] += rng.uniform(-4, 4)  # out of focus: a ring
+            p = _pupil_probe(n, radius, inner, aberr)
+            e = np.abs(p) ** 2
+            if e[n // 4:n // 4 + n // 2, n // 4:n // 4 + n // 2].sum() >= 0.9 * e.sum():
+                return p
+        return p
     raise ValueError(f"unknown probe kind {kind!r} (one of {PROBE_KINDS})")
