@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "convert CXI / ptychodus HDF5 to the contract NPZ (and back: --to cxi, --to product)"
+HELP = "convert CXI / ptychodus HDF5 to the contract NPZ (and back: --to cxi, --to product, --to product-cxi)"
 DESCRIPTION = """\
 Read IN with the loader every command uses and write OUT:
   --to npz      the contract NPZ (default; sqrt(counts), positions in object pixels, geometry in _metadata)
@@ -12,6 +12,9 @@ Read IN with the loader every command uses and write OUT:
                 IN's _metadata or from --energy-ev, --distance-m and --detector-pixel-m
   --to product  a ptychodus product.h5 holding --reconstruction (reconstruction.npz of 'infer' or
                 ptychi_reconstruction.npz of 'iterative'), the probe and the positions in metres
+  --to product-cxi  the same product as a ptychodus product.cxi (CXI 1.6: translations in metres,
+                probe image_1, object image_2, frame and scan indexes under entry_1/ptychodus);
+                needs the photon energy and distance (recorded, or the three geometry options)
 
 IN may be an NPZ, a CXI file, a ptychodus diffraction.h5/diffraction.cxi (with --product), a ptychodus
 workflow directory (diffraction.h5 + product.h5) or ptychodus's PtychoPINN training NPZ. Positions in
@@ -29,15 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _checks as ck
 
     ck.add_overwrite(p, "OUT")
-    p.add_argument("--to", choices=("npz", "cxi", "product"), default=None,
+    p.add_argument("--to", choices=("npz", "cxi", "product", "product-cxi"), default=None,
                    help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
     p.add_argument("--from", dest="from_format", choices=("auto", "tike"), default="auto",
                    help="input layout: auto (by content and suffix; *.bz2 is read as tike) or tike (an NPZ "
                         "or NPZ.bz2 with data (intensities, zero frequency in the corner), probe, scan "
                         "(top-left corners y, x))")
-    p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product: the reconstruction to export")
+    p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product/product-cxi: the reconstruction to export")
     p.add_argument("--energy-ev", type=ck.positive_float,
-                   help="--to cxi/product without recorded geometry: photon energy (eV)")
+                   help="--to cxi/product/product-cxi without recorded geometry: photon energy (eV)")
     p.add_argument("--distance-m", type=ck.positive_float, help="... sample-detector distance (m)")
     p.add_argument("--detector-pixel-m", type=ck.positive_float, help="... detector pixel size (m)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -56,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     geo = [o for o, v in (("--energy-ev", args.energy_ev), ("--distance-m", args.distance_m),
                           ("--detector-pixel-m", args.detector_pixel_m)) if v is not None]
     ck.refuse_pairs([(bool(to == "npz" and geo), f"--to {to}", geo[0] if geo else "",
-                      "mean nothing together (the geometry options apply to --to cxi/product)")])
-    if to == "product" and not args.reconstruction:
-        raise ConfigError("--to product needs --reconstruction RECON.npz")
-    if to != "product" and args.reconstruction:
-        raise ConfigError("--reconstruction applies to --to product only")
+                      "mean nothing together (the geometry options apply to --to cxi/product/product-cxi)")])
+    product = to in ("product", "product-cxi")
+    if product and not args.reconstruction:
+        raise ConfigError(f"--to {to} needs --reconstruction RECON.npz")
+    if not product and args.reconstruction:
+        raise ConfigError(f"--reconstruction applies to --to product/product-cxi only, not --to {to}")
     ck.check_output(args.output, "file", overwrite=args.overwrite)
     ds = load_input(args, args.input, check_bounds=False)
     if to == "npz":
@@ -83,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     probe = np.asarray(z["reconstructed_probe"]) if "reconstructed_probe" in z else ds.probe
     losses = np.asarray(z["loss_history"]) if "loss_history" in z else None
     obj = np.where(np.isfinite(rec.object), rec.object, 0)
-    cxi.write_ptychodus_product(args.output, obj, rec.origin, probe, ds, geometry, losses=losses)
+    writer = cxi.write_ptychodus_product_cxi if to == "product-cxi" else cxi.write_ptychodus_product
+    writer(args.output, obj, rec.origin, probe, ds, geometry, losses=losses)
+    kind = "ptychodus product.cxi" if to == "product-cxi" else "ptychodus product.h5"
     _say(args, f"convert: {obj.shape[0]}x{obj.shape[1]} object, {ds.n_patterns} positions -> {args.output} "
-         "(ptychodus product.h5)")
+         f"({kind})")
     return 0
 
 

@@ -760,28 +760,44 @@ def write_cxi(ds: Any, path: str | os.PathLike, geometry: dict[str, Any]) -> Pat
     return Path(path)
 
 
+def _product_frame(obj: np.ndarray, origin_yx: tuple[float, float], ds: Any,
+                   geometry: dict[str, Any]) -> dict[str, Any]:
+    """Positions (m) and object frame of a product, shared by the HDF5 and CXI writers.
+
+    ``obj`` is the stitched canvas whose pixel (i, j) is object pixel (origin_y + i, origin_x + j)
+    of the dataset frame. Positions are in metres (the dataset's affine map, without the
+    flip/transpose convention since the canvas is in object axes) and the object centre is chosen
+    so that ptychodus maps them back onto the canvas with its (N-1)/2 patch-centre convention:
+    x_px = (x_m - cx) / dx + (W-1)/2 = canvas px - (N//2 - (N-1)/2)."""
+    aff = geometry["position_affine"]
+    dx, dy = float(aff["dx_m"]), float(aff["dy_m"])
+    h, w = np.asarray(obj).shape[-2:]
+    shift = centre_shift(ds.N)
+    return {"x_m": (np.asarray(ds.xcoords, np.float64) - origin_yx[1] - shift) * dx,
+            "y_m": (np.asarray(ds.ycoords, np.float64) - origin_yx[0] - shift) * dy,
+            "cx_m": (w - 1) / 2.0 * dx, "cy_m": (h - 1) / 2.0 * dy, "dx_m": dx, "dy_m": dy}
+
+
+def _probe_stack(probe: np.ndarray) -> np.ndarray:
+    """A probe as ptychodus stores it: (coherent, incoherent, N, N) complex64."""
+    p = np.asarray(probe, np.complex64)
+    while p.ndim < 4:
+        p = p[None]
+    return p
+
+
 def write_ptychodus_product(path: str | os.PathLike, obj: np.ndarray, origin_yx: tuple[float, float],
                             probe: np.ndarray, ds: Any, geometry: dict[str, Any], name: str = "ptychopinn",
                             losses: np.ndarray | None = None) -> Path:
     """Write a reconstruction as a ptychodus ``product.h5`` (the layout of its ``save_product``).
 
-    ``obj`` is the stitched canvas whose pixel (i, j) is object pixel (origin_y + i, origin_x + j)
-    of the dataset frame. Positions are written in metres (the dataset's affine map, without the
-    flip/transpose convention since the canvas is in object axes) and the object centre is chosen
-    so that ptychodus maps them back onto the canvas with its (N-1)/2 patch-centre convention."""
+    The frame (positions in metres, object centre) is :func:`_product_frame`'s."""
     import h5py
 
     from ptychopinn._io import atomic_path
 
-    n = ds.N
-    aff = geometry["position_affine"]
-    dx, dy = float(aff["dx_m"]), float(aff["dy_m"])
-    h, w = obj.shape
-    # canvas px of a patch centre (ours): x - origin_x; ptychodus px = that - shift
-    shift = centre_shift(n)
-    x_m = (np.asarray(ds.xcoords) - origin_yx[1] - shift) * dx
-    y_m = (np.asarray(ds.ycoords) - origin_yx[0] - shift) * dy
-    cx, cy = (w - 1) / 2.0 * dx, (h - 1) / 2.0 * dy  # x_px = (x_m - cx)/dx + (W-1)/2 = canvas px - shift
+    fr = _product_frame(obj, origin_yx, ds, geometry)
+    dx, dy = fr["dx_m"], fr["dy_m"]
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs["name"] = name
         f.attrs["comments"] = "written by ptychopinn"
@@ -792,14 +808,14 @@ def write_ptychodus_product(path: str | os.PathLike, obj: np.ndarray, origin_yx:
             f.attrs[k] = 0.0
         f.attrs["far_field"] = True
         f.create_dataset("probe_position_indexes", data=np.arange(ds.n_patterns, dtype=np.int64))
-        f.create_dataset("probe_position_x_m", data=x_m)
-        f.create_dataset("probe_position_y_m", data=y_m)
-        pr = f.create_dataset("probe", data=np.asarray(probe, np.complex64)[None, None])
+        f.create_dataset("probe_position_x_m", data=fr["x_m"])
+        f.create_dataset("probe_position_y_m", data=fr["y_m"])
+        pr = f.create_dataset("probe", data=_probe_stack(probe))
         pr.attrs["pixel_width_m"] = dx
         pr.attrs["pixel_height_m"] = dy
         od = f.create_dataset("object", data=np.asarray(obj, np.complex64)[None])
-        od.attrs["center_x_m"] = cx
-        od.attrs["center_y_m"] = cy
+        od.attrs["center_x_m"] = fr["cx_m"]
+        od.attrs["center_y_m"] = fr["cy_m"]
         od.attrs["pixel_width_m"] = dx
         od.attrs["pixel_height_m"] = dy
         f.create_dataset("object_layer_spacing_m", data=np.zeros(0))
@@ -807,6 +823,87 @@ def write_ptychodus_product(path: str | os.PathLike, obj: np.ndarray, origin_yx:
         f.create_dataset("loss_epochs", data=np.arange(len(lv), dtype=np.int64))
         f.create_dataset("loss_values", data=lv)
     return Path(path)
+
+
+def write_ptychodus_product_cxi(path: str | os.PathLike, obj: np.ndarray, origin_yx: tuple[float, float],
+                                probe: np.ndarray, ds: Any, geometry: dict[str, Any], name: str = "ptychopinn",
+                                losses: np.ndarray | None = None) -> Path:
+    """Write a reconstruction as a ptychodus ``product.cxi`` (the layout ptychodus 1.7.0's CXI
+    product writer produces), atomically.
+
+    CXI 1.6 paths: translations (M, 3) metres at ``entry_1/sample_1/geometry_1/translation``
+    (soft link ``entry_1/data_1/translation``), energy (J) and distance (m), probe
+    ``entry_1/image_1/data`` (1, 1, N, N) (soft link ``source_1/illumination``), object
+    ``entry_1/image_2/data`` (1, H, W), each image with ``image_size`` [width, height, 0] m; the
+    scan indexes, pixel sizes, object centre and losses under ``entry_1/ptychodus``. The frame is
+    :func:`_product_frame`'s (ptychodus's (N-1)/2 patch centre). Energy and distance must be
+    recorded: nothing is guessed."""
+    import h5py
+
+    from ptychopinn import __version__
+    from ptychopinn._io import atomic_path
+
+    energy_J = geometry.get("energy_J")
+    if energy_J is None and geometry.get("energy_eV") is not None:
+        energy_J = float(geometry["energy_eV"]) * EV_J
+    missing = [o for o, v in (("--energy-ev", energy_J), ("--distance-m", geometry.get("distance_m")))
+               if v is None or not np.isfinite(float(v))]
+    if missing:
+        raise DataError(f"{ds.source}: no photon energy or detector distance recorded in _metadata; pass "
+                        + ", ".join(missing) + " (with --detector-pixel-m) to write a CXI product")
+    fr = _product_frame(obj, origin_yx, ds, geometry)
+    dx, dy = fr["dx_m"], fr["dy_m"]
+    pr = _probe_stack(probe)
+    ob = np.asarray(obj, np.complex64)
+    ob = ob[None] if ob.ndim == 2 else ob
+    trans = np.zeros((ds.n_patterns, 3))
+    trans[:, 0], trans[:, 1] = fr["x_m"], fr["y_m"]
+    now = _iso_now()
+    with atomic_path(path, suffix=".cxi") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("cxi_version", data=160)
+        entry = f.create_group("entry_1")
+        entry.create_dataset("start_time", data=now)
+        entry.create_dataset("title", data=name)
+        entry.create_dataset("experiment_description", data=f"written by ptychopinn {__version__}")
+        sample = f.create_group("entry_1/sample_1")
+        sample.create_dataset("name", data=name)
+        sample.create_group("geometry_1").create_dataset("translation", data=trans)
+        f.create_group("entry_1/data_1")["translation"] = h5py.SoftLink("/" + TRANSLATION)
+        f.create_group("entry_1/instrument_1/source_1").create_dataset("energy", data=float(energy_J))
+        f.create_group("entry_1/instrument_1/detector_1").create_dataset(
+            "distance", data=float(geometry["distance_m"]))
+        for grp, arr, axes, kind in (("image_1", pr, "coherent:incoherent:y:x", "amplitude"),
+                                     ("image_2", ob, "layer:y:x", "electron density")):
+            g = entry.create_group(grp)
+            g.create_dataset("data", data=arr).attrs["axes"] = axes
+            g.create_dataset("data_type", data=kind)
+            g.create_dataset("data_space", data="real")
+            g.create_dataset("image_size", data=np.array([dx * arr.shape[-1], dy * arr.shape[-2], 0.0]))
+            g["source_1"] = h5py.SoftLink("/entry_1/instrument_1/source_1")
+            g["detector_1"] = h5py.SoftLink("/entry_1/instrument_1/detector_1")
+        f["entry_1/instrument_1/source_1/illumination"] = h5py.SoftLink("/" + PROBE)
+        proc = entry.create_group("process_1")
+        proc.create_dataset("program", data="ptychopinn")
+        proc.create_dataset("version", data=str(__version__))
+        proc.create_dataset("date", data=now)
+        pt = f.create_group(PT)
+        pt.create_dataset("probe_position_indexes", data=np.arange(ds.n_patterns, dtype=np.int64))
+        for key, v in (("probe_pixel_width_m", dx), ("probe_pixel_height_m", dy),
+                       ("object_pixel_width_m", dx), ("object_pixel_height_m", dy),
+                       ("object_center_x_m", fr["cx_m"]), ("object_center_y_m", fr["cy_m"]),
+                       ("tomography_angle_deg", 0.0)):
+            pt.create_dataset(key, data=float(v))
+        if losses is not None and len(losses):
+            lv = np.asarray(losses, np.float64).reshape(-1)
+            pt.create_dataset("loss_epochs", data=np.arange(len(lv), dtype=np.int64))
+            pt.create_dataset("loss_values", data=lv)
+    return Path(path)
+
+
+def _iso_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def estimate_probe_from_patterns(diff3d: np.ndarray) -> np.ndarray:
