@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import TrainingTelemetry
 
-        observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario))
+        observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario, pipeline=args.pipeline))
     res = train(train_data, args.output, mcfg, tcfg, test_data=test_data, progress=not args.quiet,
                 observers=observers)
     if not isinstance(train_data, str) and _is_main():
