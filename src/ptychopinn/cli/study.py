@@ -205,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if problems else 0
 
     progress = not args.quiet
+    if args.protocol == "seed" and args.patience not in (None, 0):
+        raise ConfigError(f"--protocol seed fixes --patience = 0 (no early stopping); got {args.patience}")
     if args.study == "dose-response":
         from ptychopinn.studies.dose_response import PRESETS, DoseResponseConfig, run_dose_response, sanity_text
 

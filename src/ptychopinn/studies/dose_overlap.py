@@ -101,7 +101,9 @@ class DoseOverlapConfig(Config):
             raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
         from ptychopinn.training.config import protocol_overrides
 
-        protocol_overrides(self.protocol)  # ConfigError on an unknown name
+        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
+        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
+            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseOverlapConfig] = {
@@ -682,7 +684,7 @@ def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: d
            f"test half, each mirror-tiled {cfg.tile}x{cfg.tile} on its own), probe "
            f"{Path(cfg.probe_from).name}; doses {', '.join(f'{d:.0e}' for d in cfg.doses)} photons per pattern; "
            f"{cfg.n_images} positions (half per half); gridsize {cfg.gridsize}, K = {cfg.neighbor_count}; "
-           f"PINN/baseline {cfg.epochs} epochs (max), training protocol '{cfg.protocol}', pty-chi LSQML {cfg.ptychi_epochs} epochs; "
+           f"PINN/baseline {cfg.epochs} epochs ({'fixed' if cfg.protocol == 'seed' else 'max'}), training protocol '{cfg.protocol}', pty-chi LSQML {cfg.ptychi_epochs} epochs; "
            f"seeds simulation {cfg.sim_seed}, grouping {cfg.grouping_seed}, subsampling {cfg.subsample_seed}. "
            + ("Every arm is scored on the view's test set." if cfg.test_on == "view" else
               "Every arm is scored on the whole test half (views change the gridsize-2 PINN's training set only)."),

@@ -75,7 +75,9 @@ class DoseResponseConfig(Config):
             raise ConfigError(f"n_lines must be >= 1; got {self.n_lines}")
         from ptychopinn.training.config import protocol_overrides
 
-        protocol_overrides(self.protocol)  # ConfigError on an unknown name
+        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
+        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
+            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseResponseConfig] = {
@@ -279,7 +281,8 @@ def summary_md(s: dict[str, Any]) -> str:
     cfg = s["config"]
     out = ["# Dose response: Poisson NLL versus MAE", "",
            f"Lines object (amplitude only), N = {cfg['N']}, gridsize {cfg['gridsize']}, K = {cfg['neighbor_count']}, "
-           f"{cfg['n_train']} training / {cfg['n_test']} test positions, {cfg['epochs']} epochs (max), "
+           f"{cfg['n_train']} training / {cfg['n_test']} test positions, {cfg['epochs']} epochs "
+           f"({'fixed' if cfg.get('protocol') == 'seed' else 'max'}), "
            f"doses {', '.join(f'{d:.0e}' for d in cfg['doses'])} photons per pattern; training protocol "
            f"'{cfg.get('protocol', 'modern')}'.", "",
            "## Sanity", "", "```", sanity_text(s["sanity"]), "```", "",
