@@ -345,7 +345,8 @@ def cut_object(obj: np.ndarray, axis: str, tile: int) -> tuple[np.ndarray, np.nd
 
 #: the split is called leak-free when no probe-sized test patch matches the training object with a
 #: normalised cross-correlation (after the high-pass of :func:`leakage`) at or above this. Measured on
-#: Run1084 (stride N/4): cut halves 0.72 (amplitude) / 0.79 (phase) at N = 64, 0.68 / 0.77 at N = 32;
+#: Run1084 (stride N/4): cut halves 0.72 (amplitude) / 0.79 (phase) at N = 64 (tile 4), 0.68 / 0.77 at
+#: N = 32 (tile 4; 0.68 / 0.82 with the quick preset's tile 6);
 #: a mirror tiling that spans the cut 1.00 (an exact copy). 0.9 leaves a margin of > 0.1 on each side.
 LEAK_NCC_THRESHOLD = 0.9
 
