@@ -42,10 +42,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
-def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> Path:
-    """``np.savez`` to a temporary file, then rename (no partial output)."""
+def save_npz_atomic(path: str | os.PathLike, compress: bool = False, **arrays: Any) -> Path:
+    """``np.savez`` (``np.savez_compressed`` with ``compress``) to a temporary file, then rename
+    (no partial output)."""
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
     return Path(path)
 
 

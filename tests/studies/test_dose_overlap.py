@@ -7,14 +7,28 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
 from ptychopinn.cli.main import main
-from ptychopinn.studies.dose_overlap import SUMMARY_FILES, check_loss, mirror_tile, run_dose_overlap, spacing
+from ptychopinn.studies.dose_overlap import (
+    LEAK_NCC_THRESHOLD,
+    SUMMARY_FILES,
+    check_loss,
+    cut_object,
+    leakage,
+    max_ncc,
+    mirror_tile,
+    prepare_object,
+    run_dose_overlap,
+    spacing,
+)
 from ptychopinn.studies.photon_grid import dose_label
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "Run1084_recon3_postPC.npz"
 
 
 def _rows(path):
@@ -75,18 +89,93 @@ def test_every_file_exists_and_parses(dose_overlap_quick):
             assert summary_cfg["ms_ssim_sigma"] == 1.0 and summary_cfg["register"] is True
     md = (root / "summary.md").read_text()
     assert md.count("## Dose ") == 2 * len(cfg.doses) and "best phase MS-SSIM" in md
+    # comparisons: every arm of every (dose, view) scored, none failed
+    cmp = run["comparisons"]
+    assert cmp["n_success"] == len(labels) * 2 * len(cfg.doses) and cmp["n_failed"] == 0
+    assert f"Comparisons: {cmp['n_success']} arm scorings succeeded, 0 failed." in md
+    # 2 epochs cannot show a 5-epoch plateau: no arm is called converged, and the summary says so
+    assert all(r["convergence"]["converged"] is False and r["protocol"] == "modern" for r in tm["jobs"])
+    assert f"Not converged ({len(tm['jobs'])} of {len(tm['jobs'])}" in md and "training protocol 'modern'" in md
 
 
 @pytest.mark.slow
-def test_split_has_no_test_position_in_the_training_half(dose_overlap_quick):
+def test_split_cuts_the_object_before_scanning(dose_overlap_quick):
     root, cfg, _ = dose_overlap_quick
     for d in cfg.doses:
         t = dose_label(d)
-        ytr = np.load(root / "data" / t / "train.npz")["ycoords"]
-        yte = np.load(root / "data" / t / "test.npz")["ycoords"]
-        assert ytr.size > 0 and yte.size > 0 and yte.min() > ytr.max()
         s = json.loads((root / "data" / t / "split.json").read_text())
-        assert s["test_positions_in_training_half"] == 0 and s["ok"] is True
+        o = s["object"]
+        assert o["construction"] == "cut, then scan each half" and o["tile_mode"] == "mirror, within each half"
+        h = o["shape"][0]
+        assert o["train_range"] == [0, h // 2] and o["test_range"] == [h // 2, h]
+        for split in ("train", "test"):
+            z = np.load(root / "data" / t / f"{split}.npz")
+            assert z["objectGuess"].shape == tuple(o["shapes"][split])
+            assert z["diff3d"].shape[0] == s[f"n_{split}"]
+        assert s["n_train"] + s["n_test"] == cfg.n_images
+        # each half's ground truth is made of its own rows only: the training object's first
+        # half-height rows are the prepared object's first half (mirror tiling starts unflipped)
+        tr = np.load(root / "data" / t / "train.npz")["objectGuess"]
+        te = np.load(root / "data" / t / "test.npz")["objectGuess"]
+        hh = o["half_shapes"]["train"][0]
+        assert not np.allclose(tr[:hh], te[:hh])
+        assert s["leakage"]["max_ncc"] < s["leakage"]["threshold"] and s["ok"] is True
+
+
+def _old_construction(obj, tile=4):
+    """a7a221a's object: mirror-tile the whole object tile x tile, then split at half height."""
+    row = np.concatenate([obj if j % 2 == 0 else obj[:, ::-1] for j in range(tile)], axis=1)
+    big = np.concatenate([row if i % 2 == 0 else row[::-1, :] for i in range(tile)], axis=0)
+    c = big.shape[0] // 2
+    return big[:c], big[c:]
+
+
+def _skimage_max_ncc(image, target, size, stride):
+    """Oracle: skimage's match_template over every size x size patch of image on a stride."""
+    from skimage.feature import match_template
+
+    best = 0.0
+    for y in range(0, image.shape[0] - size + 1, stride):
+        for x in range(0, image.shape[1] - size + 1, stride):
+            t = image[y:y + size, x:x + size]
+            if t.std() > 1e-12:
+                best = max(best, float(match_template(target, t).max()))
+    return best
+
+
+def _highpass(a, size):
+    from scipy import ndimage
+
+    return a - ndimage.gaussian_filter(a, size / 16, mode="reflect")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_file(), reason="shared Run1084 object not present")
+def test_cut_then_scan_does_not_leak_and_the_old_tiling_does():
+    """Highest NCC (skimage match_template) of a probe-sized test patch against the training object,
+    at the full preset's N = 64: below the threshold for the cut halves, ~1 for a7a221a's tiling."""
+    n, stride = 64, 32
+    obj, _ = prepare_object(str(REAL), n, 64, n // 4)
+    train, test, rec = cut_object(obj, "y", 4)
+    old_train, old_test = _old_construction(obj)
+    for part in (np.abs, np.angle):
+        new = _skimage_max_ncc(_highpass(part(test), n), _highpass(part(train), n), n, stride)
+        old = _skimage_max_ncc(_highpass(part(old_test), n), _highpass(part(old_train), n), n, stride)
+        assert new < LEAK_NCC_THRESHOLD, (part.__name__, new)
+        assert old > 0.999, (part.__name__, old)
+    lk = leakage(train, test, n, stride)  # the study's own measure agrees with the oracle
+    want = max(_skimage_max_ncc(_highpass(p(test), n), _highpass(p(train), n), n, stride) for p in (np.abs, np.angle))
+    assert lk["max_ncc"] == pytest.approx(want, abs=1e-6) and lk["ok"] is True
+    assert leakage(old_train, old_test, n, stride)["ok"] is False
+
+
+def test_max_ncc_finds_a_planted_copy():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(40, 50))
+    image = rng.normal(size=(24, 24))
+    assert max_ncc(image, target, 8, 4) < 0.9
+    image[4:12, 8:16] = 3.0 * target[20:28, 30:38] + 1.0  # NCC is invariant to gain and offset
+    assert max_ncc(image, target, 8, 4) == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.slow
@@ -203,3 +292,40 @@ def test_scoring_on_the_whole_test_half(dose_overlap_quick, tmp_path):
         assert c["dataset"] == "data/p1e3/test.npz"
         assert set(c["models"]) >= {"PtychoPINN", "PtychoPINN_gs1", "Baseline"}
     assert "whole test half" in (root / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_cli_filters_run_only_matching_jobs_and_print_bundles(dose_overlap_quick, tmp_path, capsys):
+    src, cfg, _ = dose_overlap_quick
+    root = tmp_path / "study"
+    shutil.copytree(src, root)
+    (root / "summary.md").unlink()
+    args = ["study", "dose-overlap", "-o", str(root), "--object-from", cfg.object_from, "--probe-from",
+            cfg.probe_from, "--preset", "quick", "--threads", "1", "-q"]
+    assert main([*args, "--dose", "1e3", "--gridsize", "1", "--dry-run"]) == 0
+    listed = [ln.split()[1] for ln in capsys.readouterr().out.splitlines() if ln.startswith(("reuse", "run"))]
+    assert listed == ["data/p1e3", "train/p1e3/pinn_gs1", "train/p1e3/baseline"]
+    assert main([*args, "--dose", "1e3", "--gridsize", "1"]) == 0
+    out = capsys.readouterr().out
+    for jid in ("train/p1e3/pinn_gs1", "train/p1e3/baseline"):
+        assert f"bundle_path {root / jid}  bundle_sha256 {_sha(root / jid / 'model.safetensors')}" in out
+    assert out.count("bundle_path ") == 2  # no other bundle
+    assert "0 job(s) skipped" in out
+    assert not (root / "summary.md").exists()  # a filtered run leaves the summary alone
+    assert main([*args, "--dose", "1e4"]) == 2
+    assert "--dose 10000 is not one of the study's doses" in capsys.readouterr().err
+
+
+def test_seed_preset_is_seed_geometry_and_protocol():
+    from ptychopinn.studies.dose_overlap import PRESETS, build_jobs
+
+    if not REAL.is_file():
+        pytest.skip("shared Run1084 object not present")
+    cfg = dataclasses.replace(PRESETS["seed"], object_from=str(REAL), probe_from=str(REAL))
+    assert cfg.N == 128 and cfg.protocol == "seed" and cfg.doses == (1e3, 1e4, 1e5)
+    assert spacing(cfg.f_dense, cfg.N) == pytest.approx(38.4) and spacing(cfg.f_sparse, cfg.N) == pytest.approx(102.4)
+    jobs = {j.id: j for j in build_jobs(cfg)}
+    for name in ("pinn_gs1", "pinn_gs2_dense", "baseline"):
+        t = jobs[f"train/p1e3/{name}"].params["training"]
+        assert (t["protocol"], t["patience"], t["val_fraction"], t["restore_best"]) == ("seed", 0, 0.0, False)
+        assert jobs[f"train/p1e3/{name}"].params["model"]["intensity_scale_trainable"] is (name != "baseline")

@@ -82,8 +82,14 @@ def test_training_history_and_convergence_flags(dose_response_quick):
         assert th[arm]["train_loss"] == [h["train_loss"] for h in hist]
         assert th[arm]["val_loss"] == [h["val_loss"] for h in hist]
         assert len(hist) == PRESETS["quick"].epochs
-        flagged = arm in summary["not_converged"]
-        assert flagged == (not hist[-1]["train_loss"] < hist[0]["train_loss"])
+        f = summary["training"][arm]
+        assert f["loss_fell"] == (hist[-1]["train_loss"] < hist[0]["train_loss"])
+        # 2 epochs cannot show a 5-epoch plateau: never called converged, and the summary says so
+        assert arm in summary["not_converged"] and f["converged"] is False
+        assert f["convergence"]["epochs"] == 2 and "needs at least 6" in f["convergence"]["reason"]
+        assert f["convergence"]["deviance_ratio"] == pytest.approx(hist[-1]["diagnostics"]["deviance_ratio"])
+    md = (root / "summary.md").read_text()
+    assert md.count("NOT converged") == len(ARMS) and "training protocol 'modern'" in md
 
 
 def test_dose_comparison_has_the_seeds_six_panels(dose_response_quick):
@@ -140,3 +146,20 @@ def test_dry_run_lists_what_would_be_reused_and_changes_nothing(dose_response_qu
     assert {k for k, v in plan.items() if v == "reuse"} == {"data/high", "data/low", "sanity"}
     assert plan["high_nll"] == "run" and "high_nll  [GPU]" in "\n".join(lines)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_seed_preset_draws_the_seeds_400_lines_and_trains_by_the_seed_protocol():
+    from ptychopinn.studies.dose_response import build_jobs, ground_truth
+
+    cfg = PRESETS["seed"]
+    assert cfg.n_lines == 400 and cfg.protocol == "seed" and cfg.epochs == 50
+    jobs = {j.id: j for j in build_jobs(cfg)}
+    assert jobs["data/high"].params["n_lines"] == 400
+    t, m = jobs["high_nll"].params["training"], jobs["high_nll"].params["model"]
+    assert (t["protocol"], t["patience"], t["val_fraction"], t["restore_best"], t["epochs"]) == ("seed", 0, 0.0, False, 50)
+    assert m["intensity_scale_trainable"] is True
+    # more lines cover more of the object: the fraction of pixels above the amplitude midpoint grows
+    few, _ = ground_truth(32, 128, 0)
+    many, _ = ground_truth(32, 128, 0, n_lines=400)
+    assert not np.array_equal(few, many)
+    assert np.mean(np.abs(many) > 1.0) > np.mean(np.abs(few) > 1.0)

@@ -41,6 +41,12 @@ def test_photon_grid_shares_object_and_scan_and_hits_each_dose(tmp_path):
         assert e["sha256"] == hashlib.sha256((root / e["file"]).read_bytes()).hexdigest()
         assert e["size_bytes"] == (root / e["file"]).stat().st_size
     assert "SHA-256" in (root / "manifest.md").read_text()
+    import zipfile
+
+    for d, p in files.items():  # written deflate-compressed, smaller than the raw arrays
+        with zipfile.ZipFile(p) as zf:
+            assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+        assert p.stat().st_size < sum(v.nbytes for v in z[d].values())
 
 
 def _grid(root, doses):

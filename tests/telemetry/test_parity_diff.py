@@ -106,3 +106,27 @@ def test_parse_tolerances_and_rel_diff():
     assert rel_diff(0.0, 0.0) == 0.0
     assert rel_diff(0.0, 1e-9, floor=1e-3) == pytest.approx(1e-6)
     assert rel_diff(None, 1.0) is None
+
+
+def test_comparison_block_final_mae_and_pearson_r_are_compared(tmp_path, capsys):
+    a, b = _pair(tmp_path)
+    doc = json.loads(b.read_text())
+    mae = doc["comparison"]["amplitude"]["mae"]
+    doc["comparison"]["amplitude"]["mae"] = mae * 1.04  # 4 % < 5 %: within tolerance
+    b.write_text(json.dumps(doc))
+    res = diff_telemetry(load_telemetry(a), load_telemetry(b))
+    cmp = next(s for s in res.stages if s.name == "comparison")
+    assert cmp.status == "ok" and res.ok()
+    row = next(r for r in cmp.rows if r.quantity == "amplitude.mae")
+    assert row.rel == pytest.approx(0.04 / 1.04)
+    doc["comparison"]["amplitude"]["mae"] = mae * 1.2
+    r0 = doc["comparison"]["amplitude"]["pearson_r"]
+    doc["comparison"]["amplitude"]["pearson_r"] = r0 - 0.1  # r compared by its absolute difference
+    b.write_text(json.dumps(doc))
+    assert main(["parity-diff", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "FIRST DIVERGENT STAGE: comparison" in out
+    res = diff_telemetry(load_telemetry(a), load_telemetry(b))
+    rows = {r.quantity: r for r in next(s for s in res.stages if s.name == "comparison").rows}
+    assert rows["amplitude.pearson_r"].rel == pytest.approx(0.1) and rows["amplitude.pearson_r"].status == "DIVERGED"
+    assert rows["amplitude.mae"].status == "DIVERGED" and rows["phase.mae"].status == "ok"

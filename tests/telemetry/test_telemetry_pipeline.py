@@ -13,11 +13,11 @@ from ptychopinn.telemetry.recorder import validate_telemetry
 pytestmark = pytest.mark.slow
 
 
-def _pipeline(tmp_path, name, sim):
+def _pipeline(tmp_path, name, sim, pipeline=()):
     tel = tmp_path / f"{name}.json"
     run, rec, cmp = tmp_path / f"{name}_run", tmp_path / f"{name}_rec", tmp_path / f"{name}_cmp"
     assert main(["train", "--train", str(sim), "-o", str(run), "--epochs", "1", "--n-filters-scale", "1",
-                 "--quiet", "--telemetry", str(tel), "--scenario", "gs1_tiny"]) == 0
+                 "--quiet", "--telemetry", str(tel), "--scenario", "gs1_tiny", *pipeline]) == 0
     assert main(["infer", "--model", str(run), "--data", str(sim), "-o", str(rec), "--no-progress",
                  "--telemetry", str(tel)]) == 0
     assert main(["compare", "--data", str(sim), "--recon", f"PtychoPINN={rec / 'reconstruction.npz'}",
@@ -31,9 +31,16 @@ def test_pipeline_telemetry_validates_and_parity_diff_finds_double_normalisation
     assert main(["simulate", "-o", str(sim), "--n-images", "120", "--N", "32", "--object-size", "72",
                  "--nphotons", "1e6", "--scan", "jitter", "--telemetry", str(tel0)]) == 0
     tel0.rename(tmp_path / "sim_only.json")
-    clean = _pipeline(tmp_path, "clean", sim)
+    clean = _pipeline(tmp_path, "clean", sim, ("--pipeline", "sim_lines_4x"))
     doc = json.loads(clean.read_text())
     assert validate_telemetry(doc) is None
+    assert doc["pipeline"] == "sim_lines_4x"  # set by train, kept by infer and compare
+    # optional stages whose data exist: X[groups] before normalisation, and the intensity labels,
+    # whose mean is E[Y_amp^2] = std^2 + mean^2 of the amplitude labels (population std)
+    st = {s["name"]: s["stats"] for s in doc["intensity_stages"]}
+    assert st["pre_normalization_diffraction"] == st["grouped_diffraction"]
+    ya = st["training_labels_Y_amp"]
+    assert st["training_labels_Y_I"]["mean"] == pytest.approx(ya["std"] ** 2 + ya["mean"] ** 2, rel=1e-4)
     names = [s["name"] for s in doc["intensity_stages"]]
     for stage in ("raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
                   "training_labels_Y_amp", "inference_prediction"):
@@ -74,6 +81,7 @@ def test_pipeline_telemetry_validates_and_parity_diff_finds_double_normalisation
     monkeypatch.setattr(tr, "choose_intensity_scale", twice)
     broken = _pipeline(tmp_path, "broken", sim)
     assert validate_telemetry(json.loads(broken.read_text())) is None
+    assert json.loads(broken.read_text())["pipeline"] == "ptychopinn"  # the default of a new file
     capsys.readouterr()
     assert main(["parity-diff", str(clean), str(broken)]) == 1
     out = capsys.readouterr().out

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import record_comparison
 
-        record_comparison(args.telemetry, result, scenario=args.scenario)
+        record_comparison(args.telemetry, result, scenario=args.scenario, pipeline=args.pipeline)
     psnr_key = "psnr" if cfg.psnr_convention == "range" else f"psnr_{cfg.psnr_convention}"
     cols = ("ssim", "ms_ssim", psnr_key, "mae", "frc50")
     print(f"{'model':<14}{'comp':<10}" + "".join(f"{c:>16}" for c in cols))

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import InferenceTelemetry
 
-        observers.append(InferenceTelemetry(args.telemetry, args.model, args.data, scenario=args.scenario))
+        observers.append(InferenceTelemetry(args.telemetry, args.model, args.data, scenario=args.scenario,
+                                             pipeline=args.pipeline))
     rec = reconstruct(
         args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,

@@ -82,6 +82,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                            help="write or extend this parity_telemetry.json (schema 1.0) with this step's stages")
             p.add_argument("--scenario", metavar="NAME", default=None,
                            help="scenario name recorded in the telemetry (default: kept from the file)")
+            p.add_argument("--pipeline", metavar="NAME", default=None,
+                           help="pipeline name recorded in the telemetry, e.g. sim_lines_4x (default: kept from "
+                                "the file, 'ptychopinn' for a new one)")
     return parser
 
 

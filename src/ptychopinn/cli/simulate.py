@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import record_simulation
 
-        record_simulation(args.telemetry, ds, args.output, probe_from=cfg.probe_from, scenario=args.scenario)
+        record_simulation(args.telemetry, ds, args.output, probe_from=cfg.probe_from, scenario=args.scenario,
+                          pipeline=args.pipeline)
     m = ds.metadata
     print(f"wrote {args.output}: {ds.n_patterns} patterns {ds.N}x{ds.N}, object {ds.object.shape[0]}x"
           f"{ds.object.shape[1]}, photons/pattern requested {cfg.nphotons:.4g} measured "

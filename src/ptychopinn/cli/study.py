@@ -14,8 +14,9 @@ atomically and is recorded in DIR/study_manifest.json (config, input and output 
 status). Running the same command again skips the jobs that already finished with the same inputs,
 so a study that was killed resumes where it stopped.
 
-  ptychopinn study dose-response -o DIR [--preset quick|full] [--doses 1e3,1e4,...]
-  ptychopinn study dose-overlap -o DIR --object-from NPZ --probe-from NPZ [--preset quick|full]
+  ptychopinn study dose-response -o DIR [--preset quick|full|seed] [--protocol modern|seed] [--doses 1e3,1e4,...]
+  ptychopinn study dose-overlap -o DIR --object-from NPZ --probe-from NPZ [--preset quick|full|seed]
+                                [--protocol modern|seed] [--dose D] [--view dense|sparse] [--gridsize G]
   ptychopinn study check-loss --reference A.json --candidate B.json [--tolerance 0.05]
 
 Executors: in this process (default), --jobs K local worker processes, or --scheduler tcp://HOST:PORT
@@ -30,10 +31,16 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
 
 
-def _runner_args(p: argparse.ArgumentParser) -> None:
+def _runner_args(p: argparse.ArgumentParser, gridsize: bool = True) -> None:
     p.add_argument("-o", "--output", required=True, help="study directory (created; rerun to resume)")
-    p.add_argument("--preset", choices=["quick", "full"], default="full",
-                   help="sizes: 'full' = the seed's study, 'quick' = tiny (seconds per job, for tests)")
+    p.add_argument("--preset", choices=["quick", "full", "seed"], default="full",
+                   help="sizes: 'full' = the seed's study, 'seed' = the seed's study under --protocol seed "
+                        "(and the seed's object or geometry, see docs/studies.md), 'quick' = tiny (seconds per "
+                        "job, for tests)")
+    p.add_argument("--protocol", choices=["modern", "seed"],
+                   help="training protocol: 'modern' = today's defaults (early stopping, validation split, "
+                        "cosine schedule); 'seed' = the seeds' training (fixed epochs, no hold-out, last-epoch "
+                        "weights, trainable intensity scale, plateau schedule)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="run up to K jobs at once in local processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler, e.g. tcp://host:8786")
     from ptychopinn.cli import _common
@@ -45,7 +52,8 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--n-filters-scale", type=int, help="network width multiplier")
     p.add_argument("--N", type=int, help="pattern size")
-    p.add_argument("--gridsize", type=int)
+    if gridsize:
+        p.add_argument("--gridsize", type=int)
     p.add_argument("--neighbor-count", type=int, help="K nearest neighbours for grouping (K >= gridsize^2)")
     p.add_argument("--seed", type=int, help="training seed")
     _common.add_quiet(p)
@@ -73,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     dr.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e9,1e4; e.g. 1e3,1e4,...,1e9 sweeps)")
     dr.add_argument("--object-size", type=int)
     dr.add_argument("--object-seed", type=int)
+    dr.add_argument("--n-lines", type=int, help="lines in the object (seed 001: 400; unset: 0.4 x object size)")
     dr.add_argument("--n-train", type=int, help="training positions")
     dr.add_argument("--n-test", type=int, help="test positions")
     dr.add_argument("--train-seed", type=int, help="seed of the training trajectory (default: 1)")
@@ -81,17 +90,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     _preset_defaults(dr)
     do = sub.add_parser("dose-overlap", help="seed 002: PINN / baseline / pty-chi on dense and sparse views per dose",
-                        description="Simulates from a real object and probe at each dose, splits along y, builds dense "
+                        description="Simulates from a real object and probe at each dose: cuts the object into a training and a "
+                        "test half first, then scans each half on its own (no content crosses the cut; the "
+                        "leakage is measured in split.json); builds dense "
                         "and sparse views by group-centre spacing, trains PINN gridsize 1 and 2 and the supervised "
                         "baseline, runs pty-chi LSQML and compares them; writes DIR/run_manifest.json, "
                         "training_manifest.json, skip_summary.json, metrics_bundle.json, metrics.csv, summary.md.")
-    _runner_args(do)
+    _runner_args(do, gridsize=False)
+    do.add_argument("--dose", type=float, dest="only_dose", metavar="D",
+                    help="run only the jobs of this dose (and what they need); the summary needs a run without filters")
+    do.add_argument("--view", choices=["dense", "sparse", "full"], dest="only_view",
+                    help="run only the jobs of this view ('full': the gridsize-1 arms trained on the whole half)")
+    do.add_argument("--gridsize", type=int, dest="only_gridsize", metavar="G",
+                    help="run only the training jobs of this gridsize (1: PINN gs1 and baseline; 2: the views' PINN)")
     do.add_argument("--object-from", required=True, help="NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
     do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
     do.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e3,1e4,1e5)")
-    do.add_argument("--tile", type=int, help="mirror-tile the cropped object T x T times")
+    do.add_argument("--tile", type=int, help="mirror-tile each half of the cut object T x T times (within the half)")
     do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default: N/4)")
-    do.add_argument("--split-axis", choices=["y", "x"], help="axis of the train/test split (default: y)")
+    do.add_argument("--split-axis", choices=["y", "x"], help="axis along which the object is cut into training and test halves (default: y)")
     do.add_argument("--n-images", type=int, help="scan positions (before the split)")
     do.add_argument("--sim-seed", type=int, help="simulation seed (default: 42)")
     do.add_argument("--grouping-seed", type=int, help="grouping seed (default: 123)")
@@ -140,6 +157,24 @@ def _read_manifest(path: str) -> dict[str, Any]:
     return d
 
 
+def _print_bundles(root: Path, jobs: list[Any]) -> None:
+    """One line per training job (bundle path and SHA-256, or why it was skipped), then the skip count."""
+    from ptychopinn._io import sha256_file
+
+    skipped = 0
+    for j in jobs:
+        d = root / j.id
+        st = d / "status.json"
+        status = json.loads(st.read_text()) if st.is_file() else {}
+        if status.get("status") == "skipped":
+            skipped += 1
+            if j.id.startswith("train/"):
+                print(f"skipped {j.id}: {status.get('reason', '')}")
+        elif j.id.startswith("train/") and (d / "model.safetensors").is_file():
+            print(f"bundle_path {d}  bundle_sha256 {sha256_file(d / 'model.safetensors')}")
+    print(f"{skipped} job(s) skipped (views with too few groups, or pty-chi missing); see skip_summary.json")
+
+
 def _dry_run(jobs: list[Any], out: str) -> int:
     from ptychopinn.studies.runner import plan_study
 
@@ -170,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if problems else 0
 
     progress = not args.quiet
+    if args.protocol == "seed" and args.patience not in (None, 0):
+        raise ConfigError(f"--protocol seed fixes --patience = 0 (no early stopping); got {args.patience}")
     if args.study == "dose-response":
         from ptychopinn.studies.dose_response import PRESETS, DoseResponseConfig, run_dose_response, sanity_text
 
@@ -184,19 +221,24 @@ def run(args: argparse.Namespace) -> int:
         if res.ok:
             bad = json.loads((res.root / "summary.json").read_text())["not_converged"]
             if bad:
-                print(f"warning: final training loss not below the initial loss for {', '.join(bad)}")
+                print(f"warning: not converged (plateau rule, summary.md): {', '.join(bad)}")
         outputs = ["dose_comparison.png", "metrics.csv", "frc_curves.png", "training_history.json", "summary.md"]
     else:
         from ptychopinn.studies.dose_overlap import PRESETS, DoseOverlapConfig, run_dose_overlap
 
+        from ptychopinn.studies.dose_overlap import build_jobs, select_jobs
+
         base = dataclasses.replace(PRESETS[args.preset], object_from=args.object_from, probe_from=args.probe_from)
         cfg = DoseOverlapConfig.from_dict({**base.to_dict(), **_overrides(args, DoseOverlapConfig)})
+        filters = {"dose": args.only_dose, "view": args.only_view, "gridsize": args.only_gridsize}
+        jobs = select_jobs(build_jobs(cfg), cfg, **filters)
         if args.dry_run:
-            from ptychopinn.studies.dose_overlap import build_jobs
-
-            return _dry_run(build_jobs(cfg), args.output)
-        res = run_dose_overlap(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress)
-        outputs = ["summary.md", "metrics.csv", "run_manifest.json", "training_manifest.json", "skip_summary.json"]
+            return _dry_run(jobs, args.output)
+        res = run_dose_overlap(args.output, cfg, n_jobs=args.jobs, scheduler=args.scheduler, progress=progress,
+                               jobs=jobs)
+        _print_bundles(res.root, jobs)
+        outputs = (["summary.md", "metrics.csv", "run_manifest.json", "training_manifest.json", "skip_summary.json"]
+                   if any(j.id == "summary" for j in jobs) else [])
     print(f"{len(res.ran)} jobs run, {len(res.skipped)} reused, {len(res.failed)} failed in {res.seconds:.1f} s; "
           f"manifest: {res.root / 'study_manifest.json'}")
     if res.failed:

@@ -88,6 +88,11 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     p.add_argument("--val-fraction", type=ck.fraction, default=d["val_fraction"],
                    help="fraction of groups held out for validation / early stopping")
     p.add_argument("--patience", type=ck.non_negative_int, default=d["patience"], help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--protocol", default="modern", choices=["modern", "seed"],
+                   help="training protocol: 'modern' = the defaults above; 'seed' = the seeds' training (no "
+                        "early stopping, no validation hold-out, last-epoch weights, trainable intensity scale, "
+                        "lr 1e-3 halved on a 2-epoch plateau of the training loss down to 1e-4, no warmup); an "
+                        "option that contradicts the protocol is an error")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty output directory, replacing a run already there (default: refuse)")
@@ -104,12 +109,14 @@ def build_configs(args: argparse.Namespace) -> tuple:
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
 
+    protocol = getattr(args, "protocol", "modern")
+    over = _protocol_values(args, protocol)
     mcfg = config_for(args, "model", ModelConfig, dict(
         kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
         gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
         probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
         amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
-    ), flag_of={"kind": "model"})
+    ) | (over["model"] if getattr(args, "model", "pinn") == "pinn" else {}), flag_of={"kind": "model"})
     tcfg = config_for(args, "training", TrainConfig, dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
         schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
@@ -118,8 +125,25 @@ def build_configs(args: argparse.Namespace) -> tuple:
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
         intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
-    ))
+        protocol=protocol,
+    ) | over["training"])
     return mcfg, tcfg
+
+
+def _protocol_values(args: argparse.Namespace, protocol: str) -> dict:
+    """The fields ``--protocol`` fixes; ConfigError when an option given on the command line
+    contradicts one of them."""
+    from ptychopinn.errors import ConfigError
+    from ptychopinn.training.config import protocol_overrides
+
+    over = protocol_overrides(protocol)
+    explicit = getattr(args, "_explicit", set())
+    for section in over.values():
+        for k, v in section.items():
+            if k in explicit and getattr(args, k, v) != v:
+                raise ConfigError(f"--protocol {protocol} fixes --{k.replace('_', '-')} = {v}; "
+                                  f"got {getattr(args, k)} (drop the option or use --protocol modern)")
+    return over
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if args.telemetry:
         from ptychopinn.telemetry.observers import TrainingTelemetry
 
-        observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario))
+        observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario, pipeline=args.pipeline))
     res = train(train_data, args.output, mcfg, tcfg, test_data=test_data, progress=not args.quiet,
                 observers=observers)
     if not isinstance(train_data, str) and _is_main():

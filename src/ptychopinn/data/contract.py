@@ -138,9 +138,9 @@ class PtychoDataset:
         out["_metadata"] = np.array(json.dumps(self.metadata, default=jsonable))
         return out
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the contract NPZ atomically (temporary name, then rename)."""
-        return save_npz_atomic(path, **self.to_arrays())
+    def save(self, path: str | os.PathLike, compress: bool = False) -> Path:
+        """Write the contract NPZ atomically (temporary name, then rename); ``compress``: deflate."""
+        return save_npz_atomic(path, compress=compress, **self.to_arrays())
 
 
 # ---------------------------------------------------------------------------------------------

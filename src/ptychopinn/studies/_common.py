@@ -163,6 +163,26 @@ def loss_flags(histories: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str
     return out
 
 
+def arm_convergence(bundle: Path) -> dict[str, Any]:
+    """:func:`ptychopinn.training.diagnostics.convergence` of the run in ``bundle`` (its history.json)."""
+    from ptychopinn.training.diagnostics import convergence
+
+    return convergence(read_json(Path(bundle) / "history.json"))
+
+
+def convergence_rule() -> str:
+    """The convergence rule of :func:`arm_convergence`, as the summaries state it."""
+    import inspect
+
+    from ptychopinn.training.diagnostics import convergence
+
+    d = {k: v.default for k, v in inspect.signature(convergence).parameters.items() if k != "history"}
+    return (f"An arm is called converged when it ran at least {d['window'] + 1} epochs, its last {d['window']} "
+            f"epochs brought less than {100 * d['loss_tol']:g} % of its loss's total fall (validation loss when "
+            f"held out, else training loss) and, for PINN arms, its Poisson deviance-to-floor ratio moved less than "
+            f"{100 * d['deviance_tol']:g} % over them; the ratio itself is reported (1 = at the Poisson noise floor).")
+
+
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ views of a real object and probe, at several doses, with a spatial train/test sp
 Object and probe come from a reconstruction NPZ (``--object-from``, ``--probe-from``). The object is
 cropped to its scanned region (the file's ``xcoords``/``ycoords`` plus ``crop_margin``, when present),
 resampled by ``N / probe size`` (so that the probe keeps its physical size when N differs from the
-file's probe) and mirror-tiled ``tile`` x ``tile`` times to give room for enough positions; all
-factors are recorded in ``run_manifest.json``. Each dose simulates the same jittered-raster scan
-(seed ``sim_seed``; the Poisson noise differs per dose) and splits it along y (no test position in
-the training half; checked and recorded).
+file's probe), then cut in two along ``split_axis`` (first half: training, second: test). Each half
+is mirror-tiled ``tile`` x ``tile`` times on its own (room for positions; no content crosses the cut)
+and gets its own jittered-raster scan of ``n_images / 2`` positions (seeds ``sim_seed`` and
+``sim_seed + 1``, shared by every dose; the Poisson noise differs per dose). The leakage, the highest
+normalised cross-correlation of a probe-sized test patch with the training object, is measured and
+recorded in ``split.json`` (see :func:`leakage`); every factor is in ``run_manifest.json``.
 
 Views: from each split, one K-nearest-neighbour group per anchor (gridsize 2, K = ``neighbor_count``,
 seed ``grouping_seed``) are the candidates; visited in a random order (seed ``subsample_seed``), a
@@ -79,6 +81,7 @@ class DoseOverlapConfig(Config):
     ms_ssim_sigma: float = 1.0
     test_on: str = "view"
     device: str = "auto"
+    protocol: str = "modern"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
@@ -96,13 +99,23 @@ class DoseOverlapConfig(Config):
             raise ConfigError("split axis must be 'y' or 'x'")
         if self.test_on not in ("view", "full"):
             raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
+        from ptychopinn.training.config import protocol_overrides
+
+        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
+        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
+            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseOverlapConfig] = {
     # the seed's doses, views and seeds; N from the probe file (64 for Run1084)
     "full": DoseOverlapConfig(),
-    # tiny: N = 32, two doses, a few seconds per job on a 2-core CPU (tests and CI)
-    "quick": DoseOverlapConfig(doses=(1e3, 1e5), N=32, tile=4, n_images=360, min_view_groups=4, epochs=2,
+    # seed 002's geometry (N = 128: S = 38.4 / 102.4 px; the 64-px probe file resampled x2, recorded)
+    # and the seeds' training (--protocol seed); positions are jittered rasters inside each half of
+    # the cut object, not the base dataset's (those span the cut: a leak-free split cannot keep them)
+    "seed": DoseOverlapConfig(N=128, protocol="seed"),
+    # tiny: N = 32, two doses, a few seconds per job on a 2-core CPU (tests and CI); tile 6 gives
+    # each 26 x 54 px half about the full preset's scan density
+    "quick": DoseOverlapConfig(doses=(1e3, 1e5), N=32, tile=6, n_images=360, min_view_groups=4, epochs=2,
                                n_filters_scale=1, patience=0, ptychi_epochs=5),
 }
 
@@ -131,7 +144,8 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
     n = cfg.N or probe_size(probe_path)
     base = {"object_from": obj_path, "probe_from": probe_path, "N": n, "tile": cfg.tile,
             "crop_margin": cfg.crop_margin if cfg.crop_margin is not None else n // 4,
-            "n_images": cfg.n_images, "sim_seed": cfg.sim_seed, "split_axis": cfg.split_axis}
+            "n_images": cfg.n_images, "sim_seed": cfg.sim_seed, "split_axis": cfg.split_axis,
+            "construction": "cut-then-scan"}
     views = {"dense": cfg.f_dense, "sparse": cfg.f_sparse}
     jobs: list[Job] = []
     train_ids: list[str] = []
@@ -140,6 +154,9 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
     ptychi_ids: dict[str, dict[str, str]] = {}
     from ptychopinn.evaluation.compare import CompareConfig
     from ptychopinn.iterative.ptychi_runner import PtychiConfig
+    from ptychopinn.training.config import protocol_overrides
+
+    over = protocol_overrides(cfg.protocol)
 
     pt_params = PtychiConfig(algorithm="LSQML", epochs=cfg.ptychi_epochs, batch_size=cfg.ptychi_batch_size,
                              device=cfg.device, seed=cfg.seed).to_dict()
@@ -156,9 +173,10 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
             inputs=(f"{data}/train.npz", f"{data}/test.npz"), deps=(data,)))
         summary_inputs += [f"{data}/split.json", f"{data}/train.npz", f"{data}/test.npz", f"{vid}/views.json"]
         training = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
-                    "neighbor_count": cfg.neighbor_count, "patience": cfg.patience, "loss": "nll"}
+                    "neighbor_count": cfg.neighbor_count, "patience": cfg.patience, "loss": "nll",
+                    "protocol": cfg.protocol, **over["training"]}
         common_models = {
-            "pinn_gs1": {"kind": "pinn", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale},
+            "pinn_gs1": {"kind": "pinn", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale, **over["model"]},
             "baseline": {"kind": "supervised", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale},
         }
         for name, model in common_models.items():
@@ -177,7 +195,7 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
             jid = f"train/{t}/pinn_gs2_{view}"
             train_ids.append(jid)
             model, tfull = C.resolved_configs({"kind": "pinn", "gridsize": cfg.gridsize,
-                                               "n_filters_scale": cfg.n_filters_scale}, training)
+                                               "n_filters_scale": cfg.n_filters_scale, **over["model"]}, training)
             jobs.append(Job(jid, f"{_MOD}:job_train_view",
                             {"views": vid, "view": view, "model": model, "training": tfull},
                             inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True, volatile=C.BUNDLE_VOLATILE))
@@ -210,12 +228,64 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
     return jobs
 
 
+def job_tags(job_id: str, cfg: DoseOverlapConfig) -> dict[str, Any]:
+    """(dose, view, gridsize) of a job id; None where the job has none (e.g. the gridsize of pty-chi)."""
+    parts = job_id.split("/")
+    if len(parts) < 2:
+        return {"dose": None, "view": None, "gridsize": None}
+    dose = next((d for d in cfg.doses if dose_label(d) == parts[1]), None)
+    view = gs = None
+    if parts[0] == "train":
+        gs1 = not parts[2].startswith("pinn_gs2_")
+        view, gs = ("full", 1) if gs1 else (parts[2].rsplit("_", 1)[1], cfg.gridsize)
+    elif parts[0] in ("ptychi", "compare"):
+        view = parts[2]
+    return {"dose": dose, "view": view, "gridsize": gs}
+
+
+def select_jobs(jobs: list[Job], cfg: DoseOverlapConfig, dose: float | None = None, view: str | None = None,
+                gridsize: int | None = None) -> list[Job]:
+    """The seed's job filters: the training, pty-chi and comparison jobs whose dose, view and
+    gridsize match every given filter, plus the jobs they need. No filter: every job (and the
+    summary); with a filter the summary is left out (it needs every job)."""
+    if dose is None and view is None and gridsize is None:
+        return list(jobs)
+    if dose is not None and not any(math.isclose(dose, d, rel_tol=1e-9) for d in cfg.doses):
+        raise ConfigError(f"--dose {dose:g} is not one of the study's doses {list(cfg.doses)}")
+    if gridsize is not None and gridsize not in (1, cfg.gridsize):
+        raise ConfigError(f"--gridsize {gridsize} is not one of the study's gridsizes (1, {cfg.gridsize})")
+    byid = {j.id: j for j in jobs}
+    keep: set[str] = set()
+    for j in jobs:
+        if j.id.split("/")[0] not in ("train", "ptychi", "compare"):
+            continue
+        t = job_tags(j.id, cfg)
+        if dose is not None and (t["dose"] is None or not math.isclose(dose, t["dose"], rel_tol=1e-9)):
+            continue
+        if view is not None and t["view"] != view:
+            continue
+        if gridsize is not None and t["gridsize"] != gridsize:
+            continue
+        stack = [j.id]
+        while stack:
+            k = stack.pop()
+            if k not in keep:
+                keep.add(k)
+                stack += list(byid[k].deps)
+    if not keep:
+        raise ConfigError(f"no job matches --dose {dose} --view {view} --gridsize {gridsize}")
+    return [j for j in jobs if j.id in keep]
+
+
 def run_dose_overlap(out_dir: str | Path, cfg: DoseOverlapConfig, *, n_jobs: int = 1, scheduler: Any = None,
-                     progress: bool = True, log: Any = None, threads: int | None = None) -> StudyResult:
-    """Run (or resume) the study into ``out_dir``; the summary files are copied to ``out_dir``."""
-    res = run_study(build_jobs(cfg), out_dir, name="dose-overlap", n_jobs=n_jobs, scheduler=scheduler,
+                     progress: bool = True, log: Any = None, threads: int | None = None,
+                     jobs: list[Job] | None = None) -> StudyResult:
+    """Run (or resume) the study into ``out_dir`` (``jobs``: a :func:`select_jobs` subset of
+    :func:`build_jobs`); the summary files are copied to ``out_dir`` when the summary ran."""
+    jobs = build_jobs(cfg) if jobs is None else jobs
+    res = run_study(jobs, out_dir, name="dose-overlap", n_jobs=n_jobs, scheduler=scheduler,
                     progress=progress, log=log, study_config=cfg.to_dict(), threads=threads)
-    if res.ok:
+    if res.ok and any(j.id == "summary" for j in jobs):
         publish(res.root, "summary", SUMMARY_FILES)
     return res
 
@@ -229,8 +299,8 @@ def mirror_tile(a: np.ndarray, t: int) -> np.ndarray:
     return np.concatenate([row if i % 2 == 0 else row[::-1, :] for i in range(t)], axis=0)
 
 
-def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margin: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Crop to the scanned region, resample by n / probe_n, mirror-tile; returns (object, record)."""
+def prepare_object(object_from: str, n: int, probe_n: int, crop_margin: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Crop to the scanned region and resample by n / probe_n; returns (object, record)."""
     from scipy import ndimage
 
     from ptychopinn.data.contract import load_object, open_npz
@@ -253,46 +323,120 @@ def prepare_object(object_from: str, n: int, probe_n: int, tile: int, crop_margi
     if factor != 1.0:
         obj = ndimage.zoom(obj.real, factor, order=3) + 1j * ndimage.zoom(obj.imag, factor, order=3)
     rec["resample_factor"] = factor
-    obj = mirror_tile(obj, tile)
-    rec.update({"tile": tile, "tile_mode": "mirror", "shape": list(obj.shape)})
+    rec["shape"] = list(obj.shape)
     return obj, rec
 
 
-# ---------------------------------------------------------------------------------------------
-# job bodies
-# ---------------------------------------------------------------------------------------------
+def cut_object(obj: np.ndarray, axis: str, tile: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Cut ``obj`` in two along ``axis`` (first half: training, second: test), then mirror-tile
+    each half ``tile`` x ``tile`` times on its own: no content crosses the cut. Returns
+    (training object, test object, record)."""
+    ax = 0 if axis == "y" else 1
+    cut = obj.shape[ax] // 2
+    train, test = (obj[:cut], obj[cut:]) if ax == 0 else (obj[:, :cut], obj[:, cut:])
+    rec = {"construction": "cut, then scan each half", "cut_axis": axis, "cut_index": cut,
+           "train_range": [0, cut], "test_range": [cut, int(obj.shape[ax])],
+           "half_shapes": {"train": list(train.shape), "test": list(test.shape)},
+           "tile": tile, "tile_mode": "mirror, within each half"}
+    train, test = mirror_tile(train, tile), mirror_tile(test, tile)
+    rec["shapes"] = {"train": list(train.shape), "test": list(test.shape)}
+    return train, test, rec
+
+
+#: the split is called leak-free when no probe-sized test patch matches the training object with a
+#: normalised cross-correlation (after the high-pass of :func:`leakage`) at or above this. Measured on
+#: Run1084 (stride N/4): cut halves 0.72 (amplitude) / 0.79 (phase) at N = 64 (tile 4), 0.68 / 0.77 at
+#: N = 32 (tile 4; 0.68 / 0.82 with the quick preset's tile 6);
+#: a mirror tiling that spans the cut 1.00 (an exact copy). 0.9 leaves a margin of > 0.1 on each side.
+LEAK_NCC_THRESHOLD = 0.9
+
+
+def _window_sums(a: np.ndarray, m: int) -> np.ndarray:
+    c = np.pad(a, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return c[m:, m:] - c[:-m, m:] - c[m:, :-m] + c[:-m, :-m]
+
+
+def max_ncc(image: np.ndarray, target: np.ndarray, size: int, stride: int) -> float:
+    """Highest normalised cross-correlation between any ``size`` x ``size`` patch of ``image``
+    (top-left corners on a ``stride`` grid) and any window of ``target`` (real arrays; flat
+    patches and windows count as 0)."""
+    from scipy import fft
+
+    image, target = np.asarray(image, np.float64), np.asarray(target, np.float64)
+    h, w = target.shape
+    shape = (h + size - 1, w + size - 1)
+    ft = fft.rfft2(target, shape)
+    n = size * size
+    s1, s2 = _window_sums(target, size), _window_sums(target * target, size)
+    wvar = np.maximum(s2 - s1 * s1 / n, 0.0)
+    wok = wvar > 1e-12 * max(float(wvar.max()), 1e-300)
+    best = 0.0
+    for y in range(0, image.shape[0] - size + 1, stride):
+        for x in range(0, image.shape[1] - size + 1, stride):
+            t = image[y:y + size, x:x + size]
+            t = t - t.mean()
+            tn = float(np.sqrt((t * t).sum()))
+            if tn <= 1e-12 * max(float(np.abs(image).max()), 1e-300) * size:
+                continue
+            corr = fft.irfft2(ft * fft.rfft2(t[::-1, ::-1], shape), shape)[size - 1:h, size - 1:w]
+            ncc = np.where(wok, corr / (tn * np.sqrt(np.where(wok, wvar, 1.0))), 0.0)
+            best = max(best, float(ncc.max()))
+    return best
+
+
+def leakage(train: np.ndarray, test: np.ndarray, size: int, stride: int | None = None) -> dict[str, Any]:
+    """Highest NCC of probe-sized test patches (stride ``size // 4``) against the training object,
+    on amplitude and phase, each high-passed first (minus a Gaussian blur of sigma ``size / 16``):
+    a smooth background, such as a phase ramp, correlates for any two patches whatever their content."""
+    from scipy import ndimage
+
+    stride = stride or max(1, size // 4)
+    sigma = size / 16
+
+    def hp(a: np.ndarray) -> np.ndarray:
+        return a - ndimage.gaussian_filter(a, sigma, mode="reflect")
+
+    amp = max_ncc(hp(np.abs(test)), hp(np.abs(train)), size, stride)
+    ph = max_ncc(hp(np.angle(test)), hp(np.angle(train)), size, stride)
+    return {"max_ncc_amplitude": amp, "max_ncc_phase": ph, "max_ncc": max(amp, ph), "patch": size,
+            "stride": stride, "highpass_sigma": sigma, "threshold": LEAK_NCC_THRESHOLD,
+            "ok": max(amp, ph) < LEAK_NCC_THRESHOLD}
+
+
 def job_simulate(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
+    """Cut the object (:func:`cut_object`), then simulate one jittered-raster scan inside each half
+    (training: seed ``sim_seed``, test: ``sim_seed + 1``; half the positions each); writes
+    train.npz, test.npz and split.json (construction, sizes, measured leakage)."""
     from ptychopinn.data.contract import load_probe
-    from ptychopinn.data.grouping import spatial_split
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
     n = int(p["N"])
     raw_probe = load_probe(p["probe_from"])
     probe = load_probe(p["probe_from"], n)
-    obj, orec = prepare_object(p["object_from"], n, raw_probe.shape[0], int(p["tile"]), int(p["crop_margin"]))
-    cfg = SimulationConfig(n_images=int(p["n_images"]), nphotons=float(p["dose"]), N=n, object_size=obj.shape[0],
-                           scan="jitter", seed=int(p["sim_seed"]), noise_seed=C.noise_seed(p["sim_seed"], p["dose"]))
-    full = simulate(cfg, obj=obj, probe=probe)
-    if full.n_patterns < int(p["n_images"]):
-        raise ConfigError(f"the {obj.shape} object holds only {full.n_patterns} positions; lower --n-images "
-                          "or raise --tile")
-    tr, te = spatial_split(full.positions_yx, p["split_axis"], 0.5)
-    col = 0 if p["split_axis"] == "y" else 1
-    pos = full.positions_yx
-    cut = float(pos[te, col].min())
-    leaks = int(np.count_nonzero(pos[te, col] <= pos[tr, col].max()))
-    prov = {"object": {"file": Path(p["object_from"]).name, **orec},
+    obj, orec = prepare_object(p["object_from"], n, raw_probe.shape[0], int(p["crop_margin"]))
+    train_obj, test_obj, crec = cut_object(obj, p["split_axis"], int(p["tile"]))
+    n_train = int(p["n_images"]) // 2
+    counts = {"train": n_train, "test": int(p["n_images"]) - n_train}
+    prov = {"object": {"file": Path(p["object_from"]).name, **orec, **crec},
             "probe": {"file": Path(p["probe_from"]).name, "source_size": int(raw_probe.shape[0]), "N": n,
                       "resampled": raw_probe.shape[0] != n}}
-    for name, idx in (("train", tr), ("test", te)):
-        ds = full.subset(idx)
+    photons, seeds = {}, {}
+    for k, (name, o) in enumerate((("train", train_obj), ("test", test_obj))):
+        seed = int(p["sim_seed"]) + k
+        cfg = SimulationConfig(n_images=counts[name], nphotons=float(p["dose"]), N=n, object_size=o.shape[0],
+                               scan="jitter", seed=seed, noise_seed=C.noise_seed(seed, p["dose"]))
+        ds = simulate(cfg, obj=o, probe=probe)
+        if ds.n_patterns < counts[name]:
+            raise ConfigError(f"the {name} half {o.shape} holds only {ds.n_patterns} of {counts[name]} positions; "
+                              "lower --n-images or raise --tile")
         ds.metadata["study"] = {"name": "dose-overlap", "split": name, **prov}
         C.save_dataset(ds, out / f"{name}.npz")
+        photons[name] = ds.photons_per_pattern()
+        seeds[name] = {"seed": seed, **cfg.stream_seeds()}
+    leak = leakage(train_obj, test_obj, n)
     write_json_atomic(out / "split.json", {
-        "axis": p["split_axis"], "cut": cut, "n_train": int(tr.size), "n_test": int(te.size),
-        "train_max": float(pos[tr, col].max()), "test_min": cut,
-        "test_positions_in_training_half": leaks, "ok": leaks == 0,
-        "measured_photons_per_pattern": full.photons_per_pattern(), **prov})
+        "axis": p["split_axis"], "n_train": counts["train"], "n_test": counts["test"], "seeds": seeds,
+        "leakage": leak, "ok": leak["ok"], "measured_photons_per_pattern": photons, **prov})
 
 
 def select_view(centres: np.ndarray, s: float, seed: int) -> np.ndarray:
@@ -432,19 +576,28 @@ def job_compare_view(out: Path, root: Path, p: dict[str, Any], progress: bool) -
     v = _view(root, p)
     if _skip(out, v):
         return
+    from ptychopinn.errors import PtychoPINNError, one_line
+
     test = p.get("test") or f"{p['views']}/{v['splits']['test']['file']}"
-    arms, sources = {}, {}
+    arms, sources, failed = {}, {}, {}
     for key, bundle in p["bundles"].items():
         sub = out / f"recon_{key}"
         sub.mkdir()
-        C.infer_bundle(sub, root, {"bundle": bundle, "data": test, "device": p["device"]}, progress)
+        try:
+            C.infer_bundle(sub, root, {"bundle": bundle, "data": test, "device": p["device"]}, progress)
+        except PtychoPINNError as exc:  # one arm that cannot reconstruct does not sink the others
+            failed[LABELS[key]] = one_line(exc)
+            continue
         arms[LABELS[key]] = str(sub / "reconstruction.npz")  # absolute: inside this job's temporary folder
         sources[LABELS[key]] = f"recon_{key}/reconstruction.npz"
     if C.read_json(root / p["ptychi"] / "status.json")["status"] == "done":
         arms[LABELS["ptychi"]] = sources[LABELS["ptychi"]] = f"{p['ptychi']}/reconstruction.npz"
+    if not arms:
+        raise PtychoPINNError(f"no arm could be reconstructed: {failed}")
     C.compare_arms(out / "comparison", root, {"data": test, "arms": arms, "sources": sources,
                                               "compare": p["compare"]}, progress)
-    write_json_atomic(out / "status.json", {"status": "done", "arms": sorted(arms)})
+    write_json_atomic(out / "status.json", {"status": "done", "arms": sorted(arms), "n_success": len(arms),
+                                            "n_failed": len(failed), "failed": failed})
 
 
 def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
@@ -452,6 +605,7 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
     res = p["resolved"]
     datasets, metrics_bundle, skips, train_rows, metric_rows = [], {}, [], [], []
     tables: dict[tuple[str, str], dict[str, Any]] = {}
+    comparisons: dict[str, Any] = {"n_success": 0, "n_failed": 0, "failed": []}
     for d in cfg.doses:
         t = dose_label(d)
         split = C.read_json(root / f"data/{t}/split.json")
@@ -467,6 +621,11 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
             pst = C.read_json(root / p["ptychi"][t][view] / "status.json")
             if pst["status"] != "done":
                 skips.append({"dose": d, "view": view, "arm": "PtyChi", "reason": pst["reason"]})
+            cst = C.read_json(root / f"compare/{t}/{view}/status.json")
+            comparisons["n_success"] += cst.get("n_success", len(cst.get("arms", [])))
+            comparisons["n_failed"] += cst.get("n_failed", 0)
+            comparisons["failed"] += [{"dose": d, "view": view, "arm": a, "reason": r}
+                                      for a, r in cst.get("failed", {}).items()]
             cdir = root / f"compare/{t}/{view}/comparison"
             m = C.read_metrics_csv(cdir / "comparison_metrics.csv")
             tables[(t, view)] = m
@@ -487,9 +646,11 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
             "bundle_sha256": sha256_file(root / jid / "model.safetensors"), "weights_digest": lj["weights_digest"],
             "final_loss": h[-1]["train_loss"] if h else None, "final_val_loss": h[-1]["val_loss"] if h else None,
             "initial_loss": h[0]["train_loss"] if h else None, "epochs_run": lj["epochs_run"],
-            "best_val_loss": lj["best_val_loss"]})
+            "best_val_loss": lj["best_val_loss"], "protocol": cfg.protocol,
+            "convergence": C.arm_convergence(root / jid)})
     write_json_atomic(out / "run_manifest.json", {"study": "dose-overlap", "config": cfg.to_dict(),
-                                                  "resolved": res, "datasets": datasets})
+                                                  "protocol": cfg.protocol, "resolved": res, "datasets": datasets,
+                                                  "comparisons": comparisons})
     write_json_atomic(out / "training_manifest.json", {"study": "dose-overlap", "jobs": train_rows,
                                                        "skip_summary": "skip_summary.json"})
     write_json_atomic(out / "skip_summary.json", {
@@ -497,7 +658,8 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
         "skipped_count": len(skips)})
     write_json_atomic(out / "metrics_bundle.json", metrics_bundle)
     C.write_csv(out / "metrics.csv", ["dose", "view", "model", "metric", "amplitude", "phase"], metric_rows)
-    write_text_atomic(out / "summary.md", summary_md(cfg, datasets, metrics_bundle, tables, skips, train_rows))
+    write_text_atomic(out / "summary.md", summary_md(cfg, datasets, metrics_bundle, tables, skips, train_rows,
+                                                     comparisons))
 
 
 def _reading(m: dict[str, dict[str, tuple[float, float]]]) -> str:
@@ -516,12 +678,14 @@ def _reading(m: dict[str, dict[str, tuple[float, float]]]) -> str:
 
 
 def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: dict[str, Any],
-               tables: dict[tuple[str, str], Any], skips: list[dict[str, Any]], train_rows: list[dict[str, Any]]) -> str:
+               tables: dict[tuple[str, str], Any], skips: list[dict[str, Any]], train_rows: list[dict[str, Any]],
+               comparisons: dict[str, Any] | None = None) -> str:
     out = ["# Dose x overlap study", "",
-           f"Object {Path(cfg.object_from).name} (cropped, resampled, mirror-tiled {cfg.tile}x{cfg.tile}), probe "
+           f"Object {Path(cfg.object_from).name} (cropped, resampled, cut along {cfg.split_axis} into a training and a "
+           f"test half, each mirror-tiled {cfg.tile}x{cfg.tile} on its own), probe "
            f"{Path(cfg.probe_from).name}; doses {', '.join(f'{d:.0e}' for d in cfg.doses)} photons per pattern; "
-           f"{cfg.n_images} positions split along {cfg.split_axis}; gridsize {cfg.gridsize}, K = {cfg.neighbor_count}; "
-           f"PINN/baseline {cfg.epochs} epochs (max), pty-chi LSQML {cfg.ptychi_epochs} epochs; "
+           f"{cfg.n_images} positions (half per half); gridsize {cfg.gridsize}, K = {cfg.neighbor_count}; "
+           f"PINN/baseline {cfg.epochs} epochs ({'fixed' if cfg.protocol == 'seed' else 'max'}), training protocol '{cfg.protocol}', pty-chi LSQML {cfg.ptychi_epochs} epochs; "
            f"seeds simulation {cfg.sim_seed}, grouping {cfg.grouping_seed}, subsampling {cfg.subsample_seed}. "
            + ("Every arm is scored on the view's test set." if cfg.test_on == "view" else
               "Every arm is scored on the whole test half (views change the gridsize-2 PINN's training set only)."),
@@ -538,8 +702,12 @@ def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: d
                            f"{C.fmt(r['overlap_metric3_group_to_group'])} |")
     for ds in datasets:
         t = ds["tag"]
-        out += ["", f"Split check at {ds['dose']:.0e}: {ds['split']['test_positions_in_training_half']} test positions "
-                f"in the training half ({ds['split']['n_train']} train / {ds['split']['n_test']} test patterns)."]
+        lk = ds["split"]["leakage"]
+        out += ["", f"Split check at {ds['dose']:.0e}: the object was cut along {ds['split']['axis']} before "
+                f"scanning ({ds['split']['n_train']} train / {ds['split']['n_test']} test patterns); highest "
+                f"normalised cross-correlation of a test patch with the training object {lk['max_ncc']:.3f} "
+                f"(amplitude {lk['max_ncc_amplitude']:.3f}, phase {lk['max_ncc_phase']:.3f}; leak threshold "
+                f"{lk['threshold']}): {'no leak' if lk['ok'] else 'LEAK'}."]
     for (t, view), m in tables.items():
         dose = next(d["dose"] for d in datasets if d["tag"] == t)
         out += ["", f"## Dose {dose:.0e}, {view} view", "",
@@ -550,9 +718,19 @@ def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: d
                        f"{C.fmt(mm['ssim'][0])} | {C.fmt(mm['psnr'][0], '.2f')} | {C.fmt(mm['frc50'][0])} | "
                        f"{C.fmt(mm['mae'][0], '.4f')} | {C.fmt(mm['mse'][0], '.5f')} |")
         out += ["", _reading(m)]
-    out += ["", "## Training", "", "| job | final train loss | initial | epochs |", "|---|---|---|---|"]
+    out += ["", "## Training", "", C.convergence_rule(), "",
+            "| job | final train loss | initial | epochs | deviance / floor | converged |", "|---|---|---|---|---|---|"]
     for r in train_rows:
-        out.append(f"| {r['id']} | {C.fmt(r['final_loss'], '.6g')} | {C.fmt(r['initial_loss'], '.6g')} | {r['epochs_run']} |")
+        cv = r["convergence"]
+        out.append(f"| {r['id']} | {C.fmt(r['final_loss'], '.6g')} | {C.fmt(r['initial_loss'], '.6g')} | "
+                   f"{r['epochs_run']} | {C.fmt(cv['deviance_ratio'], '.2f')} | {'yes' if cv['converged'] else 'NO'} |")
+    bad = [r for r in train_rows if not r["convergence"]["converged"]]
+    out += [""] + ([f"Not converged ({len(bad)} of {len(train_rows)}; their metrics describe unfinished runs):"]
+                   + [f"- {r['id']}: {r['convergence']['reason']}" for r in bad] if bad
+                   else [f"Every arm converged by the rule above ({len(train_rows)} arms)."])
+    if comparisons is not None:
+        out += ["", f"Comparisons: {comparisons['n_success']} arm scorings succeeded, {comparisons['n_failed']} failed."]
+        out += [f"- {f['dose']:.0e} {f['view']} {f['arm']}: {f['reason']}" for f in comparisons["failed"]]
     out += ["", "## Skipped views", ""]
     out += [f"- {s['dose']:.0e} {s['view']}{' ' + s['arm'] if 'arm' in s else ''}: {s['reason']}"
             for s in skips] or ["None."]

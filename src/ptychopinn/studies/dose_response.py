@@ -47,6 +47,7 @@ class DoseResponseConfig(Config):
     N: int = 64
     object_size: int = 128
     object_seed: int = 0
+    n_lines: int | None = None  # None: the generator's default, 0.4 x object size (51 at 128)
     n_train: int = 2000
     n_test: int = 128
     train_seed: int = 1
@@ -60,6 +61,7 @@ class DoseResponseConfig(Config):
     seed: int = 0
     device: str = "auto"
     crop: int = 128
+    protocol: str = "modern"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
@@ -69,11 +71,21 @@ class DoseResponseConfig(Config):
             raise ConfigError(f"object size {self.object_size} must exceed N={self.N}")
         if self.n_train < self.gridsize ** 2 or self.n_test < self.gridsize ** 2:
             raise ConfigError("n_train and n_test must hold at least one group")
+        if self.n_lines is not None and self.n_lines < 1:
+            raise ConfigError(f"n_lines must be >= 1; got {self.n_lines}")
+        from ptychopinn.training.config import protocol_overrides
+
+        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
+        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
+            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseResponseConfig] = {
     # the seed's sizes
     "full": DoseResponseConfig(),
+    # the seeds' training (--protocol seed: 50 fixed epochs, no early stopping or validation split,
+    # trainable intensity scale) on seed 001's object (400 lines)
+    "seed": DoseResponseConfig(protocol="seed", n_lines=400),
     # tiny: seconds per job on a 2-core CPU (tests and CI)
     "quick": DoseResponseConfig(N=32, object_size=80, n_train=64, n_test=32, n_filters_scale=1, epochs=2,
                                 patience=0, crop=64),
@@ -103,6 +115,7 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
         data_ids.append(jid)
         jobs.append(Job(jid, f"{_MOD}:job_simulate", {
             "dose": d, "N": cfg.N, "object_size": cfg.object_size, "object_seed": cfg.object_seed,
+            "n_lines": cfg.n_lines,
             "n_train": cfg.n_train, "n_test": cfg.n_test, "train_seed": cfg.train_seed,
             "test_seed": cfg.test_seed}))
     jobs.append(Job("sanity", f"{_MOD}:job_sanity",
@@ -112,7 +125,10 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
     from ptychopinn.evaluation.compare import CompareConfig
 
     compare_cfg = CompareConfig().to_dict()
-    model = {"gridsize": cfg.gridsize, "n_filters_scale": cfg.n_filters_scale}
+    from ptychopinn.training.config import protocol_overrides
+
+    over = protocol_overrides(cfg.protocol)
+    model = {"gridsize": cfg.gridsize, "n_filters_scale": cfg.n_filters_scale, **over["model"]}
     arms = []
     for d in sorted(cfg.doses, reverse=True):
         t = tags[d]
@@ -121,7 +137,8 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
             arms.append(arm)
             mfull, training = C.resolved_configs(model, {
                 "epochs": cfg.epochs, "batch_size": cfg.batch_size, "loss": loss, "seed": cfg.seed,
-                "device": cfg.device, "neighbor_count": cfg.neighbor_count, "patience": cfg.patience})
+                "device": cfg.device, "neighbor_count": cfg.neighbor_count, "patience": cfg.patience,
+                "protocol": cfg.protocol, **over["training"]})
             jobs.append(Job(arm, "ptychopinn.studies._common:train_bundle",
                             {"train": f"data/{t}/train.npz", "model": mfull, "training": training},
                             inputs=(f"data/{t}/train.npz",), deps=(f"data/{t}",), gpu=True,
@@ -160,25 +177,26 @@ def run_dose_response(out_dir: str | Path, cfg: DoseResponseConfig, *, n_jobs: i
 # ---------------------------------------------------------------------------------------------
 # job bodies
 # ---------------------------------------------------------------------------------------------
-def ground_truth(N: int, object_size: int, object_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(amplitude-only lines object in [0.5, 1.5], default probe)."""
+def ground_truth(N: int, object_size: int, object_seed: int, n_lines: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(amplitude-only lines object in [0.5, 1.5] with ``n_lines`` lines, default probe)."""
     from ptychopinn.physics.objects import lines_object
     from ptychopinn.physics.probe import default_probe
 
-    obj = lines_object(object_size, object_seed, phase_scale=0.0)
+    obj = lines_object(object_size, object_seed, n_lines=n_lines, phase_scale=0.0)
     return obj, default_probe(N)
 
 
 def job_simulate(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
     from ptychopinn.data.simulate import SimulationConfig, simulate
 
-    obj, probe = ground_truth(p["N"], p["object_size"], p["object_seed"])
+    obj, probe = ground_truth(p["N"], p["object_size"], p["object_seed"], p.get("n_lines"))
+    n_lines = p.get("n_lines") or max(8, int(round(0.4 * p["object_size"])))
     for split, n, seed in (("train", p["n_train"], p["train_seed"]), ("test", p["n_test"], p["test_seed"])):
         cfg = SimulationConfig(n_images=n, nphotons=p["dose"], N=p["N"], object_size=p["object_size"],
                                scan="random", seed=seed, noise_seed=C.noise_seed(seed, p["dose"]))
         ds = simulate(cfg, obj=obj, probe=probe)
         ds.metadata["study"] = {"name": "dose-response", "split": split, "object": "lines, amplitude only",
-                                "object_seed": p["object_seed"]}
+                                "object_seed": p["object_seed"], "n_lines": n_lines}
         C.save_dataset(ds, out / f"{split}.npz")
 
 
@@ -225,6 +243,10 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
     # training history
     histories = {arm: C.read_json(root / arm / "losses.json")["history"] for arm in p["arms"]}
     flags = C.loss_flags(histories)
+    for arm in p["arms"]:
+        flags[arm]["loss_fell"] = flags[arm].pop("converged")
+        flags[arm]["convergence"] = C.arm_convergence(root / arm)
+        flags[arm]["converged"] = flags[arm]["convergence"]["converged"]
     write_json_atomic(out / "training_history.json", {
         arm: {"epoch": [h["epoch"] for h in hist], "train_loss": [h["train_loss"] for h in hist],
               "val_loss": [h["val_loss"] for h in hist], **flags[arm]} for arm, hist in histories.items()})
@@ -259,20 +281,27 @@ def summary_md(s: dict[str, Any]) -> str:
     cfg = s["config"]
     out = ["# Dose response: Poisson NLL versus MAE", "",
            f"Lines object (amplitude only), N = {cfg['N']}, gridsize {cfg['gridsize']}, K = {cfg['neighbor_count']}, "
-           f"{cfg['n_train']} training / {cfg['n_test']} test positions, {cfg['epochs']} epochs (max), "
-           f"doses {', '.join(f'{d:.0e}' for d in cfg['doses'])} photons per pattern.", "",
+           f"{cfg['n_train']} training / {cfg['n_test']} test positions, {cfg['epochs']} epochs "
+           f"({'fixed' if cfg.get('protocol') == 'seed' else 'max'}), "
+           f"doses {', '.join(f'{d:.0e}' for d in cfg['doses'])} photons per pattern; training protocol "
+           f"'{cfg.get('protocol', 'modern')}'.", "",
            "## Sanity", "", "```", sanity_text(s["sanity"]), "```", "",
            "## Amplitude metrics on the test set", "",
-           "| arm | SSIM | MS-SSIM | PSNR (dB) | FRC50 (cycles/px) | MAE | final train loss | converged |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| arm | SSIM | MS-SSIM | PSNR (dB) | FRC50 (cycles/px) | MAE | final train loss | epochs | "
+           "deviance / floor | converged |", "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, m in s["metrics"].items():
         f = s["training"][arm]
         out.append(f"| {arm} | {C.fmt(m['ssim']['amplitude'])} | {C.fmt(m['ms_ssim']['amplitude'])} | "
                    f"{C.fmt(m['psnr']['amplitude'], '.2f')} | {C.fmt(m['frc50']['amplitude'])} | "
                    f"{C.fmt(m['mae']['amplitude'], '.4f')} | {C.fmt(f['final_train_loss'], '.5g')} | "
+                   f"{f['convergence']['epochs']} | {C.fmt(f['convergence']['deviance_ratio'], '.2f')} | "
                    f"{'yes' if f['converged'] else 'NO'} |")
+    out += ["", "## Convergence", "", C.convergence_rule(), ""]
+    out += [f"- {arm}: {'converged' if f['converged'] else 'NOT converged'} ({f['convergence']['reason']})"
+            for arm, f in s["training"].items()]
     if s["not_converged"]:
-        out += ["", f"Warning: final training loss not below the initial loss for {', '.join(s['not_converged'])}."]
+        out += ["", f"Warning: not converged by the rule above: {', '.join(s['not_converged'])}; their metrics "
+                "describe an unfinished run."]
     g = s.get("dose_gain")
     if g:
         out += ["", "## Dose gain", "", g["reading"]]

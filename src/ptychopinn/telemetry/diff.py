@@ -2,8 +2,9 @@
 
 Stages are compared in pipeline order, :data:`DIFF_ORDER`: ``probe``, ``raw_diffraction``,
 ``grouped_diffraction``, ``grouped_X_full``, ``intensity_scale``, ``container_X``,
-``training_labels_Y_amp``, ``inference_prediction`` (then the optional stages present in either
-file). Each quantity is compared by its relative difference
+``training_labels_Y_amp``, ``inference_prediction``, ``comparison`` (final MAE and Pearson r of
+amplitude and phase against the ground truth; r compared by its absolute difference), then the
+optional stages present in either file. Each quantity is compared by its relative difference
 
     rel(a, b) = |a - b| / max(|a|, |b|, floor)        (0 when a == b)
 
@@ -28,7 +29,7 @@ from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document, validate_t
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
 DIFF_ORDER: tuple[str, ...] = (
     "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale",
-    "container_X", "training_labels_Y_amp", "inference_prediction",
+    "container_X", "training_labels_Y_amp", "inference_prediction", "comparison",
 )
 #: default relative tolerances (seed 003 section 5.3: raw diffraction and probe 1 %,
 #: grouped_X_full 5 %, intensity scale 1 %; the other stages 5 %)
@@ -41,6 +42,7 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "container_X": 0.05,
     "training_labels_Y_amp": 0.05,
     "inference_prediction": 0.05,
+    "comparison": 0.05,
 }
 #: tolerance of optional stages (pre_normalization_diffraction, training_labels_Y_I, ...)
 OPTIONAL_STAGE_TOLERANCE = 0.05
@@ -161,7 +163,7 @@ def _nonfinite(s: Mapping[str, Any]) -> float | None:
 
 
 def _block(doc: Mapping[str, Any], name: str) -> Any:
-    if name in ("probe", "intensity_scale"):
+    if name in ("probe", "intensity_scale", "comparison"):
         return doc.get(name)
     entry = _stage_entry(doc, name)
     return None if entry is None else (entry.get("stats") or {})
@@ -184,6 +186,11 @@ def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, f
                           + [pair(f"{short}.energy", (part, "energy"))])
             groups.append([pair(f"{short}.phase.{k}", (part, "phase", k), math.pi) for k in ("mean", "std")])
         return groups, note("shape", ("shape",)) + note("normalisation", ("normalization", "method"))
+    if name == "comparison":
+        groups = [[pair(f"{part}.mae", (part, "mae"))] for part in ("amplitude", "phase")]
+        groups += [[pair(f"{part}.pearson_r", (part, "pearson_r"), 1.0)] for part in ("amplitude", "phase")]
+        return ([g for g in groups if _num(g[0][1]) is not None or _num(g[0][2]) is not None],
+                note("ground truth", ("ground_truth_source",)))
     if name == "intensity_scale":
         rows = [pair(q, path) for q, path in _SCALE_KEYS]
         return [[r for r in rows if _num(r[1]) is not None or _num(r[2]) is not None]], note("used_mode", ("used_mode",))
@@ -193,7 +200,7 @@ def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, f
 
 def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: float) -> StageDiff:
     ba, bb = _block(a, name), _block(b, name)
-    pa, pb = (bool(x) if name in ("probe", "intensity_scale") else x is not None for x in (ba, bb))
+    pa, pb = (bool(x) if name in ("probe", "intensity_scale", "comparison") else x is not None for x in (ba, bb))
     if not (pa or pb):
         return StageDiff(name, tol, ABSENT)
     if not (pa and pb):

@@ -30,9 +30,9 @@ _TRAINER = "ptychopinn.training.trainer"
 
 
 def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathLike,
-                      probe_from: str | None = None, scenario: str | None = None) -> None:
+                      probe_from: str | None = None, scenario: str | None = None, pipeline: str | None = None) -> None:
     """``simulate``: provenance (seeds, output checksum), configuration, probe, raw_diffraction."""
-    rec = TelemetryRecorder.open(path, scenario=scenario, command="simulate")
+    rec = TelemetryRecorder.open(path, pipeline, scenario=scenario, command="simulate")
     rec.set_provenance(dataset_path=out_path, seeds=seeds_from_metadata(ds.metadata), dataset_type="simulated",
                        provenance_chain="ptychopinn.data.simulate -> " + os.fspath(out_path))
     rec.set_configuration({"N": ds.N, "nphotons": ds.metadata.get("nphotons_requested"),
@@ -45,9 +45,9 @@ def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathL
 
 
 def record_comparison(path: str | os.PathLike, result: Any, label: str | None = None,
-                      scenario: str | None = None) -> None:
+                      scenario: str | None = None, pipeline: str | None = None) -> None:
     """``compare``: the comparison block of one arm (default: PtychoPINN, else the first)."""
-    rec = TelemetryRecorder.open(path, scenario=scenario, command="compare")
+    rec = TelemetryRecorder.open(path, pipeline, scenario=scenario, command="compare")
     labels = list(result.alignments)
     label = label or ("PtychoPINN" if "PtychoPINN" in labels else labels[0])
     al = result.alignments[label]
@@ -63,9 +63,9 @@ class TrainingTelemetry(Observer):
     training-data stages, the intensity-scale block and the training block (or, when the loss
     diverges, the training block with ``nan_detected``)."""
 
-    def __init__(self, path: str | os.PathLike, scenario: str | None = None) -> None:
-        self.path, self.scenario = path, scenario
-        self._inputs, self._targets = StatsAccumulator(), StatsAccumulator()
+    def __init__(self, path: str | os.PathLike, scenario: str | None = None, pipeline: str | None = None) -> None:
+        self.path, self.scenario, self.pipeline = path, scenario, pipeline
+        self._inputs, self._targets, self._targets_i = StatsAccumulator(), StatsAccumulator(), StatsAccumulator()
         self._epoch: int | None = None
         self._setup: dict[str, Any] = {}
         self._grouped: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -81,9 +81,10 @@ class TrainingTelemetry(Observer):
         if epoch == self._epoch:
             self._inputs.update(x.detach())
             self._targets.update(measured.detach())
+            self._targets_i.update(measured.detach().square())
 
     def diverged(self, *, history: list[dict[str, Any]], epoch: int, checkpoint: Any, **_: Any) -> None:
-        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="train")
+        rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="train")
         last = history[-1] if history else {}
         rec.set_block("training", TrainingBlock(
             len(history), False, None, last.get("train_loss"), last.get("val_loss"), True, epoch, None,
@@ -93,7 +94,7 @@ class TrainingTelemetry(Observer):
     def end(self, *, result: Any, **_: Any) -> None:
         s = self._setup
         ds, mcfg, tcfg, sc, model = s["ds"], s["model_config"], s["train_config"], s["scale"], s["model"]
-        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="train")
+        rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="train")
         rec.set_provenance(dataset_path=s["train_path"], dataset_type="npz_file" if s["train_path"] else "simulated",
                            seeds={**seeds_from_metadata(ds.metadata), "training_seed": tcfg.seed})
         rec.set_configuration({
@@ -112,6 +113,9 @@ class TrainingTelemetry(Observer):
         g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
         rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
         rec.record_stage("grouped_diffraction", None, f"{_TRAINER}::_prepare X[groups]", stats=self._grouped[0], **g)
+        # optional stage: the patterns before the (single) normalisation x = X * r are X[groups] itself
+        rec.record_stage("pre_normalization_diffraction", None, f"{_TRAINER}::_prepare X[groups] (before * r; the "
+                         "same tensor as grouped_diffraction)", stats=self._grouped[0], **g)
         rec.record_stage("grouped_X_full", None, f"{_TRAINER}::_prepare X[groups] * r", stats=self._grouped[1], **g)
         if self._epoch is not None:
             rec.record_stage("container_X", None, f"{_TRAINER}::_batch x (training split, as fed to the model)",
@@ -119,6 +123,8 @@ class TrainingTelemetry(Observer):
             if mcfg.kind == "pinn":
                 rec.record_stage("training_labels_Y_amp", None, f"{_TRAINER}::_batch xm (loss targets, count units)",
                                  stats=self._targets.stats(), **g)
+                rec.record_stage("training_labels_Y_I", None, f"{_TRAINER}::_batch xm^2 (Poisson NLL counts)",
+                                 stats=self._targets_i.stats(), **g)
         rec.set_intensity_scale_from(sc, model_exp_log_scale=result.intensity_scale["final"],
                                      batch_mean_sum_intensity=mean_total_counts(ds.diff3d))
         h = result.history
@@ -136,13 +142,14 @@ class InferenceTelemetry(Observer):
     amplitude over the same region when the data carry ``objectGuess``, the bundle's scale."""
 
     def __init__(self, path: str | os.PathLike, model_dir: str | os.PathLike, data_path: str | os.PathLike,
-                 scenario: str | None = None) -> None:
+                 scenario: str | None = None, pipeline: str | None = None) -> None:
         self.path, self.model_dir, self.data_path, self.scenario = path, model_dir, data_path, scenario
+        self.pipeline = pipeline
 
     def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
         from ptychopinn.training.bundle import read_config
 
-        rec = TelemetryRecorder.open(self.path, scenario=self.scenario, command="infer")
+        rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="infer")
         rec.set_provenance()
         amp, covered, m = reconstruction.amplitude, reconstruction.counts > 0, int(ds.n_patterns)
         rec.record_stage("inference_prediction", amp[covered], "ptychopinn.inference.reconstruct::reconstruct "

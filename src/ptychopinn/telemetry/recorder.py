@@ -39,6 +39,8 @@ from ptychopinn.telemetry.provenance import (  # noqa: F401 - re-exported
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
 DEFAULT_FILENAME = "parity_telemetry.json"
+#: pipeline label of a new file when none is given (``--pipeline``)
+DEFAULT_PIPELINE = "ptychopinn"
 
 #: required intensity stages, in pipeline order (seed 003 section 2.5)
 REQUIRED_STAGES: tuple[str, ...] = (
@@ -267,19 +269,21 @@ class TelemetryRecorder:
     """Builds (or extends) one ``parity_telemetry.json``.
 
     ``path``: the JSON file; ``pipeline``: pipeline label (seed: ``sim_lines_4x`` /
-    ``dose_experiments``; ours: ``ptychopinn``); ``scenario``: free-text scenario name (kept from
+    ``dose_experiments``; ``None``: kept from an existing file, else ``ptychopinn``); ``scenario``: free-text scenario name (kept from
     an existing file when ``None``); ``command``: the invocation adding to the file (``simulate``,
     ``train``, ...), recorded in ``provenance.invocations`` by :meth:`set_provenance`."""
 
-    def __init__(self, path: str | os.PathLike, pipeline: str = "ptychopinn", scenario: str | None = None,
+    def __init__(self, path: str | os.PathLike, pipeline: str | None = None, scenario: str | None = None,
                  command: str | None = None) -> None:
         self.path = Path(path)
+        if pipeline is not None and not (isinstance(pipeline, str) and pipeline.strip()):
+            raise ConfigError(f"telemetry: pipeline name must be a non-empty string; got {pipeline!r}")
         self.pipeline, self.scenario, self.command = pipeline, scenario, command
         self.validation_note: str | None = None
-        self._doc = empty_document(pipeline, scenario)
+        self._doc = empty_document(pipeline or DEFAULT_PIPELINE, scenario)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, pipeline: str = "ptychopinn", scenario: str | None = None,
+    def open(cls, path: str | os.PathLike, pipeline: str | None = None, scenario: str | None = None,
              command: str | None = None) -> TelemetryRecorder:
         """A recorder that extends ``path`` when it exists (see :meth:`load_existing`)."""
         rec = cls(path, pipeline, scenario, command)
@@ -291,9 +295,10 @@ class TelemetryRecorder:
         whether it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
         if not self.path.exists():
             return False
-        base = empty_document(self.pipeline, self.scenario)
+        base = empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario)
         base.update(read_document(self.path))
-        base["pipeline"] = self.pipeline
+        if self.pipeline is not None:
+            base["pipeline"] = self.pipeline
         if self.scenario is not None:
             base["scenario"] = self.scenario
         self._doc = base

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ptychopinn._config import Config
 from ptychopinn._device import check_device_name
@@ -25,6 +26,36 @@ RECONSTRUCT_DEFAULTS = {"gridsize": 2, "n_filters_scale": 1, "epochs": 30, "val_
 #: (measured in benchmarks/README.md, "General model")
 FINETUNE_DEFAULTS = {"epochs": 4, "lr": 3e-4, "warmup_epochs": 0.0, "min_lr": 1e-5, "val_fraction": 0.05,
                      "patience": 2, "diagnostics": False}
+
+#: training protocols, one home for the library, ``ptychopinn train`` and the studies: field values
+#: of ModelConfig ("model") and TrainConfig ("training") that a protocol fixes. 'modern' is today's
+#: defaults (cosine schedule, warmup, 10 % validation, early stopping, restore-best, fixed scale).
+#: 'seed' is the seeds' training (seeds 000/001 and DESIGN section 5): no early stopping, no
+#: validation hold-out, the last epoch's weights, a trainable intensity scale, Adam at 1e-3 halved
+#: when the (training) loss stalls for 2 epochs down to 1e-4, no warmup, no clipping; the number of
+#: epochs is the run's own (50 in the seeds)
+PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
+    "modern": {"model": {}, "training": {}},
+    "seed": {"model": {"intensity_scale_trainable": True},
+             "training": {"patience": 0, "val_fraction": 0.0, "restore_best": False, "schedule": "plateau",
+                          "lr": 1e-3, "lr_factor": 0.5, "lr_patience": 2, "min_lr": 1e-4, "warmup_epochs": 0.0,
+                          "grad_clip": 0.0}},
+}
+
+
+def protocol_overrides(name: str) -> dict[str, dict[str, Any]]:
+    """{"model": {...}, "training": {...}}: the fields protocol ``name`` fixes (copies)."""
+    if name not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {tuple(PROTOCOLS)}; got {name!r}")
+    return {k: dict(v) for k, v in PROTOCOLS[name].items()}
+
+
+def check_protocol(name: str, section: str, cfg: Any) -> None:
+    """ConfigError when ``cfg`` (a ModelConfig or TrainConfig) contradicts protocol ``name``."""
+    for k, v in protocol_overrides(name)[section].items():
+        if getattr(cfg, k) != v:
+            raise ConfigError(f"protocol {name!r} fixes {section} field {k} = {v!r}; got {getattr(cfg, k)!r}")
+
 
 #: fields that control how a run is executed, not what it computes (ignored when resuming)
 RUN_CONTROL_FIELDS = ("epochs", "resume", "overwrite", "device", "patience")
@@ -48,7 +79,8 @@ class TrainConfig(Config):
     autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
     losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
     the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
-    of the epoch with the lowest validation loss (else those of the last epoch).
+    of the epoch with the lowest validation loss (else those of the last epoch). ``protocol`` names
+    the training protocol (:data:`PROTOCOLS`); the fields it fixes must hold its values.
     """
 
     epochs: int = 50
@@ -76,6 +108,7 @@ class TrainConfig(Config):
     probe_warmup_epochs: float = 1.0
     intensity_scale_source: str = "data"
     restore_best: bool = True
+    protocol: str = "modern"
     resume: bool = False
     overwrite: bool = False
 
@@ -120,5 +153,6 @@ class TrainConfig(Config):
             raise ConfigError(f"n_groups must be >= 1; got {self.n_groups}")
         if self.intensity_scale_source not in ("data", "closed_form"):
             raise ConfigError("intensity_scale_source must be 'data' or 'closed_form'")
+        check_protocol(self.protocol, "training", self)
 
 

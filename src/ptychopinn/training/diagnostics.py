@@ -124,3 +124,58 @@ def epoch_diagnostics(model: nn.Module, x: Tensor, offsets: Tensor, measured: Te
         "deviance_floor_per_pixel": floor,
         "deviance_ratio": dev / floor if floor > 0 else None,
     }
+
+
+#: epochs over which :func:`convergence` looks for a plateau (it needs one more epoch than this)
+PLATEAU_WINDOW = 5
+
+
+def convergence(history: list[dict], window: int = PLATEAU_WINDOW, loss_tol: float = 0.05,
+                deviance_tol: float = 0.05, floor_ratio: float = 1.2) -> dict:
+    """Whether a run (its ``history.json`` records) converged.
+
+    Loss plateau: the last ``window`` epochs brought less than ``loss_tol`` of the run's total
+    improvement, ``|L[-1-window] - L[-1]| / (L[0] - L[-1]) < loss_tol`` (offset- and scale-free, so
+    it holds for a Poisson NLL without its constant; the validation loss when every record has one,
+    else the training loss). When the records carry diagnostics, the deviance-to-floor ratio must
+    also have settled: ``|R[-1-window] - R[-1]| / R[-1] < deviance_tol``; ``at_noise_floor`` says
+    whether R <= ``floor_ratio`` (reported, not required: a plateau above the floor is a model's
+    limit, not a run that stopped too soon). Fewer than ``window + 1`` epochs is never converged.
+    """
+    n = len(history)
+    out: dict = {"converged": False, "epochs": n, "window": window, "loss_tol": loss_tol,
+                 "deviance_tol": deviance_tol, "loss_key": None, "loss_change": None, "deviance_ratio": None,
+                 "deviance_change": None, "at_noise_floor": None}
+    ratios = [(h.get("diagnostics") or {}).get("deviance_ratio") for h in history]
+    if ratios and ratios[-1] is not None:
+        out["deviance_ratio"] = float(ratios[-1])
+        out["at_noise_floor"] = bool(ratios[-1] <= floor_ratio)
+    if n < window + 1:
+        out["reason"] = f"only {n} epochs; the plateau test needs at least {window + 1}"
+        return out
+    key = "val_loss" if all(h.get("val_loss") is not None for h in history) else "train_loss"
+    loss = [float(h[key]) for h in history]
+    out["loss_key"] = key
+    total = loss[0] - loss[-1]
+    if not all(math.isfinite(v) for v in loss) or not total > 0:
+        out["reason"] = f"the {key} did not fall over the run"
+        return out
+    change = abs(loss[-1 - window] - loss[-1]) / total
+    out["loss_change"] = change
+    if change >= loss_tol:
+        out["reason"] = (f"the last {window} epochs brought {100 * change:.1f} % of the {key}'s total fall "
+                         f"(plateau: < {100 * loss_tol:g} %)")
+        return out
+    r0, r1 = ratios[-1 - window], ratios[-1]
+    if r0 is not None and r1 is not None and r1 > 0:
+        dch = abs(r0 - r1) / r1
+        out["deviance_change"] = dch
+        if dch >= deviance_tol:
+            out["reason"] = (f"the deviance-to-floor ratio still moved {100 * dch:.1f} % over the last {window} "
+                             f"epochs (settled: < {100 * deviance_tol:g} %)")
+            return out
+    out["converged"] = True
+    out["reason"] = (f"plateau: the last {window} epochs brought {100 * change:.1f} % of the {key}'s total fall"
+                     + (f"; deviance {out['deviance_ratio']:.2f} x its Poisson floor" if out["deviance_ratio"]
+                        is not None else ""))
+    return out

@@ -48,7 +48,7 @@ from ptychopinn.model.config import ModelConfig
 from ptychopinn.model.scaling import choose_intensity_scale, input_scale
 from ptychopinn.training import bundle as bundle_mod
 from ptychopinn.training import distributed as dist_mod
-from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig
+from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig, check_protocol
 from ptychopinn.training.diagnostics import epoch_diagnostics
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -367,6 +367,8 @@ def train(
         model_config = init[0]
     mcfg = model_config or ModelConfig()
     tcfg = train_config or TrainConfig()
+    if mcfg.kind == "pinn":  # the supervised baseline has no intensity scale to train
+        check_protocol(tcfg.protocol, "model", mcfg)
     run = Path(run_dir)
     ds, train_path = _as_dataset(train_data)
     if ds.n_patterns == 0:
