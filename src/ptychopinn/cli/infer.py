@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sub-pixel scan positions: Fourier-shift the kept crop or round to the nearest pixel")
     parser.add_argument("--seed", type=ck.seed, default=d["seed"],
                         help="grouping seed of gridsize > 1 models")
+    parser.add_argument("--groups", choices=("auto", "anchor", "cover"), default=d["groups"],
+                        help="gridsize > 1: one group per pattern, stitching its anchor (anchor), or only the groups "
+                             "covering every pattern, stitching all members (cover, ~3x faster); auto = cover for "
+                             "probe-conditioned (general) models")
     _common.add_device(parser)
     _common.add_threads(parser)
     _common.add_quiet(parser)
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     rec = reconstruct(
         args.model, data, out_dir=args.output, stitch_crop=args.stitch_crop,
         batch_size=args.batch_size, device=args.device, subpixel=args.subpixel,
-        progress=False if args.quiet else None, seed=args.seed, observers=observers,
+        progress=False if args.quiet else None, seed=args.seed, observers=observers, groups=args.groups,
     )
     t = rec.timing
     h, w = rec.object.shape

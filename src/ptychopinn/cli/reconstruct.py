@@ -14,7 +14,7 @@ Reconstruct mode: the scan's own diffraction patterns train the PINN through the
 fit early, and the fitted network then predicts and stitches the whole scan.
 By default the fit starts from the built-in general model for the scan's pattern size
 (general-n64 at N=64; docs/general_model.md) and fine-tunes it briefly (the fine-tuning defaults:
-4 epochs at lr 3e-4, no warm-up, patience 2; options given on the command line win). --from-bundle RUN
+4 epochs in batches of 4 at lr 3e-4, no warm-up, patience 2; options given on the command line win). --from-bundle RUN
 fine-tunes another bundle (a directory or a built-in name; its network settings are used).
 --from-scratch starts from random weights with the defaults listed below (also used when no general
 model ships for the scan's N).
