@@ -155,7 +155,8 @@ def run_heldout(a: argparse.Namespace) -> list[dict]:
                             m = score(te, {"PtychoPINN": {"object": rr.object, "origin": rr.origin}})["PtychoPINN"]
                             emit({**cell, "arm": "PINN general + fine-tune", "seconds": secs,
                                   "epochs": res.training.epochs_run, **m})
-                        if a.before and f"{fam}/{pk}/{dose:.0e}/{scan}" in a.before.split(","):
+                        if (a.before and f"{fam}/{pk}/{dose:.0e}/{scan}" in a.before.split(",")
+                                and seed == _ints(a.seeds)[0]):
                             from ptychopinn.inference.fit import DEFAULT_TRAIN
 
                             t = time.perf_counter()
@@ -406,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scans", help="heldout preset: dense,sparse (step 0.3 / 0.7 of the probe diameter)")
     ap.add_argument("--general", help="heldout preset: the general model (built-in name or bundle directory)")
     ap.add_argument("--snapshots", help="heldout preset: pty-chi epochs scored for its time-to-quality")
-    ap.add_argument("--before", help="heldout preset: cells FAMILY/PROBE/DOSE/SCAN (comma list) that also run "
+    ap.add_argument("--before", help="heldout preset: cells FAMILY/PROBE/DOSE/SCAN (comma list; first seed only) that also run "
                                      "the old default (reconstruct from scratch, 30 epochs)")
     ap.add_argument("--probe-file", default=str(Path(__file__).resolve().parents[1].parent
                                                 / "shared/data/Run1084_recon3_postPC.npz"),
