@@ -407,8 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scans", help="heldout preset: dense,sparse (step 0.3 / 0.7 of the probe diameter)")
     ap.add_argument("--general", help="heldout preset: the general model (built-in name or bundle directory)")
     ap.add_argument("--snapshots", help="heldout preset: pty-chi epochs scored for its time-to-quality")
-    ap.add_argument("--before", help="heldout preset: cells FAMILY/PROBE/DOSE/SCAN (comma list; first seed only) that also run "
-                                     "the old default (reconstruct from scratch, 30 epochs)")
+    ap.add_argument("--before", help="heldout preset: cells FAMILY/PROBE/DOSE/SCAN (comma list; first seed only) "
+                                     "that also run the old default (reconstruct from scratch, 30 epochs)")
     ap.add_argument("--probe-file", default=str(Path(__file__).resolve().parents[1].parent
                                                 / "shared/data/Run1084_recon3_postPC.npz"),
                     help="measured probe and real object (heldout preset)")
