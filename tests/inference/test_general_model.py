@@ -16,9 +16,10 @@ from ptychopinn.training.bundle import builtin_dir
 
 pytestmark = pytest.mark.slow
 
-#: measured 2026-12-03 (see docs/general_model.md): general-n64 AMP_MEASURED / PHASE_MEASURED,
-#: random weights AMP_RANDOM / PHASE_RANDOM
-AMP_FLOOR, PHASE_FLOOR = 0.0, 0.0
+#: measured 2026-12-03 on this scan (121 patterns, 1e6 photons, disk probe): general-n64 amplitude /
+#: phase SSIM 0.364 / 0.467; randomly initialised networks (torch seeds 0, 1, 2) -0.04 / 0.05,
+#: -0.00 / 0.06, 0.17 / 0.08
+AMP_FLOOR, PHASE_FLOOR = 0.30, 0.35
 
 
 def _scan():
