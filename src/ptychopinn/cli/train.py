@@ -70,8 +70,7 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     p.add_argument("--grad-clip", type=ck.non_negative_float, default=d["grad_clip"],
                    help="clip the gradient norm at this multiple of its running mean (0 = off)")
     p.add_argument("--n-filters-scale", type=ck.positive_int, default=d["n_filters_scale"], help="width multiplier of the network")
-    p.add_argument("--norm", default=d["norm"], choices=["none", "group"],
-                   help="normalisation layers (unet): GroupNorm (no frozen seeds) or none")
+    p.add_argument("--norm", default=d["norm"], choices=["none", "group"], help="normalisation layers (unet)")
     p.add_argument("--amp-max", type=ck.positive_float, default=d["amp_max"], help="amplitude head range: amp_max * sigmoid")
     p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
                    help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")

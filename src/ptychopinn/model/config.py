@@ -39,9 +39,7 @@ class ModelConfig(Config):
     probe's energy lies outside that support (see :func:`needs_border_branch`).
     ``merge_eps`` is the epsilon of the merge normalisation (DESIGN section 5).
     ``arch`` picks the network body: 'unet' (default, :mod:`ptychopinn.model.unet`: back-projected
-    input, skip connections, SiLU; ``norm`` ('group' by default: without it one seed in three froze
-    with saturated heads at n_filters_scale 2 x 36 epochs; with it two seeds, that one included,
-    trained normally) and ``back_project`` configure it) or 'classic' (the
+    input, skip connections, SiLU; ``norm`` and ``back_project`` configure it) or 'classic' (the
     reference PtychoPINN encoder/decoders, kept for parity). ``probe_conditioned``: the network was
     trained on many probes (a general model, :mod:`ptychopinn.training.general`), so inference and
     fine-tuning give it the probe of the scan being reconstructed instead of the bundle's own.
@@ -59,7 +57,7 @@ class ModelConfig(Config):
     border_branch: bool | None = None
     merge_eps: float = 1e-6
     channels_last: bool = True
-    norm: str = "group"
+    norm: str = "none"
     back_project: bool = True
     probe_conditioned: bool = False
 
@@ -115,6 +113,5 @@ class ModelConfig(Config):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        """Strict; a config without ``arch`` (bundles written before it existed) is 'classic', one
-        without ``norm`` (written while 'none' was the default) has no normalisation layers."""
-        return super().from_dict({"arch": "classic", "norm": "none", **d})
+        """Strict; a config without ``arch`` (bundles written before it existed) is 'classic'."""
+        return super().from_dict({"arch": "classic", **d})
