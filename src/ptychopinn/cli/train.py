@@ -79,6 +79,13 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
                    help="learning rate of a trainable probe (default: none = --lr), scaled by the same schedule")
     p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=d["probe_warmup_epochs"],
                    help="epochs with the trainable probe held fixed while the object is learnt")
+    p.add_argument("--refine-positions", action="store_true",
+                   help="learn a sub-pixel correction of every scan position through the physics (gridsize >= 2); "
+                        "the refined positions are saved as refined_positions.npz")
+    p.add_argument("--position-lr", type=ck.positive_float, default=d["position_lr"],
+                   help="Adam rate of the position corrections (px per step), scaled by the schedule")
+    p.add_argument("--position-warmup-epochs", type=ck.non_negative_float, default=d["position_warmup_epochs"],
+                   help="epochs with the positions held fixed while the object is learnt")
     p.add_argument("--intensity-scale-trainable", action="store_true", help="train the intensity scale log_s")
     p.add_argument("--intensity-scale-source", default=d["intensity_scale_source"], choices=["data", "closed_form"],
                    help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
@@ -121,6 +128,8 @@ def build_configs(args: argparse.Namespace) -> tuple:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
         schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
         probe_lr=args.probe_lr, probe_warmup_epochs=args.probe_warmup_epochs,
+        refine_positions=args.refine_positions, position_lr=args.position_lr,
+        position_warmup_epochs=args.position_warmup_epochs,
         nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
         n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
         precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
@@ -173,11 +182,16 @@ def run(args: argparse.Namespace) -> int:
 
 def conflicts(args: argparse.Namespace) -> list:
     """Option pairs of train/reconstruct that contradict each other (see ``_checks.refuse_pairs``)."""
+    explicit = getattr(args, "_explicit", set())
     return [
         (bool(args.resume and args.overwrite), "--resume", "--overwrite",
          "contradict each other (continue the run in place, or replace it)"),
         (bool(getattr(args, "probe_from", None) and getattr(args, "probe_from_ptychi", None)), "--probe-from",
          "--probe-from-ptychi", "exclude each other (one probe source)"),
+        (bool(args.refine_positions and args.gridsize < 2), "--refine-positions", f"--gridsize {args.gridsize}",
+         "exclude each other (positions enter the PINN's physics only through the group offsets: gridsize >= 2)"),
+        (bool(not args.refine_positions and {"position_lr", "position_warmup_epochs"} & explicit),
+         "--position-lr/--position-warmup-epochs", "no --refine-positions", "the position options need --refine-positions"),
     ]
 
 

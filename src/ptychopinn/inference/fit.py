@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.inference.reconstruct import Reconstruction, reconstruct
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.training.config import FINETUNE_DEFAULTS, RECONSTRUCT_DEFAULTS, TrainConfig
-from ptychopinn.training.trainer import TrainResult, train
+from ptychopinn.training.trainer import POSITIONS_FILE, TrainResult, save_refined_positions, train
 
 MODEL_SUBDIR = "model"
 
@@ -70,6 +72,8 @@ def reconstruct_scan(
     scan's N (and from random weights otherwise); None always starts from random weights. Training
     defaults: :data:`FINETUNE_TRAIN` from a bundle, :data:`DEFAULT_TRAIN` (with
     :data:`DEFAULT_MODEL`) from scratch; ``train_config.overwrite`` / ``resume`` apply to the model folder.
+    With ``train_config.refine_positions`` the scan is stitched at the refined positions (recorded in
+    ``reconstruction.npz`` and, with the recorded ones, in ``out_dir/refined_positions.npz``).
     """
     t0 = time.perf_counter()
     ds = as_dataset(data)
@@ -78,6 +82,12 @@ def reconstruct_scan(
     tcfg = train_config or (DEFAULT_TRAIN if from_bundle is None else FINETUNE_TRAIN)
     mcfg = model_config if (model_config is not None or from_bundle is not None) else DEFAULT_MODEL
     res = train(ds, out / MODEL_SUBDIR, mcfg, tcfg, progress=progress, init_from=from_bundle)
+    refined = res.extra.get("refined_positions_yx")
+    if refined is not None:  # stitch at the learnt positions; they are saved beside the reconstruction
+        ds = dataclasses.replace(ds, xcoords=refined[:, 1].copy(), ycoords=refined[:, 0].copy(),
+                                 xcoords_start=ds.xcoords, ycoords_start=ds.ycoords,
+                                 metadata={**ds.metadata, "positions": "refined (reconstruct_scan)"})
+        save_refined_positions(out / POSITIONS_FILE, np.stack([ds.ycoords_start, ds.xcoords_start], 1), refined)
     rec = reconstruct(out / MODEL_SUBDIR, ds, out_dir=out, device=tcfg.device, progress=progress, seed=tcfg.seed)
     rec.metadata["reconstruct_mode"] = {
         "model_dir": str(out / MODEL_SUBDIR), "from_bundle": None if from_bundle is None else str(from_bundle),

@@ -76,7 +76,11 @@ class TrainConfig(Config):
     the dose). ``diagnostics`` records dead units, tiling and the deviance versus the Poisson floor
     in ``history.json`` every epoch. With a trainable probe (``ModelConfig.probe_trainable``) the
     probe has its own rate ``probe_lr`` (None = ``lr``; it follows the same schedule, scaled) and
-    stays fixed for the first ``probe_warmup_epochs`` epochs, while the network learns the object. ``precision`` 'auto' runs the convolutional body in bfloat16
+    stays fixed for the first ``probe_warmup_epochs`` epochs, while the network learns the object.
+    ``refine_positions`` learns a sub-pixel correction of every scan position (gridsize >= 2: the
+    group offsets enter the physics through Fourier shifts) at Adam rate ``position_lr`` (pixels per
+    step, scaled with the network's schedule), starting after ``position_warmup_epochs``; the mean
+    correction is removed (the scan's absolute frame is not observable). ``precision`` 'auto' runs the convolutional body in bfloat16
     autocast on CPUs with native bfloat16 support and in float32 elsewhere (heads, physics and
     losses are always float32). ``intensity_scale_source`` chooses the data-derived scale or
     the closed form sqrt(nphotons)/(N/2) from the metadata. ``restore_best`` saves the weights
@@ -107,6 +111,9 @@ class TrainConfig(Config):
     diagnostics: bool = True
     probe_lr: float | None = None
     probe_warmup_epochs: float = 1.0
+    refine_positions: bool = False
+    position_lr: float = 0.01
+    position_warmup_epochs: float = 1.0
     intensity_scale_source: str = "data"
     restore_best: bool = True
     protocol: str = "modern"
@@ -115,7 +122,8 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         for name in ("lr", "warmup_epochs", "nll_weight", "mae_weight", "min_lr", "grad_clip", "val_fraction",
-                     "lr_factor", "probe_lr", "probe_warmup_epochs"):
+                     "lr_factor", "probe_lr", "probe_warmup_epochs", "position_lr",
+                     "position_warmup_epochs"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(float(v)):
                 raise ConfigError(f"{name} must be a finite number; got {v}")
@@ -125,6 +133,9 @@ class TrainConfig(Config):
             raise ConfigError(f"probe_lr must be > 0; got {self.probe_lr}")
         if self.probe_warmup_epochs < 0:
             raise ConfigError(f"probe_warmup_epochs must be >= 0; got {self.probe_warmup_epochs}")
+        if not self.position_lr > 0 or self.position_warmup_epochs < 0:
+            raise ConfigError(f"position_lr must be > 0 and position_warmup_epochs >= 0; got "
+                              f"{self.position_lr}, {self.position_warmup_epochs}")
         if self.min_lr < 0:
             raise ConfigError(f"min_lr must be >= 0; got {self.min_lr}")
         if self.epochs < 1:

@@ -52,6 +52,7 @@ from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig, check_pr
 from ptychopinn.training.diagnostics import epoch_diagnostics
 
 CHECKPOINT_FILE = "checkpoint.pt"
+POSITIONS_FILE = "refined_positions.npz"
 CHECKPOINT_FORMAT = 1
 TIMING_KEYS = ("seconds", "train_seconds", "train_patterns_per_s")
 
@@ -133,6 +134,7 @@ class _Prepared:
     r: float
     labels: torch.Tensor | None = None
     pixel_weight: torch.Tensor | None = None  # (N, N) 1 = good detector pixel, 0 = masked
+    delta: torch.Tensor | None = None  # (M, 2) learnt position corrections (y, x) px (refine_positions)
 
 
 def _prepare(ds: PtychoDataset, mcfg: ModelConfig, tcfg: TrainConfig, r: float, device: torch.device,
@@ -172,6 +174,9 @@ def _batch(prep: _Prepared, gidx: torch.Tensor, device: torch.device) -> tuple[t
     idx = prep.groups[gidx]  # (B, C)
     xm = prep.X[idx.to(prep.X.device)].to(device, non_blocking=True)  # (B, C, N, N) measured amplitudes
     off = prep.offsets[gidx].to(device, non_blocking=True)
+    if prep.delta is not None:  # corrected offsets: o_j + d_j - mean_k d_k (grouping's sign convention)
+        d = prep.delta[idx.to(prep.delta.device)]
+        off = off + d - d.mean(dim=1, keepdim=True)
     lab = None
     if prep.labels is not None:
         lab = prep.labels[idx.to(prep.labels.device)].to(device, non_blocking=True)
@@ -198,24 +203,46 @@ def cosine_lr(tcfg: TrainConfig, step: int, warm: int, total: int) -> float:
     return lo + 0.5 * (tcfg.lr - lo) * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def _param_groups(model: nn.Module, tcfg: TrainConfig) -> list[dict[str, Any]]:
-    """Adam parameter groups: the network (and log_s), and a trainable probe on its own rate."""
+def _param_groups(model: nn.Module, tcfg: TrainConfig, delta: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Adam parameter groups: the network (and log_s), a trainable probe and the position
+    corrections ``delta``, each on its own rate."""
     probe = [p for n, p in model.named_parameters() if n == "probe" and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if n != "probe" and p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": rest}]
     if probe:
         groups.append({"params": probe, "is_probe": True})
+    if delta is not None:
+        groups.append({"params": [delta], "is_positions": True})
     return groups
 
 
 def _probe_rate(optimizer: torch.optim.Optimizer, tcfg: TrainConfig, epoch_float: float) -> None:
-    """The probe's rate: 0 during ``probe_warmup_epochs`` (the object is learnt first), then the
-    network's current rate times ``probe_lr / lr``."""
+    """The probe's and the positions' rates: 0 during their warm-up (the object is learnt first),
+    then the network's current rate times ``probe_lr / lr`` (``position_lr / lr``)."""
     base = optimizer.param_groups[0]["lr"]
     for grp in optimizer.param_groups[1:]:
         if grp.get("is_probe"):
             ratio = (tcfg.probe_lr if tcfg.probe_lr is not None else tcfg.lr) / tcfg.lr
             grp["lr"] = 0.0 if epoch_float < tcfg.probe_warmup_epochs else base * ratio
+        elif grp.get("is_positions"):
+            grp["lr"] = 0.0 if epoch_float < tcfg.position_warmup_epochs else base * tcfg.position_lr / tcfg.lr
+
+
+def _rms(d: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.sum(np.square(d), axis=-1))))
+
+
+def save_refined_positions(path: Path, recorded_yx: np.ndarray, refined_yx: np.ndarray) -> None:
+    """NPZ with xcoords/ycoords (refined, the data contract's keys) and the recorded ones."""
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, xcoords=refined_yx[:, 1], ycoords=refined_yx[:, 0],
+                 xcoords_recorded=recorded_yx[:, 1], ycoords_recorded=recorded_yx[:, 0])
+
+
+def refined_positions(recorded_yx: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Recorded positions (M, 2) plus the learnt corrections with their mean removed."""
+    d = np.asarray(delta, np.float64)
+    return np.asarray(recorded_yx, np.float64) + d - d.mean(axis=0, keepdims=True)
 
 
 def clip_gradients(model: nn.Module, factor: float, running: float | None) -> float:
@@ -308,7 +335,7 @@ def _resume_policy(run: Path, tcfg: TrainConfig, signature: str, main: bool) -> 
         raise ConfigError(f"{run}: already holds a training run; set resume=True (--resume) to continue it, "
                           "overwrite=True (--overwrite) to replace it, or choose another output directory")
     if main and tcfg.overwrite:
-        for name in (CHECKPOINT_FILE, *bundle_mod.BUNDLE_FILES):
+        for name in (CHECKPOINT_FILE, POSITIONS_FILE, *bundle_mod.BUNDLE_FILES):
             (run / name).unlink(missing_ok=True)
     return None
 
@@ -378,6 +405,9 @@ def train(
     except ConfigError as exc:
         raise DataError(f"{ds.source}: key 'diff3d': pattern size {ds.N} not usable by this model ({exc})") from None
     mcfg = mcfg.resolved(ds.probe)
+    if tcfg.refine_positions and (mcfg.kind != "pinn" or mcfg.gridsize < 2):
+        raise ConfigError("refine_positions needs the PINN at gridsize >= 2 (positions enter its physics "
+                          "only through the group offsets)")
     test_ds, test_path = (None, None) if test_data is None else _as_dataset(test_data)
     if test_ds is not None and test_ds.N != ds.N:
         raise DataError(f"{test_ds.source}: pattern size {test_ds.N} differs from the training data ({ds.N})")
@@ -415,6 +445,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     # data
     sc = choose_intensity_scale(ds.diff3d, ds.metadata, tcfg.intensity_scale_source, mcfg.intensity_scale_trainable)
     prep = _prepare(ds, mcfg, tcfg, sc.input_scale, device, tcfg.n_groups, tcfg.oversample)
+    if tcfg.refine_positions:
+        prep.delta = nn.Parameter(torch.zeros(ds.n_patterns, 2, device=device))
     n_groups = int(prep.groups.shape[0])
     train_idx, val_idx = _split(n_groups, tcfg.val_fraction, tcfg.seed)
     test_prep = None
@@ -447,7 +479,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     if ctx.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(_param_groups(model, tcfg), lr=tcfg.lr)
+    optimizer = torch.optim.Adam(_param_groups(model, tcfg, prep.delta), lr=tcfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
 
@@ -455,6 +487,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     grad_state: float | None = None
     start_epoch, best_loss, best_epoch, bad_epochs, stopped = 0, math.inf, 0, 0, False
     best_state: dict[str, torch.Tensor] | None = None
+    best_delta: torch.Tensor | None = None
     if ck is not None:
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -465,6 +498,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         bad_epochs, stopped = int(ck["bad_epochs"]), bool(ck["stopped"])
         best_state = {k: v.to(device) for k, v in ck["best_state"].items()} if ck.get("best_state") else None
         grad_state = ck.get("grad_state")
+        if prep.delta is not None:
+            with torch.no_grad():
+                prep.delta.copy_(ck["positions_delta"].to(device))
+            best_delta = ck.get("best_positions_delta")
         del ck
 
     if show:
@@ -569,6 +606,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         if monitor < best_loss:
             best_loss, best_epoch, bad_epochs = monitor, epoch + 1, 0
             best_state = _state_copy(model) if tcfg.restore_best else None
+            if prep.delta is not None and tcfg.restore_best:
+                best_delta = prep.delta.detach().cpu().clone()
         else:
             bad_epochs += 1
             if tcfg.patience and bad_epochs >= tcfg.patience:
@@ -579,6 +618,9 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             rec["test_loss"] = test_loss
         rec.update({"lr": lr_end, "seconds": seconds, "train_seconds": train_seconds,
                     "train_patterns_per_s": count * c / train_seconds if train_seconds > 0 else None})
+        if prep.delta is not None:
+            d = prep.delta.detach()
+            rec["position_correction_rms"] = float((d - d.mean(0)).square().sum(1).mean().sqrt())
         if diag_batch is not None and main:
             rec["diagnostics"] = epoch_diagnostics(model, *diag_batch)
         history.append(rec)
@@ -590,6 +632,8 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
                 "scheduler": scheduler.state_dict(), "history": history, "best_loss": best_loss,
                 "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
                 "best_state": best_state, "grad_state": grad_state,
+                "positions_delta": None if prep.delta is None else prep.delta.detach().cpu().clone(),
+                "best_positions_delta": best_delta,
             })
             write_json_atomic(run / bundle_mod.HISTORY_FILE, history)
         if show:
@@ -603,6 +647,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
     # final weights: best validation epoch (or last)
     if tcfg.restore_best and best_state is not None:
         model.load_state_dict(best_state)
+    extra: dict[str, Any] = {}
+    if prep.delta is not None:
+        delta = (best_delta if tcfg.restore_best and best_delta is not None else prep.delta.detach()).cpu().numpy()
+        extra["refined_positions_yx"] = refined_positions(ds.positions_yx, delta)
     model.eval()
     scale_block = {**sc.to_dict(), "final": float(torch.exp(model.log_s.detach()).cpu())}
     epochs_run = len(history)
@@ -641,6 +689,10 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
             "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
                       "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
         }
+        if extra:
+            config["positions"] = {"refined": True, "file": POSITIONS_FILE,
+                                   "correction_rms_px": _rms(extra["refined_positions_yx"] - ds.positions_yx)}
+            save_refined_positions(run / POSITIONS_FILE, ds.positions_yx, extra["refined_positions_yx"])
         bundle_mod.save_bundle(run, model, config, history, probe_initial, ds.probe)
     dist_mod.barrier(ctx)
     result = TrainResult(
@@ -648,6 +700,7 @@ def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | N
         intensity_scale=scale_block, epochs_run=epochs_run, best_epoch=best_epoch,
         best_val_loss=None if not math.isfinite(best_loss) else best_loss, stopped_early=stopped,
         seconds=seconds, train_patterns_per_s=pps, n_parameters=n_params, device=str(device), precision=precision,
+        extra=extra,
     )
     notify(observers, "end", result=result)
     return result
