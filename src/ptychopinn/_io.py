@@ -60,6 +60,49 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, default=jsonable) + "\n")
 
 
+def read_text(path: str | os.PathLike, what: str = "file", *, error: type[Exception] | None = None) -> str:
+    """The UTF-8 text of a file; a missing, unreadable or non-UTF-8 file raises ``error``
+    (default :class:`~ptychopinn.errors.DataError`) with one line naming the file and the problem."""
+    from ptychopinn.errors import DataError, one_line
+
+    err = error or DataError
+    p = Path(path)
+    try:
+        return p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise err(f"{p}: {what} not found") from None
+    except OSError as exc:
+        raise err(f"{p}: cannot read {what} ({exc.strerror or one_line(exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise err(f"{p}: not UTF-8 text (byte {exc.start}; {what})") from None
+
+
+def parse_json(text: str, where: str | os.PathLike, what: str = "JSON file", *,
+               error: type[Exception] | None = None, expect: type | None = None) -> Any:
+    """``json.loads(text)``; invalid JSON (or, with ``expect``, a document that is not a ``dict`` /
+    ``list``) raises ``error`` (default DataError) as ``"WHERE: not JSON (line L, column C: why;
+    WHAT)"`` / ``"WHERE: must hold a JSON object; got list"``."""
+    from ptychopinn.errors import DataError
+
+    err = error or DataError
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise err(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}; {what})") from None
+    if expect is not None and not isinstance(doc, expect):
+        kind = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise err(f"{where}: must hold a JSON {kind}; got {type(doc).__name__}")
+    return doc
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", *, error: type[Exception] | None = None,
+              expect: type | None = None) -> Any:
+    """The one JSON file reader: :func:`read_text` then :func:`parse_json`; every failure is one
+    ``error`` (default DataError; a bundle passes BundleError, a config ConfigError) whose one-line
+    message starts with the path."""
+    return parse_json(read_text(path, what, error=error), Path(path), what, error=error, expect=expect)
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks; an unreadable file is a DataError naming it."""
     from ptychopinn.errors import DataError
@@ -74,14 +117,21 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def to_plain(obj: Any, *, max_list: int | None = None) -> Any:
+NONFINITE = ("null", "string", "keep")
+
+
+def to_plain(obj: Any, *, max_list: int | None = None, nonfinite: str = "null") -> Any:
     """The one JSON sanitiser: a copy of ``obj`` made of JSON types only.
 
     numpy scalars and arrays become Python values and lists (arrays larger than ``max_list``
     elements ``{"array_shape", "array_dtype"}``), tensors arrays, complex numbers
-    ``{"real", "imag"}``, paths strings, dataclasses dicts, sets sorted lists; non-finite floats
-    become ``None``; anything else its ``str``."""
-    kw = {"max_list": max_list}
+    ``{"real", "imag"}``, paths strings, dataclasses dicts, sets sorted lists; anything else its
+    ``str``. Non-finite floats become ``None`` (``nonfinite="null"``, strict JSON), the strings
+    ``"nan"``, ``"inf"``, ``"-inf"`` (``"string"``: comparison.json) or stay floats (``"keep"``:
+    written as ``NaN``/``Infinity``, read back by Python's json, as a config file needs)."""
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"nonfinite must be one of {NONFINITE}; got {nonfinite!r}")
+    kw = {"max_list": max_list, "nonfinite": nonfinite}
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, np.generic) and not isinstance(obj, np.void):
@@ -91,9 +141,9 @@ def to_plain(obj: Any, *, max_list: int | None = None) -> Any:
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+        return obj if math.isfinite(obj) or nonfinite == "keep" else _nonfinite(obj, nonfinite)
     if isinstance(obj, complex):
-        return {"real": to_plain(obj.real), "imag": to_plain(obj.imag)}
+        return {"real": to_plain(obj.real, **kw), "imag": to_plain(obj.imag, **kw)}
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, bytes):
@@ -113,6 +163,12 @@ def to_plain(obj: Any, *, max_list: int | None = None) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted((to_plain(v, **kw) for v in obj), key=repr)
     return str(obj)
+
+
+def _nonfinite(v: float, mode: str) -> str | None:
+    if mode == "null":
+        return None
+    return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
 
 
 def jsonable(o: Any) -> Any:

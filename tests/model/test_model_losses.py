@@ -53,3 +53,19 @@ def test_supervised_loss_hand_computed() -> None:
     target = torch.polar(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, -1.0]]))
     out = {"object_amplitude": torch.tensor([[1.5, 2.0]]), "object_phase": torch.tensor([[0.5, 0.0]])}
     assert float(losses.supervised_loss(out, target)) == pytest.approx(0.25 + 0.5, rel=1e-6)
+
+
+def test_loss_names_come_from_the_one_registry() -> None:
+    """LOSS_REGISTRY is the one list of loss names: the weights, TrainConfig and ``train --loss`` agree."""
+    from ptychopinn.cli.main import build_parser
+    from ptychopinn.training.config import LOSSES, TrainConfig
+
+    assert losses.LOSS_KINDS == tuple(losses.LOSS_REGISTRY) == LOSSES == ("nll", "mae", "nll+mae")
+    for name, default in losses.LOSS_REGISTRY.items():
+        assert losses.LossWeights.for_kind(name) == default
+        assert TrainConfig(loss=name).loss == name
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        TrainConfig(loss="l2")
+    train = build_parser(only="train")._command_parsers["train"]
+    (opt,) = [a for a in train._actions if "--loss" in a.option_strings]
+    assert tuple(opt.choices) == losses.LOSS_KINDS

@@ -139,6 +139,7 @@ def test_intensity_scale_definitions() -> None:
 
 def test_imports_do_no_work() -> None:
     code = ("import sys, ptychopinn.model, ptychopinn.training, ptychopinn.cli.train, ptychopinn.model.config, "
+            "ptychopinn.model.losses, "
             "ptychopinn.training.config; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -180,18 +179,12 @@ def add_config(p: argparse.ArgumentParser, sections: Mapping[str, type]) -> None
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON (``.json``) or TOML (any other suffix; JSON tried first) document at ``path``."""
+    from ptychopinn._io import parse_json, read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable config file ({exc.__class__.__name__})") from None
+    text = read_text(path, "config file", error=ConfigError)
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        doc = parse_json(text, path, "config file", error=ConfigError)
     else:
         try:
             import tomllib
@@ -320,13 +313,10 @@ def config_for(args: argparse.Namespace, section: str, cls: type, values: Mappin
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, os.PathLike):
-        return os.fspath(v)
-    if isinstance(v, (tuple, list)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
+    """JSON types for the effective config; a non-finite float stays one (Python's json reads it back)."""
+    from ptychopinn._io import to_plain
+
+    return to_plain(v, nonfinite="keep")
 
 
 def effective_config(args: argparse.Namespace, command: str) -> dict[str, Any]:

@@ -48,10 +48,10 @@ def add_input_arguments(p: argparse.ArgumentParser, *, probe: bool = True, force
 
 def read_probe_file(path: str) -> tuple[np.ndarray, str]:
     """A probe (2-D complex) from an NPZ, a CXI file or a ptychodus product; (probe, 'file: key')."""
-    from ptychopinn.data.contract import open_npz
+    from ptychopinn.data.contract import is_hdf5_path, open_npz
     from ptychopinn.errors import DataError
 
-    if path.lower().endswith((".h5", ".hdf5", ".cxi")):
+    if is_hdf5_path(path):
         from ptychopinn.data import cxi
 
         with cxi._open(path) as f:
@@ -89,11 +89,11 @@ def input_options(args: argparse.Namespace) -> Any:
 def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe: np.ndarray | None = None,
                probe_source: str | None = None, **kw: Any) -> Any:
     """Load ``path`` with the command's input options; run the plausibility checks."""
-    from ptychopinn.data.contract import load_dataset
+    from ptychopinn.data.contract import is_hdf5_path, load_dataset
     from ptychopinn.errors import ConfigError
 
     opts = input_options(args)
-    beamline = os.path.isdir(path) or path.lower().endswith((".h5", ".hdf5", ".cxi"))
+    beamline = os.path.isdir(path) or is_hdf5_path(path)
     if not beamline:
         for flag, given in (("--flip-positions", opts.convention.flip),
                             ("--transpose-positions", opts.convention.transpose), ("--product", opts.product)):

@@ -88,6 +88,7 @@ def _load(args: argparse.Namespace):
     import os
 
     from ptychopinn.cli._data_input import load_input
+    from ptychopinn.data.contract import is_hdf5_path
     from ptychopinn.errors import BundleError, DataError
 
     from ptychopinn.training.bundle import resolve_bundle
@@ -106,5 +107,5 @@ def _load(args: argparse.Namespace):
         ds = load_input(args, args.data, probe=probe, probe_source=f"{args.model}: bundle probe")
     plain = not (args.probe_from or args.product or args.flip_positions
                  or args.transpose_positions or args.fftshift or os.path.isdir(args.data)
-                 or args.data.lower().endswith((".h5", ".hdf5", ".cxi")))
+                 or is_hdf5_path(args.data))
     return args.data if plain else ds

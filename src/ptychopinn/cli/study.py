@@ -144,14 +144,10 @@ def _overrides(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
 
 
 def _read_manifest(path: str) -> dict[str, Any]:
+    from ptychopinn._io import read_json
     from ptychopinn.errors import ConfigError
 
-    try:
-        d = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    d = read_json(path, "training manifest", error=ConfigError)
     if not isinstance(d, dict) or not isinstance(d.get("jobs"), list):
         raise ConfigError(f"{path}: key 'jobs': missing or not a list (not a training_manifest.json)")
     return d

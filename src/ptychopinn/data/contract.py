@@ -146,6 +146,15 @@ class PtychoDataset:
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
+HDF5_SUFFIXES = (".h5", ".hdf5", ".cxi")
+
+
+def is_hdf5_path(path: str | os.PathLike) -> bool:
+    """True when ``path`` names a CXI / ptychodus HDF5 file by its suffix (any case): such files
+    are read through :mod:`ptychopinn.data.cxi`, not as NPZ."""
+    return os.fspath(path).lower().endswith(HDF5_SUFFIXES)
+
+
 def _err(path: str, key: str | None, problem: str) -> DataError:
     where = f"{path}" + (f": key '{key}'" if key else "")
     return DataError(f"{where}: {problem}")
@@ -340,7 +349,7 @@ def load_dataset(
     (for a pty-chi refinement to start from; recorded as ``probe_source``).
     """
     p = str(path)
-    if os.path.isdir(p) or p.lower().endswith((".h5", ".hdf5", ".cxi")):
+    if os.path.isdir(p) or is_hdf5_path(p):
         from ptychopinn.data.cxi import read_hdf5_input
 
         z = read_hdf5_input(p, options, probe)

@@ -388,18 +388,9 @@ def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, confi
 
 def _jsonable(o: Any) -> Any:
     """Replace non-finite floats by strings ("nan", "inf") so the JSON is standard."""
-    if isinstance(o, dict):
-        return {k: _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (float, np.floating)):
-        v = float(o)
-        return v if math.isfinite(v) else _fmt(v)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
+    from ptychopinn._io import to_plain
+
+    return to_plain(o, nonfinite="string")
 
 
 def compare(

@@ -10,20 +10,23 @@
 A detector mask enters as ``pixel_weight`` (N, N): 1 on good pixels, 0 on bad ones. The means above
 then run over the good pixels only (sum of weight x term, divided by the number of good pixels of
 all patterns), so bad pixels contribute nothing and the loss scale does not depend on the mask.
+
+The PINN loss names live in one registry, :data:`LOSS_REGISTRY` (name -> default term weights);
+``TrainConfig.loss`` and ``ptychopinn train --loss`` read it. This module imports torch only when a
+loss is computed, so the registry can be read by torch-free code (configs, the CLI).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from ptychopinn.errors import ConfigError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
 LAM_MIN = 1e-12
-LOSS_KINDS = ("nll", "mae", "nll+mae")
 
 
 def _mean(term: Tensor, pixel_weight: Tensor | None) -> Tensor:
@@ -38,12 +41,16 @@ def _mean(term: Tensor, pixel_weight: Tensor | None) -> Tensor:
 def poisson_nll(pred_amplitude: Tensor, counts: Tensor, lam_min: float = LAM_MIN,
                 pixel_weight: Tensor | None = None) -> Tensor:
     """mean(lam - k log lam), lam = pred_amplitude^2 clamped to >= ``lam_min`` (over good pixels)."""
+    import torch
+
     lam = pred_amplitude.square().clamp_min(lam_min)
     return _mean(lam - counts * torch.log(lam), pixel_weight)
 
 
 def log_factorial_mean(counts: Tensor) -> Tensor:
     """mean(log k!) (add to :func:`poisson_nll` for the full negative log-likelihood)."""
+    import torch
+
     return torch.lgamma(counts + 1).mean()
 
 
@@ -62,17 +69,28 @@ class LossWeights:
 
     @classmethod
     def for_kind(cls, kind: str, nll_weight: float | None = None, mae_weight: float | None = None) -> LossWeights:
-        if kind not in LOSS_KINDS:
+        if kind not in LOSS_REGISTRY:
             raise ConfigError(f"loss must be one of {LOSS_KINDS}; got {kind!r}")
-        nll = 1.0 if kind in ("nll", "nll+mae") else 0.0
-        mae = 1.0 if kind in ("mae", "nll+mae") else 0.0
-        w = cls(nll if nll_weight is None else float(nll_weight), mae if mae_weight is None else float(mae_weight))
+        d = LOSS_REGISTRY[kind]
+        w = cls(d.nll if nll_weight is None else float(nll_weight), d.mae if mae_weight is None else float(mae_weight))
         if w.nll < 0 or w.mae < 0 or w.nll + w.mae == 0:
             raise ConfigError("loss weights must be >= 0 and not both zero")
         return w
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: The loss registry: each PINN ``loss`` name and the default weights of its terms (overridden by
+#: ``nll_weight`` / ``mae_weight``). The one list of loss names: TrainConfig.loss, LossWeights.for_kind
+#: and ``ptychopinn train --loss`` read it. A new combination of the terms is one entry here; a new term
+#: is also a field of LossWeights and a line of :func:`pinn_loss`.
+LOSS_REGISTRY: dict[str, LossWeights] = {
+    "nll": LossWeights(nll=1.0, mae=0.0),
+    "mae": LossWeights(nll=0.0, mae=1.0),
+    "nll+mae": LossWeights(nll=1.0, mae=1.0),
+}
+LOSS_KINDS: tuple[str, ...] = tuple(LOSS_REGISTRY)
 
 
 def pinn_loss(outputs: dict[str, Tensor], target_amplitude: Tensor, weights: LossWeights,
@@ -90,6 +108,8 @@ def pinn_loss(outputs: dict[str, Tensor], target_amplitude: Tensor, weights: Los
 
 def supervised_loss(outputs: dict[str, Tensor], target_patches: Tensor) -> Tensor:
     """MAE(amplitude) + MAE(phase) against complex ground-truth patches (B, 1, N, N)."""
+    import torch
+
     amp_t = target_patches.abs()
     ph_t = torch.angle(target_patches)
     return ((outputs["object_amplitude"] - amp_t).abs().mean()

@@ -8,7 +8,6 @@ files only (no wall times, no absolute paths), so two runs of a study give byte-
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -236,4 +235,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) 
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file a study job wrote; a missing or corrupt one is a DataError naming it."""
+    from ptychopinn._io import read_json as _read_json
+
+    return _read_json(path, "study file")

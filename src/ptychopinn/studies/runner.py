@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ptychopinn._io import sha256_file, write_json_atomic
+from ptychopinn._io import read_json, sha256_file, write_json_atomic
 from ptychopinn.errors import ConfigError, DependencyError, PtychoPINNError
 
 MANIFEST_FILE = "study_manifest.json"
@@ -85,9 +85,9 @@ def load_manifest(root: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         return {"format": MANIFEST_FORMAT, "jobs": {}}
     try:
-        m = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable study manifest ({exc}); delete it to rerun the study") from None
+        m = read_json(path, "study manifest", error=ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; delete it to rerun the study") from None
     if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT or not isinstance(m.get("jobs"), dict):
         raise ConfigError(f"{path}: not a study manifest of this ptychopinn version; delete it to rerun the study")
     return m

@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ptychopinn._io import sha256_file, to_plain, write_json_atomic
-from ptychopinn.errors import ConfigError, DataError, one_line
+from ptychopinn._io import read_json, sha256_file, to_plain, write_json_atomic
+from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
 from ptychopinn.telemetry.provenance import (  # noqa: F401 - re-exported
     environment_versions,
@@ -250,14 +250,7 @@ def read_document(path: str | os.PathLike) -> dict[str, Any]:
     """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not JSON,
     not an object, or not schema 1.0."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: cannot read telemetry file ({getattr(exc, 'strerror', None) or one_line(exc)})") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{p}: telemetry must be a JSON object; got {type(doc).__name__}")
+    doc = read_json(p, "telemetry file", error=DataError, expect=dict)
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
     return doc

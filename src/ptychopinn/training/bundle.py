@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._io import atomic_path, save_npz_atomic, write_json_atomic
+from ptychopinn._io import atomic_path, read_json, save_npz_atomic, write_json_atomic
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import BundleError, ConfigError, DataError, one_line
 from ptychopinn.model.config import ModelConfig
@@ -136,16 +136,7 @@ def _bundle_error(path: Path, key: str | None, problem: str) -> BundleError:
 
 def _read_json(path: Path) -> Any:
     """A bundle JSON file; unreadable, non-UTF-8 or invalid JSON is a BundleError naming it."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise _bundle_error(path, None, f"cannot read ({exc.strerror or one_line(exc)})") from None
-    except UnicodeDecodeError as exc:
-        raise _bundle_error(path, None, f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _bundle_error(path, None, f"not valid JSON ({one_line(exc)})") from None
+    return read_json(path, "model bundle file", error=BundleError)
 
 
 def _positive_number(cfg: dict[str, Any], section: str, keys: tuple[str, ...], path: Path,

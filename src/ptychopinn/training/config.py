@@ -10,10 +10,11 @@ from ptychopinn._config import Config
 from ptychopinn._device import check_device_name
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
+from ptychopinn.model.losses import LOSS_KINDS
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bf16")
-LOSSES = ("nll", "mae", "nll+mae")
+LOSSES = LOSS_KINDS  # the loss registry's names (ptychopinn.model.losses.LOSS_REGISTRY)
 SCHEDULES = ("cosine", "plateau")
 
 #: reconstruct mode's own defaults (ModelConfig and TrainConfig fields), one home for the library
