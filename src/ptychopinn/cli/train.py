@@ -43,7 +43,7 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     ModelConfig / TrainConfig unless ``defaults`` (field -> value) gives a command's own."""
     from ptychopinn.cli import _common
     from ptychopinn.model.config import ModelConfig
-    from ptychopinn.training.config import TrainConfig
+    from ptychopinn.training.config import LOSSES, TrainConfig
 
     d = {**_common.field_defaults(ModelConfig), **_common.field_defaults(TrainConfig), **defaults}
     p.add_argument("--arch", default=d["arch"], choices=["unet", "classic"],
@@ -54,7 +54,7 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     p.add_argument("--n-groups", type=ck.positive_int, default=d["n_groups"],
                    help="number of groups (default: none = one per pattern)")
     p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
-    p.add_argument("--loss", default=d["loss"], choices=["nll", "mae", "nll+mae"], help="PINN loss")
+    p.add_argument("--loss", default=d["loss"], choices=list(LOSSES), help="PINN loss")
     p.add_argument("--nll-weight", type=ck.non_negative_float, default=d["nll_weight"],
                    help="weight of the Poisson NLL term (default: none = from --loss)")
     p.add_argument("--mae-weight", type=ck.non_negative_float, default=d["mae_weight"],
@@ -215,9 +215,11 @@ def _prepare_data(args: argparse.Namespace):
         from ptychopinn.iterative.ptychi_runner import import_ptychi
 
         import_ptychi()  # fail fast (exit 2) before any work
+    from ptychopinn.data.contract import is_hdf5_path
+
     changed = bool(args.probe_from or e is not None or args.product or args.flip_positions or args.mask
                    or args.transpose_positions or args.fftshift
-                   or os.path.isdir(args.train) or args.train.lower().endswith((".h5", ".hdf5", ".cxi")))
+                   or os.path.isdir(args.train) or is_hdf5_path(args.train))
     if not changed and not os.path.exists(args.train):
         return args.train, args.test, None  # the trainer's loader reports it
     ds = load_input(args, args.train, estimate_missing_probe=e is not None)
