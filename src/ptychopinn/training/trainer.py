@@ -422,288 +422,384 @@ def train(
         dist_mod.teardown(ctx)
 
 
+@dataclass
+class _Run:
+    """One run's state: what the loop reads (data, model, optimiser) and what it updates (history,
+    best epoch, early-stopping counters), so that each step of the loop is a small function."""
+
+    ds: PtychoDataset
+    train_path: str | None
+    test_ds: PtychoDataset | None
+    test_path: str | None
+    run: Path
+    mcfg: ModelConfig
+    tcfg: TrainConfig
+    ctx: dist_mod.DistContext
+    device: torch.device
+    precision: str
+    show: bool
+    data_sha: str
+    test_sha: str | None
+    init: tuple[ModelConfig, dict[str, torch.Tensor], str, Path] | None
+    observers: tuple[Any, ...]
+    sc: Any = None
+    prep: _Prepared | None = None
+    test_prep: _Prepared | None = None
+    train_idx: torch.Tensor | None = None
+    val_idx: torch.Tensor | None = None
+    weights: losses_mod.LossWeights | None = None
+    amp_scale: float = 1.0
+    model: nn.Module | None = None
+    ddp_model: nn.Module | None = None
+    probe_initial: np.ndarray | None = None
+    n_params: int = 0
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None
+    sampler: Any = None
+    diag_batch: tuple[torch.Tensor, ...] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    grad_state: float | None = None
+    start_epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    best_state: dict[str, torch.Tensor] | None = None
+    best_delta: torch.Tensor | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.ctx.is_main
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run / CHECKPOINT_FILE
+
+    @property
+    def unit(self) -> float:
+        return self.sc.value  # MAE in normalised units
+
+
 def _train(ds: PtychoDataset, train_path: str | None, test_ds: PtychoDataset | None, test_path: str | None,
            run: Path, mcfg: ModelConfig, tcfg: TrainConfig, ctx: dist_mod.DistContext, progress: bool,
            t_start: float, init: tuple[ModelConfig, dict[str, torch.Tensor], str, Path] | None = None,
            observers: tuple[Any, ...] = ()) -> TrainResult:
-    from tqdm.auto import tqdm
-
     device = resolve_device(tcfg.device, ctx.local_rank)
-    precision = resolve_precision(tcfg.precision, device)
-    main = ctx.is_main
-    show = progress and main
-    ckpt_path = run / CHECKPOINT_FILE
-
     fp = {"labels": mcfg.kind == "supervised", "dose": tcfg.intensity_scale_source == "closed_form"}
-    data_sha = arrays_sha256(ds, **fp)
-    test_sha = arrays_sha256(test_ds, **fp) if test_ds is not None else None
-    signature = _run_signature(mcfg, tcfg, data_sha, test_sha, ctx.world_size, init[2] if init else None)
-
-    ck = _resume_policy(run, tcfg, signature, main)  # decided before any work
+    r = _Run(ds, train_path, test_ds, test_path, run, mcfg, tcfg, ctx, device, resolve_precision(tcfg.precision, device),
+             progress and ctx.is_main, arrays_sha256(ds, **fp),
+             arrays_sha256(test_ds, **fp) if test_ds is not None else None, init, observers)
+    signature = _run_signature(mcfg, tcfg, r.data_sha, r.test_sha, ctx.world_size, init[2] if init else None)
+    ck = _resume_policy(run, tcfg, signature, r.main)  # decided before any work
     dist_mod.barrier(ctx)
+    _setup_data(r)
+    _setup_model(r)
+    if ck is not None:
+        _restore(r, ck)
+    del ck
+    _announce(r)
+    notify(observers, "setup", ds=ds, train_path=train_path, model_config=mcfg, train_config=tcfg, scale=r.sc,
+           X=r.prep.X, groups=r.prep.groups, r=r.prep.r, train_idx=r.train_idx, model=r.model,
+           probe_initial=r.probe_initial, loss_weights=r.weights, run_dir=run, start_epoch=r.start_epoch)
+    for epoch in range(r.start_epoch, tcfg.epochs):
+        if r.stopped:
+            break
+        t0 = time.perf_counter()
+        train_loss, count, lr_end, train_seconds = _train_epoch(r, epoch)
+        rec = _end_epoch(r, epoch, train_loss, count, lr_end, train_seconds, t0)
+        _checkpoint(r, rec, signature)
+        dist_mod.barrier(ctx)
+    return _finish(r, t_start)
 
-    # data
-    sc = choose_intensity_scale(ds.diff3d, ds.metadata, tcfg.intensity_scale_source, mcfg.intensity_scale_trainable)
-    prep = _prepare(ds, mcfg, tcfg, sc.input_scale, device, tcfg.n_groups, tcfg.oversample)
+
+def _setup_data(r: _Run) -> None:
+    """Scale, groups, split, test set and loss weights."""
+    ds, mcfg, tcfg = r.ds, r.mcfg, r.tcfg
+    r.sc = choose_intensity_scale(ds.diff3d, ds.metadata, tcfg.intensity_scale_source, mcfg.intensity_scale_trainable)
+    r.prep = _prepare(ds, mcfg, tcfg, r.sc.input_scale, r.device, tcfg.n_groups, tcfg.oversample)
     if tcfg.refine_positions:
-        prep.delta = nn.Parameter(torch.zeros(ds.n_patterns, 2, device=device))
-    n_groups = int(prep.groups.shape[0])
-    train_idx, val_idx = _split(n_groups, tcfg.val_fraction, tcfg.seed)
-    test_prep = None
-    if test_ds is not None:
-        if mcfg.kind == "supervised" and test_ds.ground_truth_patches is None:
-            test_prep = None  # no labels: no test loss for the supervised baseline
-        else:
-            test_prep = _prepare(test_ds, mcfg, tcfg, input_scale(test_ds.diff3d), device, None, False)
-    weights = losses_mod.LossWeights.for_kind(tcfg.loss, tcfg.nll_weight, tcfg.mae_weight)
-    unit = sc.value  # MAE in normalised units
-
-    # model
-    amp_scale = 1.0
+        r.prep.delta = nn.Parameter(torch.zeros(ds.n_patterns, 2, device=r.device))
+    r.train_idx, r.val_idx = _split(int(r.prep.groups.shape[0]), tcfg.val_fraction, tcfg.seed)
+    if r.test_ds is not None and not (mcfg.kind == "supervised" and r.test_ds.ground_truth_patches is None):
+        # (no labels: no test loss for the supervised baseline)
+        r.test_prep = _prepare(r.test_ds, mcfg, tcfg, input_scale(r.test_ds.diff3d), r.device, None, False)
+    r.weights = losses_mod.LossWeights.for_kind(tcfg.loss, tcfg.nll_weight, tcfg.mae_weight)
     if mcfg.kind == "supervised":
         # sigmoid head range: 1.2 x the largest training label amplitude
-        amp_scale = 1.2 * float(np.abs(ds.ground_truth_patches[train_idx.numpy()]).max()) or 1.0
+        r.amp_scale = 1.2 * float(np.abs(ds.ground_truth_patches[r.train_idx.numpy()]).max()) or 1.0
+
+
+def _setup_model(r: _Run) -> None:
+    """Model (seeded weights, optional fine-tuning start), optimiser, scheduler, sampler."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(tcfg.seed)
-        model = build_model(mcfg, ds.probe, sc.value, amplitude_scale=amp_scale)
-    if init is not None:
+        torch.manual_seed(r.tcfg.seed)
+        model = build_model(r.mcfg, r.ds.probe, r.sc.value, amplitude_scale=r.amp_scale)
+    if r.init is not None:
         own = {"probe", "log_s", "amplitude_scale"}  # from this run's data, not the bundle's
-        missing, unexpected = model.load_state_dict({k: v for k, v in init[1].items() if k not in own}, strict=False)
+        missing, unexpected = model.load_state_dict({k: v for k, v in r.init[1].items() if k not in own}, strict=False)
         if unexpected or set(missing) - own:
             raise ConfigError(f"init_from: the bundle's weights do not fit this model "
                               f"(missing {sorted(set(missing) - own)[:3]}, unexpected {unexpected[:3]})")
-    model = model.to(device)
-    probe_initial = torch.view_as_complex(model.probe.detach().cpu().float()).numpy().copy()
-    n_params = count_parameters(model)
-    ddp_model: nn.Module = model
-    if ctx.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(_param_groups(model, tcfg, prep.delta), lr=tcfg.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
-
-    history: list[dict[str, Any]] = []
-    grad_state: float | None = None
-    start_epoch, best_loss, best_epoch, bad_epochs, stopped = 0, math.inf, 0, 0, False
-    best_state: dict[str, torch.Tensor] | None = None
-    best_delta: torch.Tensor | None = None
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        history = list(ck["history"])
-        start_epoch = int(ck["epoch"])
-        best_loss, best_epoch = float(ck["best_loss"]), int(ck["best_epoch"])
-        bad_epochs, stopped = int(ck["bad_epochs"]), bool(ck["stopped"])
-        best_state = {k: v.to(device) for k, v in ck["best_state"].items()} if ck.get("best_state") else None
-        grad_state = ck.get("grad_state")
-        if prep.delta is not None:
-            with torch.no_grad():
-                prep.delta.copy_(ck["positions_delta"].to(device))
-            best_delta = ck.get("best_positions_delta")
-        del ck
-
-    if show:
-        print(f"ptychopinn train: {mcfg.kind} N={mcfg.N} gridsize={mcfg.gridsize} "
-              f"({n_params / 1e6:.2f} M parameters) on {device} [{precision}, {torch.get_num_threads()} CPU threads], "
-              f"{train_idx.numel()} train / {val_idx.numel()} val groups"
-              + (f", resuming after epoch {start_epoch}" if start_epoch else ""), file=sys.stderr)
-
-    sampler = None
-    if ctx.enabled:
+    r.model = model.to(r.device)
+    r.probe_initial = torch.view_as_complex(r.model.probe.detach().cpu().float()).numpy().copy()
+    r.n_params = count_parameters(r.model)
+    r.ddp_model = r.model
+    if r.ctx.enabled:
+        r.ddp_model = nn.parallel.DistributedDataParallel(
+            r.model, device_ids=[r.device.index] if r.device.type == "cuda" else None)
         from torch.utils.data import DistributedSampler
 
-        sampler = DistributedSampler(range(train_idx.numel()), num_replicas=ctx.world_size, rank=ctx.rank,
-                                     shuffle=True, seed=tcfg.seed, drop_last=False)
-    bs = tcfg.batch_size
-    c = mcfg.C
-    diag_batch = None
-    if tcfg.diagnostics and mcfg.kind == "pinn":
-        d_idx = (val_idx if val_idx.numel() else train_idx)[:64]
-        x_d, off_d, xm_d, _ = _batch(prep, d_idx, device)
-        diag_batch = (x_d, off_d, xm_d)
-    epoch = start_epoch
-    notify(observers, "setup", ds=ds, train_path=train_path, model_config=mcfg, train_config=tcfg, scale=sc,
-           X=prep.X, groups=prep.groups, r=prep.r, train_idx=train_idx, model=model, probe_initial=probe_initial,
-           loss_weights=weights, run_dir=run, start_epoch=start_epoch)
-    for epoch in range(start_epoch, tcfg.epochs):
-        if stopped:
-            break
-        t0 = time.perf_counter()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-            order = train_idx[torch.tensor(list(iter(sampler)), dtype=torch.long)]
-        else:
-            order = train_idx[_epoch_permutation(train_idx.numel(), tcfg.seed, epoch)]
-        ddp_model.train()
-        loss_sum, count = 0.0, 0
-        n_batches = (order.numel() + bs - 1) // bs
-        warm = int(round(tcfg.warmup_epochs * n_batches))
-        if tcfg.schedule == "cosine":
-            for grp in optimizer.param_groups:
-                grp["lr"] = cosine_lr(tcfg, epoch * n_batches, warm, tcfg.epochs * n_batches)
-        lr_now = optimizer.param_groups[0]["lr"]
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=None if show else True,
-                   leave=False, file=sys.stderr, dynamic_ncols=True)
-        for b in range(n_batches):
-            gidx = order[b * bs:(b + 1) * bs]
-            batch = _batch(prep, gidx, device)
-            notify(observers, "batch", epoch=epoch + 1, index=b, x=batch[0], measured=batch[2])
-            loss = _loss(ddp_model, mcfg.kind, batch, weights, unit, device, precision, prep.pixel_weight)
-            value = float(loss.detach())
-            if ctx.enabled:
-                value = dist_mod.all_reduce_sum([value], ctx, device)[0] / ctx.world_size
-            if not math.isfinite(value):
-                bar.close()
-                last_good = history[-1]["epoch"] if history else start_epoch
-                good = (f"the last good checkpoint (epoch {last_good}) is kept in {ckpt_path}" if ckpt_path.exists()
-                        else "no good checkpoint exists (it diverged in the first epoch)")
-                notify(observers, "diverged", history=history, epoch=epoch + 1, run_dir=run, checkpoint=ckpt_path)
-                raise TrainingDivergedError(
-                    f"training diverged: the loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
-                    f"{good}; try a lower lr (--lr) or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            step_no = epoch * n_batches + b
-            if tcfg.schedule == "cosine":
-                for grp in optimizer.param_groups:
-                    grp["lr"] = cosine_lr(tcfg, step_no, warm, tcfg.epochs * n_batches)
-            elif step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
-                for grp in optimizer.param_groups:
-                    grp["lr"] = lr_now * (step_no + 1) / warm
-            _probe_rate(optimizer, tcfg, step_no / n_batches)
-            if tcfg.grad_clip > 0:
-                grad_state = clip_gradients(model, tcfg.grad_clip, grad_state)
-            optimizer.step()
-            loss_sum += value * gidx.numel()
-            count += gidx.numel()
-            bar.update(1)
-            if show and (b % 5 == 0 or b == n_batches - 1):
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-        bar.close()
-        lr_end = optimizer.param_groups[0]["lr"]  # the rate of the epoch's last step (recorded)
-        if tcfg.schedule == "plateau":
-            for grp in optimizer.param_groups:  # the plateau scheduler works on the post-warmup rate
-                grp["lr"] = lr_now
-        train_seconds = time.perf_counter() - t0
-        loss_sum, count = dist_mod.all_reduce_sum([loss_sum, float(count)], ctx, device)
-        train_loss = loss_sum / max(count, 1)
+        r.sampler = DistributedSampler(range(r.train_idx.numel()), num_replicas=r.ctx.world_size, rank=r.ctx.rank,
+                                       shuffle=True, seed=r.tcfg.seed, drop_last=False)
+    tcfg = r.tcfg
+    r.optimizer = torch.optim.Adam(_param_groups(r.model, tcfg, r.prep.delta), lr=tcfg.lr)
+    r.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        r.optimizer, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience, min_lr=min(tcfg.min_lr, tcfg.lr))
+    if tcfg.diagnostics and r.mcfg.kind == "pinn":
+        d_idx = (r.val_idx if r.val_idx.numel() else r.train_idx)[:64]
+        with torch.no_grad():  # with the initial positions, also when a run resumes
+            x_d, off_d, xm_d, _ = _batch(r.prep, d_idx, r.device)
+        r.diag_batch = (x_d, off_d, xm_d)
 
-        val_loss = _evaluate(ddp_model, mcfg.kind, prep, val_idx, bs, weights, unit, device, precision, ctx)
-        test_loss = None
-        if test_prep is not None:
-            test_loss = _evaluate(ddp_model, mcfg.kind, test_prep, torch.arange(test_prep.groups.shape[0]), bs,
-                                  weights, unit, device, precision, ctx)
-        monitor = val_loss if val_loss is not None else train_loss
-        if not math.isfinite(monitor):
-            notify(observers, "diverged", history=history, epoch=epoch + 1, run_dir=run, checkpoint=ckpt_path)
-            raise TrainingDivergedError(
-                f"training diverged: the validation loss became {monitor} at epoch {epoch + 1}; "
-                f"the last good checkpoint is kept in {ckpt_path}; try a lower lr (--lr)")
-        if tcfg.schedule == "plateau":
-            scheduler.step(monitor)
-        if monitor < best_loss:
-            best_loss, best_epoch, bad_epochs = monitor, epoch + 1, 0
-            best_state = _state_copy(model) if tcfg.restore_best else None
-            if prep.delta is not None and tcfg.restore_best:
-                best_delta = prep.delta.detach().cpu().clone()
-        else:
-            bad_epochs += 1
-            if tcfg.patience and bad_epochs >= tcfg.patience:
-                stopped = True
-        seconds = time.perf_counter() - t0
-        rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
-        if test_prep is not None:
-            rec["test_loss"] = test_loss
-        rec.update({"lr": lr_end, "seconds": seconds, "train_seconds": train_seconds,
-                    "train_patterns_per_s": count * c / train_seconds if train_seconds > 0 else None})
-        if prep.delta is not None:
-            d = prep.delta.detach()
-            rec["position_correction_rms"] = float((d - d.mean(0)).square().sum(1).mean().sqrt())
-        if diag_batch is not None and main:
-            rec["diagnostics"] = epoch_diagnostics(model, *diag_batch)
-        history.append(rec)
-        notify(observers, "epoch", record=rec)
-        if main:
-            _save_checkpoint(ckpt_path, {
-                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "signature": signature,
-                "model": _state_copy(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "history": history, "best_loss": best_loss,
-                "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
-                "best_state": best_state, "grad_state": grad_state,
-                "positions_delta": None if prep.delta is None else prep.delta.detach().cpu().clone(),
-                "best_positions_delta": best_delta,
-            })
-            write_json_atomic(run / bundle_mod.HISTORY_FILE, history)
-        if show:
-            msg = (f"epoch {epoch + 1}/{tcfg.epochs}: train {train_loss:.6g}"
-                   + (f", val {val_loss:.6g}" if val_loss is not None else "")
-                   + (f", test {test_loss:.6g}" if test_loss is not None else "")
-                   + f", lr {lr_end:.3g}, {seconds:.1f} s ({rec['train_patterns_per_s']:.1f} patterns/s)")
-            tqdm.write(msg, file=sys.stderr)
-        dist_mod.barrier(ctx)
 
-    # final weights: best validation epoch (or last)
-    if tcfg.restore_best and best_state is not None:
-        model.load_state_dict(best_state)
+def _restore(r: _Run, ck: dict[str, Any]) -> None:
+    """Continue from a checkpoint: weights, optimiser, scheduler, history and loop counters."""
+    r.model.load_state_dict(ck["model"])
+    r.optimizer.load_state_dict(ck["optimizer"])
+    r.scheduler.load_state_dict(ck["scheduler"])
+    r.history = list(ck["history"])
+    r.start_epoch = int(ck["epoch"])
+    r.best_loss, r.best_epoch = float(ck["best_loss"]), int(ck["best_epoch"])
+    r.bad_epochs, r.stopped = int(ck["bad_epochs"]), bool(ck["stopped"])
+    r.best_state = {k: v.to(r.device) for k, v in ck["best_state"].items()} if ck.get("best_state") else None
+    r.grad_state = ck.get("grad_state")
+    if r.prep.delta is not None:
+        with torch.no_grad():
+            r.prep.delta.copy_(ck["positions_delta"].to(r.device))
+        r.best_delta = ck.get("best_positions_delta")
+
+
+def _announce(r: _Run) -> None:
+    if r.show:
+        mcfg = r.mcfg
+        print(f"ptychopinn train: {mcfg.kind} N={mcfg.N} gridsize={mcfg.gridsize} "
+              f"({r.n_params / 1e6:.2f} M parameters) on {r.device} [{r.precision}, {torch.get_num_threads()} CPU threads], "
+              f"{r.train_idx.numel()} train / {r.val_idx.numel()} val groups"
+              + (f", resuming after epoch {r.start_epoch}" if r.start_epoch else ""), file=sys.stderr)
+
+
+def _epoch_order(r: _Run, epoch: int) -> torch.Tensor:
+    if r.sampler is not None:
+        r.sampler.set_epoch(epoch)
+        return r.train_idx[torch.tensor(list(iter(r.sampler)), dtype=torch.long)]
+    return r.train_idx[_epoch_permutation(r.train_idx.numel(), r.tcfg.seed, epoch)]
+
+
+def _set_step_rate(r: _Run, step_no: int, warm: int, n_batches: int, lr_now: float) -> None:
+    """The network's rate at this step (cosine, or the plateau rate's warm-up), then the probe's
+    and the positions' rates relative to it."""
+    tcfg = r.tcfg
+    if tcfg.schedule == "cosine":
+        for grp in r.optimizer.param_groups:
+            grp["lr"] = cosine_lr(tcfg, step_no, warm, tcfg.epochs * n_batches)
+    elif step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
+        for grp in r.optimizer.param_groups:
+            grp["lr"] = lr_now * (step_no + 1) / warm
+    _probe_rate(r.optimizer, tcfg, step_no / n_batches)
+
+
+def _train_epoch(r: _Run, epoch: int) -> tuple[float, int, float, float]:
+    """One pass over the training groups: (mean loss, groups seen, last rate, seconds)."""
+    from tqdm.auto import tqdm
+
+    tcfg, bs = r.tcfg, r.tcfg.batch_size
+    t0 = time.perf_counter()
+    order = _epoch_order(r, epoch)
+    r.ddp_model.train()
+    loss_sum, count = 0.0, 0
+    n_batches = (order.numel() + bs - 1) // bs
+    warm = int(round(tcfg.warmup_epochs * n_batches))
+    if tcfg.schedule == "cosine":
+        for grp in r.optimizer.param_groups:
+            grp["lr"] = cosine_lr(tcfg, epoch * n_batches, warm, tcfg.epochs * n_batches)
+    lr_now = r.optimizer.param_groups[0]["lr"]
+    bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=None if r.show else True,
+               leave=False, file=sys.stderr, dynamic_ncols=True)
+    for b in range(n_batches):
+        gidx = order[b * bs:(b + 1) * bs]
+        batch = _batch(r.prep, gidx, r.device)
+        notify(r.observers, "batch", epoch=epoch + 1, index=b, x=batch[0], measured=batch[2])
+        loss = _loss(r.ddp_model, r.mcfg.kind, batch, r.weights, r.unit, r.device, r.precision, r.prep.pixel_weight)
+        value = float(loss.detach())
+        if r.ctx.enabled:
+            value = dist_mod.all_reduce_sum([value], r.ctx, r.device)[0] / r.ctx.world_size
+        if not math.isfinite(value):
+            bar.close()
+            _diverged(r, epoch, f"the loss became {value} at epoch {epoch + 1}, batch {b + 1}")
+        r.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _set_step_rate(r, epoch * n_batches + b, warm, n_batches, lr_now)
+        if tcfg.grad_clip > 0:
+            r.grad_state = clip_gradients(r.model, tcfg.grad_clip, r.grad_state)
+        r.optimizer.step()
+        loss_sum += value * gidx.numel()
+        count += gidx.numel()
+        bar.update(1)
+        if r.show and (b % 5 == 0 or b == n_batches - 1):
+            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+    bar.close()
+    lr_end = r.optimizer.param_groups[0]["lr"]  # the rate of the epoch's last step (recorded)
+    if tcfg.schedule == "plateau":
+        for grp in r.optimizer.param_groups:  # the plateau scheduler works on the post-warmup rate
+            grp["lr"] = lr_now
+    train_seconds = time.perf_counter() - t0
+    loss_sum, count = dist_mod.all_reduce_sum([loss_sum, float(count)], r.ctx, r.device)
+    return loss_sum / max(count, 1), count, lr_end, train_seconds
+
+
+def _diverged(r: _Run, epoch: int, what: str, in_batch: bool = True) -> None:
+    """Tell the observers and raise TrainingDivergedError (the last good checkpoint stays)."""
+    notify(r.observers, "diverged", history=r.history, epoch=epoch + 1, run_dir=r.run, checkpoint=r.ckpt_path)
+    if not in_batch:
+        raise TrainingDivergedError(f"training diverged: {what}; the last good checkpoint is kept in "
+                                    f"{r.ckpt_path}; try a lower lr (--lr)")
+    last_good = r.history[-1]["epoch"] if r.history else r.start_epoch
+    good = (f"the last good checkpoint (epoch {last_good}) is kept in {r.ckpt_path}" if r.ckpt_path.exists()
+            else "no good checkpoint exists (it diverged in the first epoch)")
+    raise TrainingDivergedError(f"training diverged: {what}; {good}; try a lower lr (--lr) or check the data")
+
+
+def _end_epoch(r: _Run, epoch: int, train_loss: float, count: int, lr_end: float, train_seconds: float,
+               t0: float) -> dict[str, Any]:
+    """Validation and test losses, the schedule, early stopping and the epoch's history record."""
+    tcfg, bs = r.tcfg, r.tcfg.batch_size
+    args = (r.weights, r.unit, r.device, r.precision, r.ctx)
+    val_loss = _evaluate(r.ddp_model, r.mcfg.kind, r.prep, r.val_idx, bs, *args)
+    test_loss = None
+    if r.test_prep is not None:
+        test_loss = _evaluate(r.ddp_model, r.mcfg.kind, r.test_prep, torch.arange(r.test_prep.groups.shape[0]),
+                              bs, *args)
+    monitor = val_loss if val_loss is not None else train_loss
+    if not math.isfinite(monitor):
+        _diverged(r, epoch, f"the validation loss became {monitor} at epoch {epoch + 1}", in_batch=False)
+    if tcfg.schedule == "plateau":
+        r.scheduler.step(monitor)
+    if monitor < r.best_loss:
+        r.best_loss, r.best_epoch, r.bad_epochs = monitor, epoch + 1, 0
+        r.best_state = _state_copy(r.model) if tcfg.restore_best else None
+        if r.prep.delta is not None and tcfg.restore_best:
+            r.best_delta = r.prep.delta.detach().cpu().clone()
+    else:
+        r.bad_epochs += 1
+        if tcfg.patience and r.bad_epochs >= tcfg.patience:
+            r.stopped = True
+    rec: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
+    if r.test_prep is not None:
+        rec["test_loss"] = test_loss
+    rec.update({"lr": lr_end, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+                "train_patterns_per_s": count * r.mcfg.C / train_seconds if train_seconds > 0 else None})
+    if r.prep.delta is not None:
+        d = r.prep.delta.detach()
+        rec["position_correction_rms"] = float((d - d.mean(0)).square().sum(1).mean().sqrt())
+    if r.diag_batch is not None and r.main:
+        rec["diagnostics"] = epoch_diagnostics(r.model, *r.diag_batch)
+    r.history.append(rec)
+    notify(r.observers, "epoch", record=rec)
+    return rec
+
+
+def _checkpoint(r: _Run, rec: dict[str, Any], signature: str) -> None:
+    """Write the checkpoint and history.json (main rank) and print the epoch's line."""
+    if r.main:
+        _save_checkpoint(r.ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "epoch": rec["epoch"], "signature": signature,
+            "model": _state_copy(r.model), "optimizer": r.optimizer.state_dict(),
+            "scheduler": r.scheduler.state_dict(), "history": r.history, "best_loss": r.best_loss,
+            "best_epoch": r.best_epoch, "bad_epochs": r.bad_epochs, "stopped": r.stopped,
+            "best_state": r.best_state, "grad_state": r.grad_state,
+            "positions_delta": None if r.prep.delta is None else r.prep.delta.detach().cpu().clone(),
+            "best_positions_delta": r.best_delta,
+        })
+        write_json_atomic(r.run / bundle_mod.HISTORY_FILE, r.history)
+    if r.show:
+        from tqdm.auto import tqdm
+
+        val, test = rec["val_loss"], rec.get("test_loss")
+        msg = (f"epoch {rec['epoch']}/{r.tcfg.epochs}: train {rec['train_loss']:.6g}"
+               + (f", val {val:.6g}" if val is not None else "")
+               + (f", test {test:.6g}" if test is not None else "")
+               + f", lr {rec['lr']:.3g}, {rec['seconds']:.1f} s ({rec['train_patterns_per_s']:.1f} patterns/s)")
+        tqdm.write(msg, file=sys.stderr)
+
+
+def _finish(r: _Run, t_start: float) -> TrainResult:
+    """Final weights (best validation epoch or last), refined positions, the bundle, the result."""
+    tcfg, model = r.tcfg, r.model
+    if tcfg.restore_best and r.best_state is not None:
+        model.load_state_dict(r.best_state)
     extra: dict[str, Any] = {}
-    if prep.delta is not None:
-        delta = (best_delta if tcfg.restore_best and best_delta is not None else prep.delta.detach()).cpu().numpy()
-        extra["refined_positions_yx"] = refined_positions(ds.positions_yx, delta)
+    if r.prep.delta is not None:
+        delta = (r.best_delta if tcfg.restore_best and r.best_delta is not None else r.prep.delta.detach()).cpu().numpy()
+        extra["refined_positions_yx"] = refined_positions(r.ds.positions_yx, delta)
     model.eval()
-    scale_block = {**sc.to_dict(), "final": float(torch.exp(model.log_s.detach()).cpu())}
-    epochs_run = len(history)
-    tp = [h["train_patterns_per_s"] for h in history if h.get("train_patterns_per_s")]
+    scale_block = {**r.sc.to_dict(), "final": float(torch.exp(model.log_s.detach()).cpu())}
+    tp = [h["train_patterns_per_s"] for h in r.history if h.get("train_patterns_per_s")]
     pps = float(np.median(tp)) if tp else 0.0
     seconds = time.perf_counter() - t_start
-    if main:
-        from ptychopinn import __version__
-
-        config = {
-            "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
-            "init_from": None if init is None else {"path": str(init[3]), "weights_sha256": init[2]},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "model": mcfg.to_dict(), "training": tcfg.to_dict(),
-            "loss_weights": weights.to_dict(),
-            "intensity_scale": scale_block,
-            "probe": {"normalisation": "sum|P|^2 = (N/2)^2", "factor": float(model.probe_factor),
-                      "source": f"{ds.source}: probeGuess", "trainable": bool(mcfg.probe_trainable),
-                      "file": bundle_mod.PROBE_FILE},
-            "data": {
-                "train": {"path": train_path or ds.source, "sha256": sha256_file(train_path) if train_path else None,
-                          "arrays_sha256": data_sha, "n_patterns": ds.n_patterns, "N": ds.N},
-                "test": None if test_ds is None else {
-                    "path": test_path or test_ds.source, "sha256": sha256_file(test_path) if test_path else None,
-                    "arrays_sha256": test_sha, "n_patterns": test_ds.n_patterns},
-                "n_groups": n_groups, "n_train_groups": int(train_idx.numel()),
-                "n_val_groups": int(val_idx.numel()), "group_size": c,
-            },
-            "supervised": {"amplitude_scale": amp_scale} if mcfg.kind == "supervised" else None,
-            "result": {"epochs_run": epochs_run, "best_epoch": best_epoch,
-                       "best_val_loss": None if not math.isfinite(best_loss) else best_loss,
-                       "stopped_early": stopped, "seconds": seconds, "train_patterns_per_s": pps,
-                       "n_parameters": n_params, "device": str(device), "precision": precision,
-                       "world_size": ctx.world_size,
-                       "final_weights": "best" if tcfg.restore_best and best_state is not None else "last"},
-            "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
-                      "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
-        }
+    best_val = None if not math.isfinite(r.best_loss) else r.best_loss
+    if r.main:
+        config = _bundle_config(r, scale_block, seconds, pps, best_val)
         if extra:
             config["positions"] = {"refined": True, "file": POSITIONS_FILE,
-                                   "correction_rms_px": _rms(extra["refined_positions_yx"] - ds.positions_yx)}
-            save_refined_positions(run / POSITIONS_FILE, ds.positions_yx, extra["refined_positions_yx"])
-        bundle_mod.save_bundle(run, model, config, history, probe_initial, ds.probe)
-    dist_mod.barrier(ctx)
+                                   "correction_rms_px": _rms(extra["refined_positions_yx"] - r.ds.positions_yx)}
+            save_refined_positions(r.run / POSITIONS_FILE, r.ds.positions_yx, extra["refined_positions_yx"])
+        bundle_mod.save_bundle(r.run, model, config, r.history, r.probe_initial, r.ds.probe)
+    dist_mod.barrier(r.ctx)
     result = TrainResult(
-        run_dir=run, model=model, model_config=mcfg, train_config=tcfg, history=history,
-        intensity_scale=scale_block, epochs_run=epochs_run, best_epoch=best_epoch,
-        best_val_loss=None if not math.isfinite(best_loss) else best_loss, stopped_early=stopped,
-        seconds=seconds, train_patterns_per_s=pps, n_parameters=n_params, device=str(device), precision=precision,
-        extra=extra,
+        run_dir=r.run, model=model, model_config=r.mcfg, train_config=tcfg, history=r.history,
+        intensity_scale=scale_block, epochs_run=len(r.history), best_epoch=r.best_epoch,
+        best_val_loss=best_val, stopped_early=r.stopped, seconds=seconds, train_patterns_per_s=pps,
+        n_parameters=r.n_params, device=str(r.device), precision=r.precision, extra=extra,
     )
-    notify(observers, "end", result=result)
+    notify(r.observers, "end", result=result)
     return result
+
+
+def _bundle_config(r: _Run, scale_block: dict[str, Any], seconds: float, pps: float,
+                   best_val: float | None) -> dict[str, Any]:
+    """config.json of the bundle: package, model and training configs, scale, probe, data, result."""
+    from ptychopinn import __version__
+
+    ds, test_ds, tcfg, init = r.ds, r.test_ds, r.tcfg, r.init
+    return {
+        "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
+        "init_from": None if init is None else {"path": str(init[3]), "weights_sha256": init[2]},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": r.mcfg.to_dict(), "training": tcfg.to_dict(),
+        "loss_weights": r.weights.to_dict(),
+        "intensity_scale": scale_block,
+        "probe": {"normalisation": "sum|P|^2 = (N/2)^2", "factor": float(r.model.probe_factor),
+                  "source": f"{ds.source}: probeGuess", "trainable": bool(r.mcfg.probe_trainable),
+                  "file": bundle_mod.PROBE_FILE},
+        "data": {
+            "train": {"path": r.train_path or ds.source,
+                      "sha256": sha256_file(r.train_path) if r.train_path else None,
+                      "arrays_sha256": r.data_sha, "n_patterns": ds.n_patterns, "N": ds.N},
+            "test": None if test_ds is None else {
+                "path": r.test_path or test_ds.source, "sha256": sha256_file(r.test_path) if r.test_path else None,
+                "arrays_sha256": r.test_sha, "n_patterns": test_ds.n_patterns},
+            "n_groups": int(r.prep.groups.shape[0]), "n_train_groups": int(r.train_idx.numel()),
+            "n_val_groups": int(r.val_idx.numel()), "group_size": r.mcfg.C,
+        },
+        "supervised": {"amplitude_scale": r.amp_scale} if r.mcfg.kind == "supervised" else None,
+        "result": {"epochs_run": len(r.history), "best_epoch": r.best_epoch, "best_val_loss": best_val,
+                   "stopped_early": r.stopped, "seconds": seconds, "train_patterns_per_s": pps,
+                   "n_parameters": r.n_params, "device": str(r.device), "precision": r.precision,
+                   "world_size": r.ctx.world_size,
+                   "final_weights": "best" if tcfg.restore_best and r.best_state is not None else "last"},
+        "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
+                  "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
+    }
 
 
 @torch.no_grad()
