@@ -349,22 +349,7 @@ def load_dataset(
     (for a pty-chi refinement to start from; recorded as ``probe_source``).
     """
     p = str(path)
-    if os.path.isdir(p) or is_hdf5_path(p):
-        from ptychopinn.data.cxi import read_hdf5_input
-
-        z = read_hdf5_input(p, options, probe)
-    elif p.lower().endswith(".bz2") or getattr(options, "source_format", None) == "tike":
-        from ptychopinn.data.tike import read_tike
-
-        z = read_tike(p)
-    else:
-        z = open_npz(p)
-        from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz
-
-        if is_ptychodus_training_npz(z):
-            z = from_ptychodus_training_npz(p, z)
-    if isinstance(z.get("_metadata"), dict):
-        z["_metadata"] = np.array(json.dumps(z["_metadata"], default=jsonable))
+    z = _read_source(p, options, probe)
     missing_path = z.pop("_missing_probe_path", None)
     probe_given = probe is not None
     if probe_given:
@@ -375,20 +360,7 @@ def load_dataset(
         amp0, _, _ = _read_diffraction(p, z, nphotons, intensity_scale, None)
         z["probeGuess"] = estimate_probe_from_patterns(amp0)
         probe_given, probe_source = True, "estimated: inverse FFT of the root-mean pattern amplitude, flat phase"
-    if "probeGuess" not in z:
-        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; pass --probe-from FILE "
-                   "(e.g. from 'iterative --save-probe') or use 'train --probe-from-ptychi EPOCHS'")
-    probe = np.asarray(z["probeGuess"])
-    if probe.ndim == 3 and probe.shape[-1] == 1:
-        probe = probe[..., 0]
-    if probe.ndim != 2 or probe.shape[0] != probe.shape[1]:
-        raise _err(p, "probeGuess", f"must be a square 2-D array; got shape {probe.shape}")
-    if probe.dtype.kind not in "fc":
-        raise _err(p, "probeGuess", f"has unsupported dtype {probe.dtype}")
-    _check_finite(p, "probeGuess", probe)
-    if not np.any(probe):
-        raise _err(p, "probeGuess", "is all zero")
-    probe = probe.astype(np.complex128 if probe.dtype in (np.complex128, np.float64) else np.complex64)
+    probe = _read_probe(p, z, missing_path)
 
     diff, dkey, notes = _read_diffraction(p, z, nphotons, intensity_scale, probe.shape[0])
     m, n = diff.shape[0], diff.shape[-1]
@@ -405,48 +377,13 @@ def load_dataset(
     xs = _read_1d(p, z, "xcoords_start", m, np.float64) if "xcoords_start" in z else None
     ys = _read_1d(p, z, "ycoords_start", m, np.float64) if "ycoords_start" in z else None
     si = _read_1d(p, z, "scan_index", m, np.int64) if "scan_index" in z else None
-
-    obj = None
-    if "objectGuess" in z:
-        obj = np.asarray(z["objectGuess"])
-        if obj.ndim == 3 and obj.shape[-1] == 1:
-            obj = obj[..., 0]
-        if obj.ndim != 2:
-            raise _err(p, "objectGuess", f"must be 2-D; got shape {obj.shape}")
-        if obj.dtype.kind not in "fc":
-            raise _err(p, "objectGuess", f"has unsupported dtype {obj.dtype}")
-        _check_finite(p, "objectGuess", obj)
-        obj = obj.astype(np.complex128 if obj.dtype in (np.complex128, np.float64) else np.complex64)
-        if check_bounds:
-            check_positions_inside(obj.shape, y, x, n, source=p)
-    elif require_object:
-        raise _err(p, "objectGuess", "missing (needed here)")
-
-    gtp = None
-    if "ground_truth_patches" in z:
-        g = np.asarray(z["ground_truth_patches"])
-        if g.ndim == 3:
-            g = g[..., None]
-        if g.ndim != 4 or g.shape != (m, n, n, 1):
-            raise _err(p, "ground_truth_patches", f"shape {g.shape} does not match ({m}, {n}, {n}, 1)")
-        if g.dtype.kind not in "fiuc":
-            raise _err(p, "ground_truth_patches", f"has unsupported dtype {g.dtype}")
-        _check_finite(p, "ground_truth_patches", g)
-        gtp = g.astype(np.complex64)
+    obj = _read_object(p, z, y, x, n, check_bounds, require_object)
+    gtp = _read_ground_truth_patches(p, z, m, n)
 
     mask = None
     if "mask" in z:
         mask = check_mask(z["mask"], (n, n), p, "mask")
-    meta: dict[str, Any] = {}
-    if "_metadata" in z:
-        if z["_metadata"].dtype.kind not in "US" or z["_metadata"].size != 1:
-            raise _err(p, "_metadata", f"must be one JSON string; got {z['_metadata'].dtype} {z['_metadata'].shape}")
-        try:
-            meta = json.loads(str(z["_metadata"].reshape(-1)[0]))
-        except (json.JSONDecodeError, ValueError):
-            raise _err(p, "_metadata", "is not JSON text") from None
-        if not isinstance(meta, dict):
-            meta = {"value": meta}
+    meta = _read_metadata(p, z)
     if notes:
         meta = {**meta, "load_notes": {**meta.get("load_notes", {}), **notes}}
     if probe_given:
@@ -459,6 +396,98 @@ def load_dataset(
         mask_source = (meta.get("mask") or {}).get("source") or f"{p}: mask"
         ds = ds.with_mask(mask, mask_source)
     return ds
+
+
+def _read_source(p: str, options: Any, probe: np.ndarray | None) -> dict[str, Any]:
+    """The file's contract arrays by format: a directory or HDF5/CXI file (:mod:`.cxi`), a tike
+    ``.bz2`` pickle (:mod:`.tike`), else an NPZ (a ptychodus training NPZ is converted);
+    ``_metadata`` as one JSON string."""
+    if os.path.isdir(p) or is_hdf5_path(p):
+        from ptychopinn.data.cxi import read_hdf5_input
+
+        z = read_hdf5_input(p, options, probe)
+    elif p.lower().endswith(".bz2") or getattr(options, "source_format", None) == "tike":
+        from ptychopinn.data.tike import read_tike
+
+        z = read_tike(p)
+    else:
+        z = open_npz(p)
+        from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz
+
+        if is_ptychodus_training_npz(z):
+            z = from_ptychodus_training_npz(p, z)
+    if isinstance(z.get("_metadata"), dict):
+        z["_metadata"] = np.array(json.dumps(z["_metadata"], default=jsonable))
+    return z
+
+
+def _read_probe(p: str, z: dict[str, Any], missing_path: str | None) -> np.ndarray:
+    """``probeGuess``: square, 2-D (or (N, N, 1)), float or complex, finite and not all zero."""
+    if "probeGuess" not in z:
+        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; pass --probe-from FILE "
+                   "(e.g. from 'iterative --save-probe') or use 'train --probe-from-ptychi EPOCHS'")
+    probe = np.asarray(z["probeGuess"])
+    if probe.ndim == 3 and probe.shape[-1] == 1:
+        probe = probe[..., 0]
+    if probe.ndim != 2 or probe.shape[0] != probe.shape[1]:
+        raise _err(p, "probeGuess", f"must be a square 2-D array; got shape {probe.shape}")
+    if probe.dtype.kind not in "fc":
+        raise _err(p, "probeGuess", f"has unsupported dtype {probe.dtype}")
+    _check_finite(p, "probeGuess", probe)
+    if not np.any(probe):
+        raise _err(p, "probeGuess", "is all zero")
+    return probe.astype(np.complex128 if probe.dtype in (np.complex128, np.float64) else np.complex64)
+
+
+def _read_object(p: str, z: dict[str, Any], y: np.ndarray, x: np.ndarray, n: int, check_bounds: bool,
+                 require_object: bool) -> np.ndarray | None:
+    """``objectGuess`` (optional unless ``require_object``): 2-D, finite, every patch inside it."""
+    if "objectGuess" not in z:
+        if require_object:
+            raise _err(p, "objectGuess", "missing (needed here)")
+        return None
+    obj = np.asarray(z["objectGuess"])
+    if obj.ndim == 3 and obj.shape[-1] == 1:
+        obj = obj[..., 0]
+    if obj.ndim != 2:
+        raise _err(p, "objectGuess", f"must be 2-D; got shape {obj.shape}")
+    if obj.dtype.kind not in "fc":
+        raise _err(p, "objectGuess", f"has unsupported dtype {obj.dtype}")
+    _check_finite(p, "objectGuess", obj)
+    obj = obj.astype(np.complex128 if obj.dtype in (np.complex128, np.float64) else np.complex64)
+    if check_bounds:
+        check_positions_inside(obj.shape, y, x, n, source=p)
+    return obj
+
+
+def _read_ground_truth_patches(p: str, z: dict[str, Any], m: int, n: int) -> np.ndarray | None:
+    """``ground_truth_patches`` (optional): (M, N, N) or (M, N, N, 1), finite, as complex64."""
+    if "ground_truth_patches" not in z:
+        return None
+    g = np.asarray(z["ground_truth_patches"])
+    if g.ndim == 3:
+        g = g[..., None]
+    if g.ndim != 4 or g.shape != (m, n, n, 1):
+        raise _err(p, "ground_truth_patches", f"shape {g.shape} does not match ({m}, {n}, {n}, 1)")
+    if g.dtype.kind not in "fiuc":
+        raise _err(p, "ground_truth_patches", f"has unsupported dtype {g.dtype}")
+    _check_finite(p, "ground_truth_patches", g)
+    return g.astype(np.complex64)
+
+
+def _read_metadata(p: str, z: dict[str, Any]) -> dict[str, Any]:
+    """``_metadata`` (optional): one JSON string; a non-dict value is wrapped as ``{"value": ...}``."""
+    meta: dict[str, Any] = {}
+    if "_metadata" in z:
+        if z["_metadata"].dtype.kind not in "US" or z["_metadata"].size != 1:
+            raise _err(p, "_metadata", f"must be one JSON string; got {z['_metadata'].dtype} {z['_metadata'].shape}")
+        try:
+            meta = json.loads(str(z["_metadata"].reshape(-1)[0]))
+        except (json.JSONDecodeError, ValueError):
+            raise _err(p, "_metadata", "is not JSON text") from None
+        if not isinstance(meta, dict):
+            meta = {"value": meta}
+    return meta
 
 
 def as_dataset(data: str | os.PathLike | PtychoDataset, *, require_object: bool = False) -> PtychoDataset:

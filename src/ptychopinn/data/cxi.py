@@ -396,110 +396,22 @@ def _note_dropped(notes: dict[str, Any], dropped: int, how: str) -> None:
 
 def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
               probe: np.ndarray | None) -> dict[str, Any]:
-    dpath = next((q for q in (DATA, DETECTOR_DATA) if _dataset(f, q) is not None), None)
-    if dpath is None:
-        if _dataset(f, TRANSLATION) is not None or _dataset(f, PROBE) is not None:
-            raise _err(p, DATA, "missing: a ptychodus product file; the diffraction half is missing (pass "
-                                "the diffraction file as input, this one with --product)")
-        raise _err(p, DATA, f"missing (also looked at {DETECTOR_DATA}): no diffraction data")
-    raw = f[dpath][()]
-    if raw.ndim not in (3, 4):
-        raise _err(p, dpath, f"must be (M, N, N); got shape {raw.shape}")
-    m, n = raw.shape[0], raw.shape[-1]
-    mask = None
-    md = _dataset(f, MASK)
-    if md is not None:
-        mk = np.asarray(md[()])
-        if mk.shape != raw.shape[-2:]:
-            raise _err(p, MASK, f"shape {mk.shape} does not match the ({raw.shape[-2]}, {raw.shape[-1]}) patterns")
-        mask = mk != 0
-    amp, notes, mask = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
-
+    dpath, amp, notes, mask, (m, n) = _cxi_patterns(p, f, opts)
     pf = None
     try:
         if product is not None:
             pf = _open(product)
         src = pf if pf is not None else f
         src_name = product if pf is not None else p
-        # positions
-        tpath = TRANSLATION if _dataset(src, TRANSLATION) is not None else (
-            DATA_TRANSLATION if _dataset(src, DATA_TRANSLATION) is not None else None)
-        if tpath is None:
-            raise _err(src_name, TRANSLATION, "missing (also entry_1/data_1/translation): no scan positions"
-                       + ("" if pf is not None else f"; {_PATTERN_HINT}"))
-        t = np.asarray(src[tpath][()])
-        if t.ndim != 2 or t.shape[1] < 2 or t.dtype.kind not in "fiu":
-            raise _err(src_name, tpath, f"must be (M, 3) metres; got shape {t.shape} {t.dtype}")
-        t = t.astype(np.float64)
-        if not np.all(np.isfinite(t[:, :2])):
-            raise _err(src_name, tpath, "contains NaN or Inf")
-        idx_d = _dataset(src, PT_INDEXES)
-        if idx_d is not None:  # ptychodus: position k belongs to the pattern of scan index indexes[k]
-            pos_index = np.asarray(idx_d[()])
-            if pos_index.ndim != 1 or pos_index.shape[0] != t.shape[0]:
-                raise _err(src_name, PT_INDEXES, f"has shape {pos_index.shape} but {tpath} holds "
-                                                 f"{t.shape[0]} positions")
-            rows, dropped = _pair_by_index(p, np.arange(m), pos_index, src_name, PT_INDEXES)
+        t, tpath, rows = _cxi_translations(p, src, src_name, product if pf is not None else None, dpath, m, notes)
+        if rows is not None:
             amp = amp[rows]
-            _note_dropped(notes, dropped, f"by {PT_INDEXES} (pattern k of {dpath} has scan index k)")
-        elif pf is not None:
-            if t.shape[0] != m:
-                raise _err(product, tpath, f"has {t.shape[0]} positions but {p}: {dpath} holds {m} patterns "
-                                           f"and there is no {PT_INDEXES} to pair them")
-        elif t.shape[0] != m:
-            raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns "
-                                 f"(and no {PT_INDEXES} pairs them)")
-        # geometry
-        energy = _scalar(f, p, ENERGY, required=False) or _scalar(src, src_name, ENERGY, required=True,
-                                                                  hint="photon energy in joules")
-        if energy > 1e-9:
-            raise _err(p, ENERGY, f"{energy:g} looks like eV or keV; CXI stores the photon energy in joules")
-        distance = _scalar(f, p, DISTANCE, required=False) or _scalar(src, src_name, DISTANCE, required=True,
-                                                                      hint="sample-detector distance in metres")
-        geometry: dict[str, Any] = {"energy_J": energy, "energy_eV": energy / EV_J,
-                                    "wavelength_m": wavelength_m(energy), "distance_m": distance,
-                                    "translation_path": tpath}
-        conv = opts.convention
-        has_frame = pf is not None or _dataset(f, f"{PT}/object_pixel_width_m") is not None
-        frame = _ptychodus_cxi_frame(src, src_name) if has_frame else None
-        our = _dataset(src, f"{OUR}/position_affine")
-        obj = None
-        if frame is not None:
-            obj, x, y, affine = _positions_in_frame(t[:, 0], t[:, 1], frame, n, conv)
-            geometry["object_role"] = "ptychodus product object (reconstruction or initial guess), not a ground truth"
-        else:
-            xp = _scalar(f, p, X_PIXEL, required=True, hint="detector pixel width in metres")
-            yp = _scalar(f, p, Y_PIXEL, required=True, hint="detector pixel height in metres")
-            dx, dy = object_pixel_size_m(energy, distance, xp, n), object_pixel_size_m(energy, distance, yp, n)
-            geometry["detector_pixel_m"] = [yp, xp]
-            origin = None
-            if our is not None:  # written by write_cxi: restore its frame (unless another convention is asked)
-                saved = json.loads(_as_str(our[()]))
-                saved_conv = PositionConvention(**saved.get("convention", {}))
-                if conv == PositionConvention() or conv == saved_conv:
-                    conv = saved_conv
-                    origin = (float(saved["x0_m"]), float(saved["y0_m"]))
-            x, y, affine = metres_to_pixels(t[:, 0], t[:, 1], dx, dy, n, conv, origin_m=origin)
-            od = _dataset(src, OBJECT)
-            if od is not None and origin is not None:
-                obj = np.asarray(od[()])
-                while obj.ndim > 2:
-                    obj = obj[0]
-                geometry["object_role"] = "objectGuess written by ptychopinn"
-            elif od is not None:
-                notes["object_ignored"] = (f"{OBJECT} has no pixel frame recorded (or another convention "
-                                           "was asked); not used")
-        geometry["object_pixel_m"] = [affine["dy_m"], affine["dx_m"]]
-        geometry["position_affine"] = affine
-        geometry["convention"] = asdict(conv)
-        # probe
+        geometry = _cxi_geometry(p, f, src, src_name, tpath)
+        x, y, obj = _cxi_positions(p, f, src, src_name, pf is not None, t, n, opts.convention,
+                                         geometry, notes)
         probe_notes: dict[str, Any] = {}
         if probe is None:
-            ppath = PROBE if _dataset(src, PROBE) is not None else (
-                ILLUMINATION if _dataset(src, ILLUMINATION) is not None else None)
-            if ppath is not None:
-                probe, probe_notes = _probe_array(src_name, ppath, src[ppath][()], n)
-                geometry["probe_source"] = f"{src_name}: {ppath}"
+            probe, probe_notes = _cxi_probe(src, src_name, n, geometry)
         out: dict[str, Any] = {"diff3d": amp, "xcoords": x, "ycoords": y}
         if mask is not None:
             out["mask"] = mask
@@ -509,20 +421,151 @@ def _read_cxi(p: str, f: Any, product: str | None, opts: InputOptions,
             out["_missing_probe_path"] = PROBE
         if obj is not None:
             out["objectGuess"] = np.asarray(obj).astype(np.complex64)
-        out["_metadata"] = {"source_format": "cxi" if pf is None else "ptychodus cxi pair",
-                            "source_files": [p] + ([product] if product else []),
-                            "geometry": geometry, "load_notes": {**notes, **probe_notes}}
-        meta_d = _dataset(f, f"{OUR}/metadata")
-        if meta_d is not None:
-            try:
-                prev = json.loads(_as_str(meta_d[()]))
-                out["_metadata"] = {**prev, **out["_metadata"]}
-            except json.JSONDecodeError:
-                pass
+        out["_metadata"] = _cxi_metadata(p, f, product, pf is None, geometry, {**notes, **probe_notes})
         return out
     finally:
         if pf is not None:
             pf.close()
+
+
+def _cxi_patterns(p: str, f: Any, opts: InputOptions,
+                  ) -> tuple[str, np.ndarray, dict[str, Any], np.ndarray | None, tuple[int, int]]:
+    """The diffraction data (``entry_1/data_1/data`` or the detector's) as amplitudes, with its
+    path, the load notes, the detector mask (True = bad) and (M, N) of the raw data."""
+    dpath = next((q for q in (DATA, DETECTOR_DATA) if _dataset(f, q) is not None), None)
+    if dpath is None:
+        if _dataset(f, TRANSLATION) is not None or _dataset(f, PROBE) is not None:
+            raise _err(p, DATA, "missing: a ptychodus product file; the diffraction half is missing (pass "
+                                "the diffraction file as input, this one with --product)")
+        raise _err(p, DATA, f"missing (also looked at {DETECTOR_DATA}): no diffraction data")
+    raw = f[dpath][()]
+    if raw.ndim not in (3, 4):
+        raise _err(p, dpath, f"must be (M, N, N); got shape {raw.shape}")
+    mask = None
+    md = _dataset(f, MASK)
+    if md is not None:
+        mk = np.asarray(md[()])
+        if mk.shape != raw.shape[-2:]:
+            raise _err(p, MASK, f"shape {mk.shape} does not match the ({raw.shape[-2]}, {raw.shape[-1]}) patterns")
+        mask = mk != 0
+    amp, notes, mask = _counts_to_amplitude(p, dpath, raw, mask, opts.fftshift)
+    return dpath, amp, notes, mask, (raw.shape[0], raw.shape[-1])
+
+
+def _cxi_translations(p: str, src: Any, src_name: str, product: str | None, dpath: str, m: int,
+                      notes: dict[str, Any]) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """The scan positions (M, 3) metres, their path, and the pattern row of every position when
+    ptychodus's index list pairs them (None: one position per pattern, in order)."""
+    tpath = TRANSLATION if _dataset(src, TRANSLATION) is not None else (
+        DATA_TRANSLATION if _dataset(src, DATA_TRANSLATION) is not None else None)
+    if tpath is None:
+        raise _err(src_name, TRANSLATION, "missing (also entry_1/data_1/translation): no scan positions"
+                   + ("" if product is not None else f"; {_PATTERN_HINT}"))
+    t = np.asarray(src[tpath][()])
+    if t.ndim != 2 or t.shape[1] < 2 or t.dtype.kind not in "fiu":
+        raise _err(src_name, tpath, f"must be (M, 3) metres; got shape {t.shape} {t.dtype}")
+    t = t.astype(np.float64)
+    if not np.all(np.isfinite(t[:, :2])):
+        raise _err(src_name, tpath, "contains NaN or Inf")
+    rows = None
+    idx_d = _dataset(src, PT_INDEXES)
+    if idx_d is not None:  # ptychodus: position k belongs to the pattern of scan index indexes[k]
+        pos_index = np.asarray(idx_d[()])
+        if pos_index.ndim != 1 or pos_index.shape[0] != t.shape[0]:
+            raise _err(src_name, PT_INDEXES, f"has shape {pos_index.shape} but {tpath} holds "
+                                             f"{t.shape[0]} positions")
+        rows, dropped = _pair_by_index(p, np.arange(m), pos_index, src_name, PT_INDEXES)
+        _note_dropped(notes, dropped, f"by {PT_INDEXES} (pattern k of {dpath} has scan index k)")
+    elif product is not None:
+        if t.shape[0] != m:
+            raise _err(product, tpath, f"has {t.shape[0]} positions but {p}: {dpath} holds {m} patterns "
+                                       f"and there is no {PT_INDEXES} to pair them")
+    elif t.shape[0] != m:
+        raise _err(p, tpath, f"has {t.shape[0]} positions but {dpath} holds {m} patterns "
+                             f"(and no {PT_INDEXES} pairs them)")
+    return t, tpath, rows
+
+
+def _cxi_geometry(p: str, f: Any, src: Any, src_name: str, tpath: str) -> dict[str, Any]:
+    """Photon energy (J, checked) and distance, from the data file or else the product file."""
+    energy = _scalar(f, p, ENERGY, required=False) or _scalar(src, src_name, ENERGY, required=True,
+                                                              hint="photon energy in joules")
+    if energy > 1e-9:
+        raise _err(p, ENERGY, f"{energy:g} looks like eV or keV; CXI stores the photon energy in joules")
+    distance = _scalar(f, p, DISTANCE, required=False) or _scalar(src, src_name, DISTANCE, required=True,
+                                                                  hint="sample-detector distance in metres")
+    return {"energy_J": energy, "energy_eV": energy / EV_J, "wavelength_m": wavelength_m(energy),
+            "distance_m": distance, "translation_path": tpath}
+
+
+def _cxi_positions(p: str, f: Any, src: Any, src_name: str, paired: bool, t: np.ndarray, n: int,
+                   conv: PositionConvention, geometry: dict[str, Any], notes: dict[str, Any],
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Pixel positions (and the object, where its frame is known) from the metres in ``t``: in a
+    ptychodus object frame when there is one, else from the detector geometry (restoring the
+    frame ``write_cxi`` recorded). Adds the frame to ``geometry``."""
+    has_frame = paired or _dataset(f, f"{PT}/object_pixel_width_m") is not None
+    frame = _ptychodus_cxi_frame(src, src_name) if has_frame else None
+    our = _dataset(src, f"{OUR}/position_affine")
+    obj = None
+    if frame is not None:
+        obj, x, y, affine = _positions_in_frame(t[:, 0], t[:, 1], frame, n, conv)
+        geometry["object_role"] = "ptychodus product object (reconstruction or initial guess), not a ground truth"
+    else:
+        energy, distance = geometry["energy_J"], geometry["distance_m"]
+        xp = _scalar(f, p, X_PIXEL, required=True, hint="detector pixel width in metres")
+        yp = _scalar(f, p, Y_PIXEL, required=True, hint="detector pixel height in metres")
+        dx, dy = object_pixel_size_m(energy, distance, xp, n), object_pixel_size_m(energy, distance, yp, n)
+        geometry["detector_pixel_m"] = [yp, xp]
+        origin = None
+        if our is not None:  # written by write_cxi: restore its frame (unless another convention is asked)
+            saved = json.loads(_as_str(our[()]))
+            saved_conv = PositionConvention(**saved.get("convention", {}))
+            if conv == PositionConvention() or conv == saved_conv:
+                conv = saved_conv
+                origin = (float(saved["x0_m"]), float(saved["y0_m"]))
+        x, y, affine = metres_to_pixels(t[:, 0], t[:, 1], dx, dy, n, conv, origin_m=origin)
+        od = _dataset(src, OBJECT)
+        if od is not None and origin is not None:
+            obj = np.asarray(od[()])
+            while obj.ndim > 2:
+                obj = obj[0]
+            geometry["object_role"] = "objectGuess written by ptychopinn"
+        elif od is not None:
+            notes["object_ignored"] = (f"{OBJECT} has no pixel frame recorded (or another convention "
+                                       "was asked); not used")
+    geometry["object_pixel_m"] = [affine["dy_m"], affine["dx_m"]]
+    geometry["position_affine"] = affine
+    geometry["convention"] = asdict(conv)
+    return x, y, obj
+
+
+def _cxi_probe(src: Any, src_name: str, n: int, geometry: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The file's probe (``entry_1/instrument_1/source_1/probe`` or the illumination), if any."""
+    ppath = PROBE if _dataset(src, PROBE) is not None else (
+        ILLUMINATION if _dataset(src, ILLUMINATION) is not None else None)
+    if ppath is None:
+        return None, {}
+    probe, probe_notes = _probe_array(src_name, ppath, src[ppath][()], n)
+    geometry["probe_source"] = f"{src_name}: {ppath}"
+    return probe, probe_notes
+
+
+def _cxi_metadata(p: str, f: Any, product: str | None, single: bool, geometry: dict[str, Any],
+                  notes: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's ``_metadata``: format, files, geometry, load notes (over any metadata the file
+    recorded when ptychopinn wrote it)."""
+    meta = {"source_format": "cxi" if single else "ptychodus cxi pair",
+            "source_files": [p] + ([product] if product else []),
+            "geometry": geometry, "load_notes": notes}
+    meta_d = _dataset(f, f"{OUR}/metadata")
+    if meta_d is not None:
+        try:
+            prev = json.loads(_as_str(meta_d[()]))
+            meta = {**prev, **meta}
+        except json.JSONDecodeError:
+            pass
+    return meta
 
 
 def _as_str(v: Any) -> str:

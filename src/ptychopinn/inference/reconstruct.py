@@ -100,7 +100,46 @@ def reconstruct(
     t0 = time.perf_counter()
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1; got {batch_size}")
-    # cheap checks first, then the data, then the (possibly large) model
+    im, ds, crop = _prepare(model, data, stitch_crop, device)
+    pos = ds.positions_yx
+    st = Stitcher.for_centres(pos, ds.N, crop, subpixel=subpixel, device=im.device)
+    try:
+        r = data_input_scale(ds.diff3d)
+    except DataError as exc:
+        raise DataError(f"{ds.source}: key 'diff3d': {exc}") from None
+    t_setup = time.perf_counter()
+    notify(observers, "setup", ds=ds, model=im, r=r)
+
+    groups, t_pred, t_stitch = _predict_into(st, im, ds, groups, int(batch_size), r, progress, int(seed),
+                                             observers)
+    t1 = time.perf_counter()
+    canvas, origin, counts = st.result()
+    t_stitch += time.perf_counter() - t1
+    total = time.perf_counter() - t0
+    timing = {
+        "setup_s": t_setup - t0, "predict_s": t_pred, "stitch_s": t_stitch, "total_s": total,
+        "patterns_per_s": ds.n_patterns / max(t_pred + t_stitch, 1e-12),
+    }
+    meta = _metadata(im, ds, groups, crop, subpixel, r, batch_size, seed, timing)
+    rec = Reconstruction(
+        object=canvas, amplitude=np.abs(canvas).astype(np.float32), phase=np.angle(canvas).astype(np.float32),
+        counts=counts, origin=origin, stitch_crop=crop, input_scale=r, timing=timing, metadata=meta,
+    )
+    if out_dir is not None:
+        write_outputs(rec, out_dir, ds.xcoords, ds.ycoords)
+    notify(observers, "end", reconstruction=rec, ds=ds, out_dir=out_dir)
+    return rec
+
+
+def _probe_conditioned(im: InferenceModel) -> bool:
+    """A general model: it takes each scan's probe as an input."""
+    return bool(getattr(getattr(im.module, "config", None), "probe_conditioned", False))
+
+
+def _prepare(model: Any, data: Any, stitch_crop: int | None,
+             device: str | torch.device) -> tuple[InferenceModel, Any, int]:
+    """The model, the dataset and the stitch crop, checked against each other (cheap checks
+    first, then the data, then the (possibly large) model)."""
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
         from ptychopinn.training.bundle import resolve_bundle
@@ -112,32 +151,31 @@ def reconstruct(
     crop = default_crop(ds.N) if stitch_crop is None else check_crop(ds.N, stitch_crop)
     im: InferenceModel = model if isinstance(model, InferenceModel) else resolve_model(model, dev)
     n = ds.N
-    if getattr(getattr(im.module, "config", None), "probe_conditioned", False):
+    if _probe_conditioned(im):
         im.module.set_probe(ds.probe)  # a general model reconstructs each scan with its own probe
     if im.N and n != im.N:
         raise DataError(f"{ds.source}: key 'diff3d': pattern size {n} does not match the model's N={im.N}")
     if ds.n_patterns < im.gridsize ** 2:
         raise DataError(f"{ds.source}: key 'diff3d': {ds.n_patterns} patterns are too few for "
                         f"gridsize {im.gridsize} groups")
-    pos = ds.positions_yx
-    st = Stitcher.for_centres(pos, n, crop, subpixel=subpixel, device=im.device)
-    try:
-        r = data_input_scale(ds.diff3d)
-    except DataError as exc:
-        raise DataError(f"{ds.source}: key 'diff3d': {exc}") from None
-    t_setup = time.perf_counter()
-    notify(observers, "setup", ds=ds, model=im, r=r)
+    return im, ds, crop
 
+
+def _predict_into(st: Stitcher, im: InferenceModel, ds: Any, groups: str, batch_size: int, r: float,
+                  progress: bool | None, seed: int, observers: Any) -> tuple[str, float, float]:
+    """Predict the patches chunk by chunk and add them to ``st``; returns the grouping used
+    (``anchor`` or ``cover``) and the prediction and stitching seconds."""
+    pos = ds.positions_yx
     t_pred = t_stitch = 0.0
     _sync(im.device)
     tick = time.perf_counter()
     if groups == "auto":
-        groups = "cover" if getattr(getattr(im.module, "config", None), "probe_conditioned", False) else "anchor"
+        groups = "cover" if _probe_conditioned(im) else "anchor"
     if groups == "cover" and im.gridsize > 1:
-        chunks = iter_cover_patches(im, ds.diff3d, pos, batch_size=int(batch_size), r=r, seed=int(seed))
+        chunks = iter_cover_patches(im, ds.diff3d, pos, batch_size=batch_size, r=r, seed=seed)
     else:
         groups = "anchor"
-        chunks = iter_patches(im, ds.diff3d, pos, batch_size=int(batch_size), r=r, progress=progress, seed=int(seed))
+        chunks = iter_patches(im, ds.diff3d, pos, batch_size=batch_size, r=r, progress=progress, seed=seed)
     for sl, patches in chunks:
         _sync(im.device)
         t1 = time.perf_counter()
@@ -147,16 +185,14 @@ def reconstruct(
         _sync(im.device)
         tick = time.perf_counter()
         t_stitch += tick - t1
-    t1 = time.perf_counter()
-    canvas, origin, counts = st.result()
-    t_stitch += time.perf_counter() - t1
-    total = time.perf_counter() - t0
-    timing = {
-        "setup_s": t_setup - t0, "predict_s": t_pred, "stitch_s": t_stitch, "total_s": total,
-        "patterns_per_s": ds.n_patterns / max(t_pred + t_stitch, 1e-12),
-    }
+    return groups, t_pred, t_stitch
+
+
+def _metadata(im: InferenceModel, ds: Any, groups: str, crop: int, subpixel: str, r: float, batch_size: int,
+              seed: int, timing: dict[str, float]) -> dict[str, Any]:
+    """The ``metadata`` of a :class:`Reconstruction` (written into ``reconstruction.npz``)."""
     meta = {
-        "model": im.source, "kind": im.kind, "N": n, "gridsize": im.gridsize,
+        "model": im.source, "kind": im.kind, "N": ds.N, "gridsize": im.gridsize,
         "group_patch_stitched": ("own patch" if im.gridsize == 1 else "anchor (column 0) of one group per pattern"
                                  if groups == "anchor" else "every member of a covering set of groups"),
         "data": ds.source, "n_patterns": ds.n_patterns, "stitch_crop": crop, "subpixel": subpixel,
@@ -171,14 +207,7 @@ def reconstruct(
     from ptychopinn import __version__
 
     meta["package_version"] = __version__
-    rec = Reconstruction(
-        object=canvas, amplitude=np.abs(canvas).astype(np.float32), phase=np.angle(canvas).astype(np.float32),
-        counts=counts, origin=origin, stitch_crop=crop, input_scale=r, timing=timing, metadata=meta,
-    )
-    if out_dir is not None:
-        write_outputs(rec, out_dir, ds.xcoords, ds.ycoords)
-    notify(observers, "end", reconstruction=rec, ds=ds, out_dir=out_dir)
-    return rec
+    return meta
 
 
 def write_outputs(rec: Reconstruction, out_dir: str | os.PathLike, xcoords: np.ndarray,

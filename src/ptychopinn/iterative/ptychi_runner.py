@@ -464,31 +464,61 @@ def build_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, 
     return task
 
 
-def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True,
-               init_object: Any = None, init_probe: Any = None, snapshot_epochs: Any = ()) -> PtychiResult:
-    """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
-    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded).
+@dataclass
+class _TaskRun:
+    """What one pty-chi task produced (buffers in pty-chi's frame) and how long it took."""
 
-    ``init_object``: start from this reconstruction (e.g. the PINN's ``Reconstruction`` or its
-    ``reconstruction.npz``) instead of ones; ``init_probe``: start from this probe (array or NPZ).
-    ``snapshot_epochs``: epochs (1-based) after which the object is copied into
-    ``result.snapshots[epoch]`` (time-to-quality curves; the copies are not timed)."""
-    config = config or PtychiConfig()
-    inputs = prepare_inputs(dataset, config, init_object, init_probe)
-    t_import = time.perf_counter()
-    pc = import_ptychi()
-    import_seconds = time.perf_counter() - t_import
-    device = resolve_device(config.device)
+    obj_buf: np.ndarray
+    probe_buf: np.ndarray
+    pos_buf: np.ndarray | None
+    losses: list[float]
+    epoch_seconds: list[float]
+    snapshots: dict[int, np.ndarray]
+    build_seconds: float
+    epochs_seconds: float
 
+
+def _run_epochs(task: Any, config: PtychiConfig, geom: PtychiGeometry, progress: bool,
+                snap_at: set[int], t1: float) -> tuple[list[float], list[float], dict[int, np.ndarray], float]:
+    """Run the epochs one at a time (progress bar, per-epoch loss and wall time, object snapshots,
+    divergence check); returns the losses, epoch times, snapshots and the time spent copying them."""
     import torch
     from tqdm.auto import tqdm
 
-    geom = inputs.geometry
     losses: list[float] = []
     epoch_seconds: list[float] = []
-    snap_at = {int(e) for e in snapshot_epochs}
     snapshots: dict[int, np.ndarray] = {}
     snap_seconds = 0.0
+    bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm} ({torch.get_num_threads()} CPU threads)", unit="epoch",
+               disable=None if progress else True, leave=False)  # None: no bar off a terminal
+    try:
+        for epoch in bar:
+            task.run(n_epochs=1)
+            loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
+            losses.append(loss)
+            epoch_seconds.append(time.perf_counter() - t1 - snap_seconds - sum(epoch_seconds))
+            if epoch + 1 in snap_at:
+                ts = time.perf_counter()
+                sy, sx = geom.canvas_slices()
+                buf = task.get_data_to_cpu("object", as_numpy=True)
+                snapshots[epoch + 1] = np.ascontiguousarray(buf[0][sy, sx]).astype(np.complex64)
+                snap_seconds += time.perf_counter() - ts
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
+    finally:
+        bar.close()
+    return losses, epoch_seconds, snapshots, snap_seconds
+
+
+def _run_task(pc: SimpleNamespace, inputs: PtychiInputs, config: PtychiConfig, device: str,
+              progress: bool, snapshot_epochs: Any) -> _TaskRun:
+    """Build the task and run its epochs with torch's global state preserved; returns the final
+    buffers (the task is freed)."""
+    import torch
+
+    snap_at = {int(e) for e in snapshot_epochs}
     gpu = torch.cuda.device(device) if device != "cpu" else contextlib.nullcontext()
     with preserved_torch_state(), warnings.catch_warnings(), gpu:  # cuda:K: pty-chi's "cuda" is GPU K
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
@@ -496,26 +526,8 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         task = build_task(pc, inputs, config, device)
         build_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        bar = tqdm(range(int(config.epochs)), desc=f"pty-chi {config.algorithm} ({torch.get_num_threads()} CPU threads)", unit="epoch",
-                   disable=None if progress else True, leave=False)  # None: no bar off a terminal
-        try:
-            for epoch in bar:
-                task.run(n_epochs=1)
-                loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
-                losses.append(loss)
-                epoch_seconds.append(time.perf_counter() - t1 - snap_seconds - sum(epoch_seconds))
-                if epoch + 1 in snap_at:
-                    ts = time.perf_counter()
-                    sy, sx = geom.canvas_slices()
-                    buf = task.get_data_to_cpu("object", as_numpy=True)
-                    snapshots[epoch + 1] = np.ascontiguousarray(buf[0][sy, sx]).astype(np.complex64)
-                    snap_seconds += time.perf_counter() - ts
-                bar.set_postfix(loss=f"{loss:.4g}")
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"pty-chi {config.algorithm} diverged: loss {loss} at epoch {epoch}")
-        finally:
-            bar.close()
+        losses, epoch_seconds, snapshots, snap_seconds = _run_epochs(
+            task, config, inputs.geometry, progress, snap_at, t1)
         epochs_seconds = time.perf_counter() - t1 - snap_seconds
         obj_buf = task.get_data_to_cpu("object", as_numpy=True)
         probe_buf = task.get_data_to_cpu("probe", as_numpy=True)
@@ -524,15 +536,17 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         with contextlib.suppress(Exception):
             task.__exit__(None, None, None)  # frees pty-chi's buffers (and the accelerator cache)
         del task
-    total = build_seconds + epochs_seconds
-    sy, sx = geom.canvas_slices()
-    obj = np.ascontiguousarray(obj_buf[0][sy, sx]).astype(np.complex64)
-    probe = (np.asarray(probe_buf[0, 0]) / np.float32(inputs.probe_scale_factor)).astype(np.complex64)
-    if not np.all(np.isfinite(obj)):
-        raise TrainingDivergedError(f"pty-chi {config.algorithm} produced a non-finite object")
+    return _TaskRun(obj_buf, probe_buf, pos_buf, losses, epoch_seconds, snapshots, build_seconds, epochs_seconds)
+
+
+def _run_metadata(pc: SimpleNamespace, dataset: PtychoDataset, inputs: PtychiInputs, config: PtychiConfig,
+                  device: str, run: _TaskRun, import_seconds: float) -> dict[str, Any]:
+    """The ``metadata`` of a :class:`PtychiResult`: versions, frame, conventions and timings."""
+    import torch
 
     from ptychopinn import __version__
 
+    geom = inputs.geometry
     hb, wb = geom.buffer_shape
     meta = {
         "generator": "ptychopinn.iterative.ptychi_runner",
@@ -560,31 +574,71 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
         "probe_units": "input probe units (pty-chi's probe divided by probe_scale_factor)",
         "loss_definition": LOSS_DEFINITIONS[config.algorithm],
         "import_seconds": import_seconds,
-        "build_seconds": build_seconds,
-        "epochs_seconds": epochs_seconds,
-        "computation_time_seconds": total,
-        "epoch_wall_seconds": epoch_seconds,
-        "final_loss": losses[-1] if losses else None,
+        "build_seconds": run.build_seconds,
+        "epochs_seconds": run.epochs_seconds,
+        "computation_time_seconds": run.build_seconds + run.epochs_seconds,
+        "epoch_wall_seconds": run.epoch_seconds,
+        "final_loss": run.losses[-1] if run.losses else None,
     }
-    from ptychopinn._plot import coverage_mask, pixel_size_of
+    from ptychopinn._plot import pixel_size_of
 
     if pixel_size_of(dataset.metadata) is not None:  # real data: the PNG gets a scale bar
         meta["object_pixel_m"] = pixel_size_of(dataset.metadata)
+    return meta
+
+
+def _refined_centres(pos_buf: np.ndarray, dataset: PtychoDataset, geom: PtychiGeometry,
+                     config: PtychiConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Patch centres (M, 2) from pty-chi's refined positions (inverse of :func:`ptychi_positions`)
+    and the ``position_correction`` metadata entry."""
+    refined = (pos_buf + (np.asarray(geom.buffer_shape, np.float64) - dataset.N) / 2.0 + dataset.N // 2
+               + np.asarray(geom.buffer_top_left, np.float64))
+    shift = refined - dataset.positions_yx
+    info = {
+        "start_epoch": int(config.position_correction_start),
+        "rms_shift_px": float(np.sqrt(np.mean(np.sum(shift ** 2, axis=1)))),
+        "max_shift_px": float(np.max(np.hypot(shift[:, 0], shift[:, 1]))),
+        "method": "pty-chi probe_position_options (gradient correction, mean position kept)"}
+    return refined, info
+
+
+def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progress: bool = True,
+               init_object: Any = None, init_probe: Any = None, snapshot_epochs: Any = ()) -> PtychiResult:
+    """Reconstruct ``dataset`` with pty-chi; returns the object in the objectGuess frame, the probe,
+    the per-epoch loss and the wall time (task build + epochs; the pty-chi import is excluded).
+
+    ``init_object``: start from this reconstruction (e.g. the PINN's ``Reconstruction`` or its
+    ``reconstruction.npz``) instead of ones; ``init_probe``: start from this probe (array or NPZ).
+    ``snapshot_epochs``: epochs (1-based) after which the object is copied into
+    ``result.snapshots[epoch]`` (time-to-quality curves; the copies are not timed)."""
+    config = config or PtychiConfig()
+    inputs = prepare_inputs(dataset, config, init_object, init_probe)
+    t_import = time.perf_counter()
+    pc = import_ptychi()
+    import_seconds = time.perf_counter() - t_import
+    device = resolve_device(config.device)
+
+    geom = inputs.geometry
+    run = _run_task(pc, inputs, config, device, progress, snapshot_epochs)
+    total = run.build_seconds + run.epochs_seconds
+    sy, sx = geom.canvas_slices()
+    obj = np.ascontiguousarray(run.obj_buf[0][sy, sx]).astype(np.complex64)
+    probe = (np.asarray(run.probe_buf[0, 0]) / np.float32(inputs.probe_scale_factor)).astype(np.complex64)
+    if not np.all(np.isfinite(obj)):
+        raise TrainingDivergedError(f"pty-chi {config.algorithm} produced a non-finite object")
+
+    meta = _run_metadata(pc, dataset, inputs, config, device, run, import_seconds)
     origin = (float(geom.canvas_origin[0]), float(geom.canvas_origin[1]))
     refined = None
-    if pos_buf is not None:  # inverse of ptychi_positions
-        refined = (pos_buf + (np.asarray(geom.buffer_shape, np.float64) - dataset.N) / 2.0 + dataset.N // 2
-                   + np.asarray(geom.buffer_top_left, np.float64))
-        shift = refined - dataset.positions_yx
-        meta["position_correction"] = {
-            "start_epoch": int(config.position_correction_start),
-            "rms_shift_px": float(np.sqrt(np.mean(np.sum(shift ** 2, axis=1)))),
-            "max_shift_px": float(np.max(np.hypot(shift[:, 0], shift[:, 1]))),
-            "method": "pty-chi probe_position_options (gradient correction, mean position kept)"}
+    if run.pos_buf is not None:
+        refined, meta["position_correction"] = _refined_centres(run.pos_buf, dataset, geom, config)
+
+    from ptychopinn._plot import coverage_mask
+
     coverage = coverage_mask(dataset.positions_yx if refined is None else refined, probe, origin, obj.shape)
     return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage, refined_positions=refined,
-                        loss_history=np.asarray(losses, dtype=np.float64), computation_time_seconds=total,
-                        config=config, metadata=meta, snapshots=snapshots)
+                        loss_history=np.asarray(run.losses, dtype=np.float64), computation_time_seconds=total,
+                        config=config, metadata=meta, snapshots=run.snapshots)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ptychopinn.errors import ConfigError
-from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document, validate_telemetry
+from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document
+from ptychopinn.telemetry.stats import finite_or_none
 
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
 DIFF_ORDER: tuple[str, ...] = (
@@ -102,16 +103,7 @@ class ParityDiff:
 def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a telemetry file; :class:`DataError` (one line) when it is unreadable,
     not JSON, or not schema 1.0."""
-    doc = read_document(path)
-    validate_telemetry(doc, where=str(path))
-    return doc
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
+    return read_document(path, validate=True)
 
 
 def _get(d: Any, keys: Sequence[str]) -> Any:
@@ -134,11 +126,11 @@ def rel_diff(a: float | None, b: float | None, floor: float = 0.0) -> float | No
 
 def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tuple[RowDiff, ...]:
     """``pairs``: (quantity, a, b, floor or None for the relative group floor)."""
-    vals = [abs(x) for _, a, b, _ in pairs for x in (_num(a), _num(b)) if x is not None]
+    vals = [abs(x) for _, a, b, _ in pairs for x in (finite_or_none(a), finite_or_none(b)) if x is not None]
     group_floor = REL_FLOOR * max(vals) if vals else 0.0
     out = []
     for q, a, b, floor in pairs:
-        fa, fb = _num(a), _num(b)
+        fa, fb = finite_or_none(a), finite_or_none(b)
         if fa is None and fb is None:
             out.append(RowDiff(q, None, None, None, OK))
             continue
@@ -158,7 +150,7 @@ def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 
 def _nonfinite(s: Mapping[str, Any]) -> float | None:
-    t, f = _num(s.get("total_count")), _num(s.get("finite_count"))
+    t, f = finite_or_none(s.get("total_count")), finite_or_none(s.get("finite_count"))
     return None if t is None or f is None else t - f
 
 
@@ -189,11 +181,11 @@ def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, f
     if name == "comparison":
         groups = [[pair(f"{part}.mae", (part, "mae"))] for part in ("amplitude", "phase")]
         groups += [[pair(f"{part}.pearson_r", (part, "pearson_r"), 1.0)] for part in ("amplitude", "phase")]
-        return ([g for g in groups if _num(g[0][1]) is not None or _num(g[0][2]) is not None],
+        return ([g for g in groups if finite_or_none(g[0][1]) is not None or finite_or_none(g[0][2]) is not None],
                 note("ground truth", ("ground_truth_source",)))
     if name == "intensity_scale":
         rows = [pair(q, path) for q, path in _SCALE_KEYS]
-        return [[r for r in rows if _num(r[1]) is not None or _num(r[2]) is not None]], note("used_mode", ("used_mode",))
+        return [[r for r in rows if finite_or_none(r[1]) is not None or finite_or_none(r[2]) is not None]], note("used_mode", ("used_mode",))
     return ([[pair(k, (k,)) for k in _STAT_KEYS], [("nonfinite_count", _nonfinite(a), _nonfinite(b), 0.0)]],
             note("shape", ("shape",)))
 

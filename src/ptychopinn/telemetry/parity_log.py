@@ -117,10 +117,9 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     d = np.asarray(diff3d)
     si = np.asarray(scan_index).reshape(-1)
     if si.dtype.kind not in "iub":
-        if si.dtype.kind == "f" and np.all(np.isfinite(si)) and np.all(si == np.round(si)):
-            si = si.astype(np.int64)
-        else:
+        if not _integral(si):
             raise DataError(f"summarize_grouped: scan_index must hold integers; got dtype {si.dtype}")
+        si = si.astype(np.int64)
     m = d.shape[0]
     if si.size != m:
         raise DataError(f"summarize_grouped: scan_index has {si.size} entries for {m} frames")
@@ -137,6 +136,11 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     out["patterns_per_scan_max"] = int(counts.max())
     out["patterns_per_scan_mean"] = float(counts.mean())
     return out
+
+
+def _integral(a: np.ndarray) -> bool:
+    """Integer dtype, or floats that are all finite whole numbers."""
+    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(np.all(a == np.round(a))))
 
 
 def summarize_probe(probe_array: Any) -> dict[str, Any]:
@@ -310,9 +314,7 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
         frames = _frames_first(p, dkey, diff, None)
         si = np.zeros(frames.shape[0], dtype=np.int64)
         si_source = "default_zeros"
-    if si.dtype.kind not in "iu" and not (
-        si.dtype.kind == "f" and np.all(np.isfinite(si)) and np.all(si == np.round(si))
-    ):
+    if not _integral(si):
         raise DataError(f"{p}: key 'scan_index' must hold integers; got dtype {si.dtype}")
 
     raw = summarize_array(diff)

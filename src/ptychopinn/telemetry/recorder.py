@@ -246,13 +246,15 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return to_plain(out)
 
 
-def read_document(path: str | os.PathLike) -> dict[str, Any]:
+def read_document(path: str | os.PathLike, validate: bool = False) -> dict[str, Any]:
     """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not JSON,
-    not an object, or not schema 1.0."""
+    not an object, or not schema 1.0 (with ``validate``, also when it fails the schema)."""
     p = Path(path)
     doc = read_json(p, "telemetry file", error=DataError, expect=dict)
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
+    if validate:
+        validate_telemetry(doc, where=str(path))
     return doc
 
 

@@ -66,8 +66,12 @@ def _chunks_float64(x: Any, chunk_elems: int = CHUNK_ELEMS):
         yield np.asarray(c, dtype=np.float64).reshape(-1)
 
 
-def _none_if_nonfinite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(float(v)) else float(v)
+def finite_or_none(v: Any) -> float | None:
+    """``float(v)`` for a finite real number, else ``None`` (also for ``None``, bools and non-numbers)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
 
 
 class StatsAccumulator:
@@ -80,15 +84,9 @@ class StatsAccumulator:
 
     def __init__(self, chunk_elems: int = CHUNK_ELEMS) -> None:
         self.chunk_elems = int(chunk_elems)
-        self._n = 0
-        self._mean = 0.0
-        self._m2 = 0.0
-        self._lo = math.inf
-        self._hi = -math.inf
-        self._nan = 0
-        self._total = 0
-        self._rows = 0
-        self._tail: list[int] | None = None
+        self._n = self._nan = self._total = self._rows = 0  # finite, NaN, all elements; first-axis rows
+        self._mean, self._m2, self._lo, self._hi = 0.0, 0.0, math.inf, -math.inf
+        self._tail: list[int] | None = None  # shape after the first axis (None: ragged)
         self._dtype: str | None = None
         self._complex = False
 
@@ -132,10 +130,10 @@ class StatsAccumulator:
         out: dict[str, Any] = {
             "shape": shape,
             "dtype": self._dtype or "float64",
-            "min": _none_if_nonfinite(self._lo) if n else None,
-            "max": _none_if_nonfinite(self._hi) if n else None,
-            "mean": _none_if_nonfinite(self._mean) if n else None,
-            "std": _none_if_nonfinite(math.sqrt(max(self._m2 / n, 0.0))) if n else None,
+            "min": finite_or_none(self._lo) if n else None,
+            "max": finite_or_none(self._hi) if n else None,
+            "mean": finite_or_none(self._mean) if n else None,
+            "std": finite_or_none(math.sqrt(max(self._m2 / n, 0.0))) if n else None,
             "nan_count": self._nan,
             "finite_count": n,
             "total_count": self._total,
@@ -214,7 +212,7 @@ def mask_stats(mask: Any) -> dict[str, Any]:
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or den is None or den == 0:
         return None
-    return _none_if_nonfinite(num / den)
+    return finite_or_none(num / den)
 
 
 def stage_ratios(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
@@ -275,15 +273,15 @@ def symmetry_check(
             source = RATIO_STAGES[worst][0]
     check = {
         "expected": 1.0,
-        "actual": _none_if_nonfinite(actual),
+        "actual": finite_or_none(actual),
         "tolerance": float(tolerance),
         "violated": bool(any(abs(q - 1.0) > tolerance for q in quot.values())
                          or (actual is not None and abs(actual - 1.0) > tolerance)),
         "primary_deviation_source": source,
-        "deviations": {k: _none_if_nonfinite(v) for k, v in quot.items()},
+        "deviations": {k: finite_or_none(v) for k, v in quot.items()},
         "expected_ratios": exp,
     }
-    return _none_if_nonfinite(product), check
+    return finite_or_none(product), check
 
 
 def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str, Any]:
@@ -293,9 +291,9 @@ def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str
     ``truth - pred`` (mean, median, p05, p95); with ``scaling``, ``scaling_analysis``:
     ``truth_to_pred_ratio_mean`` (mean(truth)/mean(pred)), ``least_squares_scalar``
     (argmin_a ||truth - a pred||) and ``rescaled_mae`` (MAE of ``a * pred``). Non-finite pixels are
-    left out. Pearson r and the least-squares scalar are those of :mod:`ptychopinn.evaluation`."""
+    left out. MAE, RMSE, Pearson r and the least-squares scalar are those of :mod:`ptychopinn.evaluation`."""
     from ptychopinn.evaluation.align import amplitude_scale
-    from ptychopinn.evaluation.metrics import pearson_r
+    from ptychopinn.evaluation.metrics import mae, mse, pearson_r
 
     t = _to_numpy(truth).astype(np.float64).reshape(-1)
     p = _to_numpy(pred).astype(np.float64).reshape(-1)
@@ -305,13 +303,12 @@ def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str
     t, p = t[ok], p[ok]
     if t.size == 0:
         raise ValueError("no finite pixel to compare")
-    e = p - t
     bias = t - p
     out: dict[str, Any] = {
-        "mae": float(np.mean(np.abs(e))),
-        "rmse": math.sqrt(float(np.mean(e * e))),
-        "max_abs": float(np.max(np.abs(e))),
-        "pearson_r": _none_if_nonfinite(pearson_r(t, p)) if t.size >= 2 else None,
+        "mae": mae(t, p),
+        "rmse": math.sqrt(mse(t, p)),
+        "max_abs": float(np.max(np.abs(bias))),
+        "pearson_r": finite_or_none(pearson_r(t, p)) if t.size >= 2 else None,
         "bias_summary": {
             "mean": float(bias.mean()), "median": float(np.median(bias)),
             "p05": float(np.percentile(bias, 5)), "p95": float(np.percentile(bias, 95)),
