@@ -324,7 +324,10 @@ def test_seed_preset_is_seed_geometry_and_protocol():
     cfg = dataclasses.replace(PRESETS["seed"], object_from=str(REAL), probe_from=str(REAL))
     assert cfg.N == 128 and cfg.protocol == "seed" and cfg.doses == (1e3, 1e4, 1e5)
     assert spacing(cfg.f_dense, cfg.N) == pytest.approx(38.4) and spacing(cfg.f_sparse, cfg.N) == pytest.approx(102.4)
-    jobs = {j.id: j for j in build_jobs(cfg)}
+    jobs = {j.id: j for j in build_jobs(dataclasses.replace(cfg, norm="group"))}
+    for name in ("pinn_gs1", "pinn_gs2_dense"):  # today's network, not the legacy 'classic'
+        assert (jobs[f"train/p1e3/{name}"].params["model"]["arch"], jobs[f"train/p1e3/{name}"].params["model"]["norm"]) \
+            == ("unet", "group")
     for name in ("pinn_gs1", "pinn_gs2_dense", "baseline"):
         t = jobs[f"train/p1e3/{name}"].params["training"]
         assert (t["protocol"], t["patience"], t["val_fraction"], t["restore_best"]) == ("seed", 0, 0.0, False)

@@ -163,3 +163,18 @@ def test_seed_preset_draws_the_seeds_400_lines_and_trains_by_the_seed_protocol()
     many, _ = ground_truth(32, 128, 0, n_lines=400)
     assert not np.array_equal(few, many)
     assert np.mean(np.abs(many) > 1.0) > np.mean(np.abs(few) > 1.0)
+
+
+def test_study_arms_train_todays_network_with_the_chosen_norm():
+    """A study's model dict is not a legacy bundle: its PINN arms get the library's default network
+    (the unet), not the 'classic' that ModelConfig.from_dict assumes for bundles without 'arch'."""
+    import dataclasses
+
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.studies.dose_response import build_jobs
+
+    assert ModelConfig().arch == "unet"
+    jobs = {j.id: j for j in build_jobs(dataclasses.replace(PRESETS["seed"], norm="group"))}
+    for arm in ("high_nll", "high_mae", "low_nll", "low_mae"):
+        assert jobs[arm].params["model"]["arch"] == "unet"
+        assert jobs[arm].params["model"]["norm"] == "group"

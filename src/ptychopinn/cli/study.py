@@ -51,6 +51,9 @@ def _runner_args(p: argparse.ArgumentParser, gridsize: bool = True) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--n-filters-scale", type=int, help="network width multiplier")
+    p.add_argument("--norm", choices=["none", "group"],
+                   help="normalisation layers of the PINN (unet): 'group' = GroupNorm, which kept every seed "
+                        "from freezing where 'none' froze (docs/studies.md)")
     p.add_argument("--N", type=int, help="pattern size")
     if gridsize:
         p.add_argument("--gridsize", type=int)

@@ -51,6 +51,9 @@ def resolved_configs(model: dict[str, Any], training: dict[str, Any]) -> tuple[d
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
 
+    # ModelConfig.from_dict reads a dict without 'arch' as a legacy bundle ('classic'); a study's
+    # model dict is not a bundle: fill today's default network (the unet) unless the study names one
+    model = {"arch": ModelConfig().arch, **model}
     return ModelConfig.from_dict(model).to_dict(), TrainConfig.from_dict(training).to_dict()
 
 

@@ -74,6 +74,7 @@ class DoseOverlapConfig(Config):
     epochs: int = 50
     batch_size: int = 16
     n_filters_scale: int = 2
+    norm: str = "none"  # PINN normalisation layers ('group': GroupNorm)
     patience: int = 6
     seed: int = 0
     ptychi_epochs: int = 100
@@ -176,7 +177,8 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
                     "neighbor_count": cfg.neighbor_count, "patience": cfg.patience, "loss": "nll",
                     "protocol": cfg.protocol, **over["training"]}
         common_models = {
-            "pinn_gs1": {"kind": "pinn", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale, **over["model"]},
+            "pinn_gs1": {"kind": "pinn", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale, "norm": cfg.norm,
+                         **over["model"]},
             "baseline": {"kind": "supervised", "gridsize": 1, "n_filters_scale": cfg.n_filters_scale},
         }
         for name, model in common_models.items():
@@ -195,7 +197,8 @@ def build_jobs(cfg: DoseOverlapConfig) -> list[Job]:
             jid = f"train/{t}/pinn_gs2_{view}"
             train_ids.append(jid)
             model, tfull = C.resolved_configs({"kind": "pinn", "gridsize": cfg.gridsize,
-                                               "n_filters_scale": cfg.n_filters_scale, **over["model"]}, training)
+                                               "n_filters_scale": cfg.n_filters_scale, "norm": cfg.norm,
+                                               **over["model"]}, training)
             jobs.append(Job(jid, f"{_MOD}:job_train_view",
                             {"views": vid, "view": view, "model": model, "training": tfull},
                             inputs=(f"{vid}/views.json",), deps=(vid,), gpu=True, volatile=C.BUNDLE_VOLATILE))

@@ -55,6 +55,7 @@ class DoseResponseConfig(Config):
     gridsize: int = 2
     neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
     n_filters_scale: int = 2
+    norm: str = "none"  # PINN normalisation layers ('group': GroupNorm, no frozen runs measured)
     epochs: int = 50
     batch_size: int = 16
     patience: int = 6
@@ -128,7 +129,7 @@ def build_jobs(cfg: DoseResponseConfig) -> list[Job]:
     from ptychopinn.training.config import protocol_overrides
 
     over = protocol_overrides(cfg.protocol)
-    model = {"gridsize": cfg.gridsize, "n_filters_scale": cfg.n_filters_scale, **over["model"]}
+    model = {"gridsize": cfg.gridsize, "n_filters_scale": cfg.n_filters_scale, "norm": cfg.norm, **over["model"]}
     arms = []
     for d in sorted(cfg.doses, reverse=True):
         t = tags[d]
