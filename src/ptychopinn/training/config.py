@@ -113,7 +113,7 @@ class TrainConfig(Config):
     probe_lr: float | None = None
     probe_warmup_epochs: float = 1.0
     refine_positions: bool = False
-    position_lr: float = 0.01
+    position_lr: float = 0.02
     position_warmup_epochs: float = 1.0
     intensity_scale_source: str = "data"
     restore_best: bool = True
