@@ -81,3 +81,27 @@ def test_training_saves_refined_positions_and_records_them(tmp_path: Path) -> No
                  tiny_train(epochs=1, refine_positions=True, position_warmup_epochs=1.0), progress=False)
     np.testing.assert_allclose(res2.extra["refined_positions_yx"], ds.positions_yx)
     assert dataclasses.asdict(tiny_train())["refine_positions"] is False
+
+
+@pytest.mark.slow
+def test_refinement_moves_positions_towards_the_truth(tmp_path: Path) -> None:
+    """Known random errors (2 px RMS) on a small simulated scan: the learnt corrections correlate with
+    the true errors (measured cosine 0.32 on this scan; 0 for corrections unrelated to the truth)."""
+    from ptychopinn.data.simulate import simulate
+    from ptychopinn.inference.fit import DEFAULT_MODEL, DEFAULT_TRAIN, reconstruct_scan
+
+    truth = simulate(N=32, n_images=300, nphotons=1e6, object_size=96, seed=0)
+    rng = np.random.default_rng(101)
+    rec_yx = np.clip(truth.positions_yx + rng.normal(0, np.sqrt(2.0), (truth.n_patterns, 2)), 17, 96 - 17)
+    recorded = dataclasses.replace(truth, xcoords=rec_yx[:, 1].copy(), ycoords=rec_yx[:, 0].copy(),
+                                   xcoords_start=None, ycoords_start=None)
+    tcfg = dataclasses.replace(DEFAULT_TRAIN, epochs=15, refine_positions=True, position_lr=0.02,
+                               position_warmup_epochs=1.0, device="cpu")
+    res = reconstruct_scan(recorded, tmp_path / "r", DEFAULT_MODEL, tcfg, from_bundle=None, progress=False)
+    corr = res.training.extra["refined_positions_yx"] - rec_yx
+    need = truth.positions_yx - rec_yx
+    need -= need.mean(axis=0)
+    cosine = float(np.sum(corr * need) / np.linalg.norm(corr) / np.linalg.norm(need))
+    assert cosine > 0.15, cosine
+    with np.load(tmp_path / "r" / "reconstruction.npz") as z:  # stitched at the refined positions
+        np.testing.assert_allclose(z["xcoords"], res.training.extra["refined_positions_yx"][:, 1], atol=1e-6)
