@@ -266,7 +266,10 @@ def history_png(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
     if not history:
         return None
     fig, axes = new_figure(1, 2, panel=(4.2, 3.2))
-    epochs = np.array([h.get("epoch", i + 1) for i, h in enumerate(history)], dtype=np.float64)
+    by_step = all("step" in h for h in history)  # a general model's history: one record per validation
+    epochs = np.array([h["step"] if by_step else h.get("epoch", i + 1) for i, h in enumerate(history)],
+                      dtype=np.float64)
+    unit = "training step" if by_step else "epoch"
     ax = axes[0, 0]
     logy = True
     for key, style in (("train_loss", "-o"), ("val_loss", "-s"), ("test_loss", "-^")):
@@ -279,9 +282,9 @@ def history_png(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(unit)
     ax.set_ylabel("loss")
-    ax.set_title("loss per epoch", fontsize=9)
+    ax.set_title(f"loss per {unit}", fontsize=9)
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     lr = np.array([np.nan if h.get("lr") is None else float(h["lr"]) for h in history])
@@ -289,7 +292,7 @@ def history_png(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
     if np.all(lr[np.isfinite(lr)] > 0) and np.isfinite(lr).any():
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(unit)
     ax.set_ylabel("learning rate")
-    ax.set_title("learning rate (start of epoch)", fontsize=9)
+    ax.set_title("learning rate" + ("" if by_step else " (start of epoch)"), fontsize=9)
     return save_figure(fig, path)
