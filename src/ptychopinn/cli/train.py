@@ -21,15 +21,20 @@ mean pattern amplitude when the file has none), then trains with it. config.json
 (docs/cxi.md)."""
 
 
+#: --border-branch spelling of ModelConfig.border_branch
+BORDER_BRANCH = {"auto": None, "on": True, "off": False}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.model.config import MODEL_KINDS, ModelConfig
+
     p.add_argument("--train", required=True, metavar="TRAIN.npz", help="training dataset")
     p.add_argument("--test", metavar="TEST.npz", default=None,
                    help="test dataset, scored after every epoch (test_loss)")
-    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run / bundle directory")
-    from ptychopinn.model.config import ModelConfig
-
-    p.add_argument("--model", default=ModelConfig.kind, choices=["pinn", "supervised"],
-                   help="network: physics-informed (unsupervised) or the supervised baseline")
+    _common.add_output(p, "run / bundle directory", metavar="RUN_DIR")
+    _common.add_field_option(p, ModelConfig, "kind", "--model", dest="model", choices=MODEL_KINDS,
+                             help="network: physics-informed (unsupervised) or the supervised baseline")
     add_config_arguments(p)
     p.add_argument("--probe-from-ptychi", type=ck.positive_int, metavar="EPOCHS",
                    help="refine the probe with EPOCHS pty-chi LSQML epochs on TRAIN first, then train with it")
@@ -42,68 +47,70 @@ def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     """Model and training options shared by ``train`` and ``reconstruct``. Defaults are those of
     ModelConfig / TrainConfig unless ``defaults`` (field -> value) gives a command's own."""
     from ptychopinn.cli import _common
-    from ptychopinn.model.config import ModelConfig
-    from ptychopinn.training.config import LOSSES, TrainConfig
+    from ptychopinn.model.config import ARCHS, NORMS, ModelConfig
+    from ptychopinn.model.scaling import SCALE_SOURCES
+    from ptychopinn.training.config import (
+        LOSSES,
+        PRECISIONS,
+        PROTOCOLS,
+        SCHEDULES,
+        TrainConfig,
+    )
 
-    d = {**_common.field_defaults(ModelConfig), **_common.field_defaults(TrainConfig), **defaults}
-    p.add_argument("--arch", default=d["arch"], choices=["unet", "classic"],
-                   help="network: unet (back-projected input, skip connections) or classic "
-                        "(the reference PtychoPINN network)")
-    p.add_argument("--gridsize", type=ck.positive_int, default=d["gridsize"], help="patterns per group = gridsize^2")
-    p.add_argument("--neighbor-count", type=ck.positive_int, default=d["neighbor_count"], help="K nearest neighbours for grouping")
-    p.add_argument("--n-groups", type=ck.positive_int, default=d["n_groups"],
-                   help="number of groups (default: none = one per pattern)")
-    p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
-    p.add_argument("--loss", default=d["loss"], choices=list(LOSSES), help="PINN loss")
-    p.add_argument("--nll-weight", type=ck.non_negative_float, default=d["nll_weight"],
-                   help="weight of the Poisson NLL term (default: none = from --loss)")
-    p.add_argument("--mae-weight", type=ck.non_negative_float, default=d["mae_weight"],
-                   help="weight of the amplitude MAE term (default: none = from --loss)")
-    p.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="maximum number of epochs")
-    p.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], help="groups per batch")
-    p.add_argument("--lr", type=ck.positive_float, default=d["lr"], help="Adam learning rate")
-    p.add_argument("--warmup-epochs", type=ck.non_negative_float, default=d["warmup_epochs"],
-                   help="linear learning-rate warmup (0 = off)")
-    p.add_argument("--schedule", default=d["schedule"], choices=["cosine", "plateau"],
-                   help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
-    p.add_argument("--min-lr", type=ck.non_negative_float, default=d["min_lr"], help="final / lowest learning rate")
-    p.add_argument("--grad-clip", type=ck.non_negative_float, default=d["grad_clip"],
-                   help="clip the gradient norm at this multiple of its running mean (0 = off)")
-    p.add_argument("--n-filters-scale", type=ck.positive_int, default=d["n_filters_scale"], help="width multiplier of the network")
-    p.add_argument("--norm", default=d["norm"], choices=["none", "group"], help="normalisation layers (unet)")
-    p.add_argument("--amp-max", type=ck.positive_float, default=d["amp_max"], help="amplitude head range: amp_max * sigmoid")
-    p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
+    def opt(cls: type, name: str, help: str, **kw) -> None:
+        if name in defaults:
+            kw["default"] = defaults[name]
+        _common.add_field_option(p, cls, name, help=help, **kw)
+
+    M, T = ModelConfig, TrainConfig
+    opt(M, "arch", "network: unet (back-projected input, skip connections) or classic "
+                   "(the reference PtychoPINN network)", choices=ARCHS)
+    opt(M, "gridsize", "patterns per group = gridsize^2", type=ck.positive_int)
+    opt(T, "neighbor_count", "K nearest neighbours for grouping", type=ck.positive_int)
+    opt(T, "n_groups", "number of groups (default: none = one per pattern)", type=ck.positive_int)
+    opt(T, "oversample", "allow more groups than patterns (gridsize > 1)")
+    opt(T, "loss", "PINN loss", choices=LOSSES)
+    opt(T, "nll_weight", "weight of the Poisson NLL term (default: none = from --loss)", type=ck.non_negative_float)
+    opt(T, "mae_weight", "weight of the amplitude MAE term (default: none = from --loss)", type=ck.non_negative_float)
+    opt(T, "epochs", "maximum number of epochs", type=ck.positive_int)
+    opt(T, "batch_size", "groups per batch", type=ck.positive_int)
+    opt(T, "lr", "Adam learning rate", type=ck.positive_float)
+    opt(T, "warmup_epochs", "linear learning-rate warmup (0 = off)", type=ck.non_negative_float)
+    opt(T, "schedule", "learning rate after warmup: half cosine to --min-lr, or halve on plateau", choices=SCHEDULES)
+    opt(T, "min_lr", "final / lowest learning rate", type=ck.non_negative_float)
+    opt(T, "grad_clip", "clip the gradient norm at this multiple of its running mean (0 = off)",
+        type=ck.non_negative_float)
+    opt(M, "n_filters_scale", "width multiplier of the network", type=ck.positive_int)
+    opt(M, "norm", "normalisation layers (unet)", choices=NORMS)
+    opt(M, "amp_max", "amplitude head range: amp_max * sigmoid", type=ck.positive_float)
+    p.add_argument("--border-branch", choices=list(BORDER_BRANCH), default="auto",
                    help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
-    p.add_argument("--probe-trainable", action="store_true", help="refine the probe during training")
-    p.add_argument("--probe-lr", type=ck.positive_float, default=d["probe_lr"],
-                   help="learning rate of a trainable probe (default: none = --lr), scaled by the same schedule")
-    p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=d["probe_warmup_epochs"],
-                   help="epochs with the trainable probe held fixed while the object is learnt")
-    p.add_argument("--refine-positions", action="store_true",
-                   help="learn a sub-pixel correction of every scan position through the physics (gridsize >= 2); "
-                        "the refined positions are saved as refined_positions.npz")
-    p.add_argument("--position-lr", type=ck.positive_float, default=d["position_lr"],
-                   help="Adam rate of the position corrections (px per step), scaled by the schedule")
-    p.add_argument("--position-warmup-epochs", type=ck.non_negative_float, default=d["position_warmup_epochs"],
-                   help="epochs with the positions held fixed while the object is learnt")
-    p.add_argument("--intensity-scale-trainable", action="store_true", help="train the intensity scale log_s")
-    p.add_argument("--intensity-scale-source", default=d["intensity_scale_source"], choices=["data", "closed_form"],
-                   help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
-    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the weights, shuffles and validation split")
-    p.add_argument("--precision", default=d["precision"], choices=["auto", "float32", "bf16"],
-                   help="auto: bfloat16 convolutions on CPUs with native support, else float32")
-    p.add_argument("--val-fraction", type=ck.fraction, default=d["val_fraction"],
-                   help="fraction of groups held out for validation / early stopping")
-    p.add_argument("--patience", type=ck.non_negative_int, default=d["patience"], help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--protocol", default="modern", choices=["modern", "seed"],
-                   help="training protocol: 'modern' = the defaults above; 'seed' = the seeds' training (no "
-                        "early stopping, no validation hold-out, last-epoch weights, trainable intensity scale, "
-                        "lr 1e-3 halved on a 2-epoch plateau of the training loss down to 1e-4, no warmup); an "
-                        "option that contradicts the protocol is an error")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
-    _common.add_device(p, default=d["device"])
+    opt(M, "probe_trainable", "refine the probe during training")
+    opt(T, "probe_lr", "learning rate of a trainable probe (default: none = --lr), scaled by the same schedule",
+        type=ck.positive_float)
+    opt(T, "probe_warmup_epochs", "epochs with the trainable probe held fixed while the object is learnt",
+        type=ck.non_negative_float)
+    opt(T, "refine_positions", "learn a sub-pixel correction of every scan position through the physics "
+                               "(gridsize >= 2); the refined positions are saved as refined_positions.npz")
+    opt(T, "position_lr", "Adam rate of the position corrections (px per step), scaled by the schedule",
+        type=ck.positive_float)
+    opt(T, "position_warmup_epochs", "epochs with the positions held fixed while the object is learnt",
+        type=ck.non_negative_float)
+    opt(M, "intensity_scale_trainable", "train the intensity scale log_s")
+    opt(T, "intensity_scale_source", "data-derived scale or sqrt(nphotons)/(N/2) from the metadata",
+        choices=SCALE_SOURCES)
+    opt(T, "seed", "seed of the weights, shuffles and validation split", type=ck.seed)
+    opt(T, "precision", "auto: bfloat16 convolutions on CPUs with native support, else float32", choices=PRECISIONS)
+    opt(T, "val_fraction", "fraction of groups held out for validation / early stopping", type=ck.fraction)
+    opt(T, "patience", "early-stopping patience in epochs (0 = off)", type=ck.non_negative_int)
+    opt(T, "protocol", "training protocol: 'modern' = the defaults above; 'seed' = the seeds' training (no "
+                       "early stopping, no validation hold-out, last-epoch weights, trainable intensity scale, "
+                       "lr 1e-3 halved on a 2-epoch plateau of the training loss down to 1e-4, no warmup); an "
+                       "option that contradicts the protocol is an error", choices=tuple(PROTOCOLS))
+    opt(T, "resume", "continue the run in RUN_DIR from its checkpoint")
+    _common.add_overwrite(p, help="write into a non-empty output directory, replacing a run already there "
+                                  "(default: refuse)")
+    _common.add_device(p, default=defaults.get("device", T.device))
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"model": ModelConfig, "training": TrainConfig})
@@ -122,7 +129,7 @@ def build_configs(args: argparse.Namespace) -> tuple:
         kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
         gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
         probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
-        amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
+        amp_max=args.amp_max, border_branch=BORDER_BRANCH[args.border_branch],
     ) | (over["model"] if getattr(args, "model", "pinn") == "pinn" else {}), flag_of={"kind": "model"})
     tcfg = config_for(args, "training", TrainConfig, dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
