@@ -76,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.cli._data_input import load_input
+    from ptychopinn.data.contract import save_probe_file
     from ptychopinn.iterative.ptychi_runner import (
         PtychiConfig,
         import_ptychi,
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_ptychi(dataset, config, progress=not args.quiet)
     written = save_result(result, args.output, plot=not args.no_plot)
     if args.save_probe:
-        written["probe"] = save_probe(args.save_probe, result.probe, {
+        written["probe"] = save_probe_file(args.save_probe, result.probe, {
             "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {args.data}"
                             + (" (probe fixed)" if config.probe_fixed else ""),
             "initial_probe": (dataset.metadata.get("probe_source")
@@ -121,16 +122,3 @@ def run(args: argparse.Namespace) -> int:
           f"final loss {result.loss_history[-1]:.4g} -> " + ", ".join(str(p) for p in written.values()))
     return 0
 
-
-def save_probe(path: str, probe, meta: dict):
-    """Write a probe NPZ (``probeGuess`` complex64 + ``_metadata`` JSON) atomically."""
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
-    from ptychopinn._io import jsonable, save_npz_atomic
-
-    save_npz_atomic(path, probeGuess=np.asarray(probe, np.complex64),
-                    _metadata=np.array(json.dumps(meta, default=jsonable)))
-    return Path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ptychopinn.cli import _checks as ck
-from ptychopinn.cli.train import add_config_arguments, build_configs
+from ptychopinn.cli._train_options import add_config_arguments, build_configs, conflicts
 
 HELP = "fit a PINN to one scan (self-supervised, optionally from a trained bundle) and reconstruct it"
 DESCRIPTION = """\
@@ -45,7 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ptychopinn.cli.train import conflicts
     from ptychopinn.data.contract import as_dataset
     from ptychopinn.inference.fit import GENERAL, reconstruct_scan, start_bundle
     from ptychopinn.training.bundle import resolve_bundle

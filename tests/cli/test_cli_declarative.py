@@ -69,3 +69,20 @@ def test_no_literal_choices_lists_in_cli():
                 if path.name != "convert.py":
                     found.append(f"{path.name}:{node.lineno}")
     assert not found, f"literal choices lists in cli/: {found}"
+
+
+def test_commands_do_not_import_each_other():
+    """A command module imports only the private helpers (``_common``, ``_checks``,
+    ``_data_input``, ``_train_options``); shared library work lives in the library."""
+    found = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if isinstance(node, ast.ImportFrom) and node.module == "ptychopinn.cli":
+                names = [f"ptychopinn.cli.{a.name}" for a in node.names]
+            for name in names:
+                if name.startswith("ptychopinn.cli.") and not name.split(".")[2].startswith("_") \
+                        and not (path.name == "main.py"):
+                    found.append(f"{path.name}: {name}")
+    assert not found, f"cli command modules importing each other: {found}"
