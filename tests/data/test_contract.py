@@ -138,3 +138,26 @@ def test_hdf5_input_with_contract_keys(tmp_path):
     bad.write_text("nope")
     with pytest.raises(DataError, match="HDF5"):
         load_dataset(bad)
+
+
+def test_probe_file_round_trip_and_errors(tmp_path):
+    """read_probe_file / save_probe_file: the probe files of 'iterative --save-probe' and
+    'train/infer --probe-from' (NPZ keys probeGuess, reconstructed_probe, probe; first mode)."""
+    from ptychopinn.data.contract import read_probe_file, save_probe_file
+    from ptychopinn.errors import DataError
+
+    probe = (np.ones((8, 8)) * np.exp(0.2j)).astype(np.complex64)
+    path = save_probe_file(tmp_path / "p.npz", probe, {"probe_source": "test"})
+    got, where = read_probe_file(path)
+    np.testing.assert_array_equal(got, probe)
+    assert where == f"{path}: probeGuess"
+    np.savez(tmp_path / "modes.npz", reconstructed_probe=np.stack([probe, 2 * probe]))
+    got, where = read_probe_file(tmp_path / "modes.npz")
+    np.testing.assert_array_equal(got, probe)
+    assert where.endswith(": reconstructed_probe")
+    np.savez(tmp_path / "none.npz", other=probe)
+    with pytest.raises(DataError, match="none.npz: key 'probeGuess': missing"):
+        read_probe_file(tmp_path / "none.npz")
+    np.savez(tmp_path / "rect.npz", probe=np.ones((4, 6), np.complex64))
+    with pytest.raises(DataError, match="rect.npz: key 'probe': must be a finite square 2-D probe"):
+        read_probe_file(tmp_path / "rect.npz")

@@ -80,9 +80,6 @@ def dose_list(text: str) -> tuple[float, ...]:
 # ---------------------------------------------------------------------------------------------
 # outputs
 # ---------------------------------------------------------------------------------------------
-def add_overwrite(p: argparse.ArgumentParser, what: str = "the output") -> None:
-    p.add_argument("--overwrite", action="store_true",
-                   help=f"replace {what} if it already exists (default: refuse)")
 
 
 def _probe_writable(directory: Path) -> str | None:

@@ -74,6 +74,81 @@ def field_defaults(cls: type) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# options declared by the library: a dataclass field or a function parameter
+# ---------------------------------------------------------------------------------------------
+FROM_FIELD: Any = object()  #: "take it from the field" (the default of add_field_option's keywords)
+
+
+def _field_info(source: Any, name: str) -> tuple[Any, Any, tuple | None]:
+    """(default, resolved annotation, metadata choices) of field ``name`` of a dataclass, or of
+    parameter ``name`` of a function."""
+    import inspect
+    import typing
+
+    plain = {"bool": bool, "int": int, "float": float, "str": str}
+    try:
+        hints = typing.get_type_hints(source)
+    except (NameError, TypeError, AttributeError):  # an annotation not resolvable here: only the plain names are read
+        hints = {}
+    if dataclasses.is_dataclass(source):
+        f = {f.name: f for f in dataclasses.fields(source)}[name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        return default, hints.get(name, plain.get(str(f.type))), f.metadata.get("choices")
+    param = inspect.signature(source).parameters[name]
+    default = None if param.default is inspect.Parameter.empty else param.default
+    return default, hints.get(name, plain.get(str(param.annotation))), None
+
+
+def _literal_choices(tp: Any) -> tuple | None:
+    """The values of a ``Literal[...]`` annotation (also inside ``X | None``), else None."""
+    import typing
+
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    for arg in typing.get_args(tp) if typing.get_origin(tp) is not None else ():
+        found = _literal_choices(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _plain_type(tp: Any) -> Any:
+    """int / float for an ``int`` / ``float`` annotation (also ``X | None``), else None (a string)."""
+    import typing
+
+    if tp in (int, float):
+        return tp
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) is not None else []
+    return args[0] if len(args) == 1 and args[0] in (int, float) else None
+
+
+def add_field_option(p: Any, source: Any, name: str, flag: str | None = None, *,
+                     default: Any = FROM_FIELD, choices: Any = FROM_FIELD, type: Any = FROM_FIELD,
+                     **kw: Any) -> argparse.Action:
+    """Declare the option of field ``name`` of ``source`` (a config dataclass, or a function whose
+    parameter it is) instead of retyping it: ``flag`` (default ``--name`` with ``-`` for ``_``),
+    dest ``name`` (``dest=`` to change it), the field's default, ``choices`` (a library constant
+    such as ``ARCHS``; else the field's ``metadata["choices"]`` or its ``Literal[...]`` values),
+    ``type`` (else ``int``/``float`` from the annotation). A ``bool`` field that defaults to False
+    becomes a flag (``store_true``). Other keywords go to ``add_argument`` (``help``, ``metavar``)."""
+    field_default, tp, meta_choices = _field_info(source, name)
+    default = field_default if default is FROM_FIELD else default
+    kw.setdefault("dest", name)
+    flag = flag or "--" + name.replace("_", "-")
+    if tp is bool and default is False and "action" not in kw:
+        return p.add_argument(flag, action="store_true", **kw)
+    if choices is FROM_FIELD:
+        choices = meta_choices if meta_choices is not None else _literal_choices(tp)
+    if type is FROM_FIELD:
+        type = None if choices is not None else _plain_type(tp)
+    if choices is not None:
+        kw["choices"] = choices
+    if type is not None:
+        kw["type"] = type
+    return p.add_argument(flag, default=default, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------------------------
 def available_cores() -> int:
@@ -142,6 +217,21 @@ def add_quiet(p: argparse.ArgumentParser, help: str = QUIET_HELP) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help=help)
 
 
+def add_output(p: argparse.ArgumentParser, help: str, *, metavar: str | None = None,
+               overwrite: str | None = None) -> None:
+    """``-o/--output`` (required) and, with ``overwrite`` (what is replaced, e.g. "an existing
+    output file"), ``--overwrite`` right after it (:func:`add_overwrite`)."""
+    p.add_argument("-o", "--output", required=True, metavar=metavar, help=help)
+    if overwrite is not None:
+        add_overwrite(p, overwrite)
+
+
+def add_overwrite(p: argparse.ArgumentParser, what: str = "the output", *, help: str | None = None) -> None:
+    """``--overwrite``: replace ``what`` if it already exists (the rule of ``_checks.check_output``)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=help or f"replace {what} if it already exists (default: refuse)")
+
+
 def progress(args: argparse.Namespace) -> bool | None:
     """What to pass as ``progress=``: False with -q, else None (bars only on a terminal)."""
     return False if getattr(args, "quiet", False) else None
@@ -157,11 +247,11 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+def add_device(p: argparse.ArgumentParser, default: str | None = "auto", help: str | None = None) -> None:
     from ptychopinn._device import DEVICE_HELP
 
     p.add_argument("--device", type=device_name, default=default, metavar="DEV",
-                   help=f"compute device: {DEVICE_HELP}")
+                   help=help or f"compute device: {DEVICE_HELP}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 
-PROBE_KEYS = ("probeGuess", "reconstructed_probe", "probe")
-
 
 def _flip_axes(text: str) -> str:
     """--flip-positions value: x, y or xy ('' = no flip, as a --config file may write it)."""
@@ -46,37 +44,6 @@ def add_input_arguments(p: argparse.ArgumentParser, *, probe: bool = True, force
                             "sub-pixel scan extent)")
 
 
-def read_probe_file(path: str) -> tuple[np.ndarray, str]:
-    """A probe (2-D complex) from an NPZ, a CXI file or a ptychodus product; (probe, 'file: key')."""
-    from ptychopinn.data.contract import is_hdf5_path, open_npz
-    from ptychopinn.errors import DataError
-
-    if is_hdf5_path(path):
-        from ptychopinn.data import cxi
-
-        with cxi._open(path) as f:
-            for key in (cxi.PROBE, cxi.ILLUMINATION, "probe", "probeGuess"):
-                d = cxi._dataset(f, key)
-                if d is not None:
-                    a = np.asarray(d[()])
-                    break
-            else:
-                raise DataError(f"{path}: key '{cxi.PROBE}': missing (also looked for {cxi.ILLUMINATION}, probe)")
-    else:
-        z = open_npz(path)
-        for key in PROBE_KEYS:
-            if key in z:
-                a = np.asarray(z[key])
-                break
-        else:
-            raise DataError(f"{path}: key 'probeGuess': missing (also looked for {', '.join(PROBE_KEYS[1:])})")
-    while a.ndim > 2 and a.shape[0] >= 1:
-        a = a[0]
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.kind not in "fc" or not np.all(np.isfinite(a)):
-        raise DataError(f"{path}: key '{key}': must be a finite square 2-D probe; got {a.shape} {a.dtype}")
-    return a.astype(np.complex64), f"{path}: {key}"
-
-
 def input_options(args: argparse.Namespace) -> Any:
     from ptychopinn.data.cxi import InputOptions, PositionConvention
 
@@ -101,6 +68,8 @@ def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe
                 raise ConfigError(f"{flag} applies to beamline files with positions in metres (CXI/HDF5); "
                                   f"{path} is an NPZ whose positions are already object pixels")
     if probe is None and getattr(args, "probe_from", None):
+        from ptychopinn.data.contract import read_probe_file
+
         probe, probe_source = read_probe_file(args.probe_from)
     ds = load_dataset(path, probe=probe, probe_source=probe_source, options=opts, **kw)
     if opts.fftshift and not beamline:

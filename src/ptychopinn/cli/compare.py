@@ -22,26 +22,29 @@ reconstructions_aligned.npz, comparison_plot.png, comparison.json"""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
+    from ptychopinn.evaluation.align import REGISTER_ON
     from ptychopinn.evaluation.compare import CompareConfig
+    from ptychopinn.evaluation.metrics import FRC_WINDOWS, PSNR_CONVENTIONS
 
-    d = _common.field_defaults(CompareConfig)
+    def opt(name: str, help: str, **kw) -> None:
+        _common.add_field_option(p, CompareConfig, name, help=help, **kw)
+
     p.add_argument("--data", required=True, metavar="NPZ", help="dataset with objectGuess (ground truth) and scan positions")
     p.add_argument("--recon", action="append", required=True, metavar="LABEL=PATH",
                    help="a reconstruction NPZ (reconstruction.npz or ptychi_reconstruction.npz); repeat per arm; "
                         "canonical labels PtychoPINN, Baseline, PtyChi")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
-    ck.add_overwrite(p, "files in an existing, non-empty output directory")
-    p.add_argument("--psnr-convention", choices=("range", "legacy255"), default=d["psnr_convention"],
-                   help="PSNR peak: ground-truth data range or the legacy 255")
-    p.add_argument("--phase-plane", action="store_true", help="remove a phase plane, not only a constant offset")
+    _common.add_output(p, "output directory", metavar="DIR",
+                       overwrite="files in an existing, non-empty output directory")
+    opt("psnr_convention", "PSNR peak: ground-truth data range or the legacy 255", choices=PSNR_CONVENTIONS)
+    opt("phase_plane", "remove a phase plane, not only a constant offset")
     p.add_argument("--no-register", action="store_true", help="no sub-pixel registration")
-    p.add_argument("--register-on", choices=("auto", "amplitude", "complex", "phase"), default=d["register_on"],
-                   help="signal used for registration (auto: amplitude, complex if the amplitude is flat)")
-    p.add_argument("--upsample-factor", type=ck.positive_int, default=d["upsample_factor"], help="registration upsampling")
-    p.add_argument("--rim", type=ck.non_negative_int, default=d["rim"], help="pixels dropped at each edge after shifting (default: none = auto)")
+    opt("register_on", "signal used for registration (auto: amplitude, complex if the amplitude is flat)",
+        choices=REGISTER_ON)
+    opt("upsample_factor", "registration upsampling", type=ck.positive_int)
+    opt("rim", "pixels dropped at each edge after shifting (default: none = auto)", type=ck.non_negative_int)
     p.add_argument("--no-amplitude-scale", action="store_true", help="do not rescale the amplitude")
-    p.add_argument("--ms-ssim-sigma", type=ck.positive_float, default=d["ms_ssim_sigma"], help="Gaussian sigma of the MS-SSIM window")
-    p.add_argument("--frc-window", choices=("hann", "none"), default=d["frc_window"], help="window applied before the FRC")
+    opt("ms_ssim_sigma", "Gaussian sigma of the MS-SSIM window", type=ck.positive_float)
+    opt("frc_window", "window applied before the FRC", choices=FRC_WINDOWS)
     p.add_argument("--no-plot", action="store_true", help="skip comparison_plot.png")
     _common.add_threads(p)
     _common.add_quiet(p)
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ck.refuse_pairs([
         (bool(args.no_register and args.register_on != "auto"), "--no-register", "--register-on",
          "mean nothing together (no registration is done)"),
-        (bool(args.no_register and args.upsample_factor != 100), "--no-register", "--upsample-factor",
+        (bool(args.no_register and args.upsample_factor != CompareConfig.upsample_factor), "--no-register", "--upsample-factor",
          "mean nothing together (no registration is done)"),
     ])
     recons = _parse_recons(args.recon)

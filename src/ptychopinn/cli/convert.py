@@ -28,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli._data_input import add_input_arguments
 
     p.add_argument("input", metavar="IN", help="input file or ptychodus workflow directory")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     from ptychopinn.cli import _checks as ck
+    from ptychopinn.cli import _common
 
-    ck.add_overwrite(p, "OUT")
+    _common.add_output(p, "output file", metavar="OUT", overwrite="OUT")
     p.add_argument("--to", choices=("npz", "cxi", "product", "product-cxi"), default=None,
                    help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
     p.add_argument("--from", dest="from_format", choices=("auto", "tike"), default="auto",
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--to cxi/product/product-cxi without recorded geometry: photon energy (eV)")
     p.add_argument("--distance-m", type=ck.positive_float, help="... sample-detector distance (m)")
     p.add_argument("--detector-pixel-m", type=ck.positive_float, help="... detector pixel size (m)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    _common.add_quiet(p, "print nothing on success")
     add_input_arguments(p)
 
 

@@ -20,17 +20,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.studies.demo import DemoConfig
 
-    d = _common.field_defaults(DemoConfig)
-    p.add_argument("-o", "--output", required=True, help="output directory")
-    ck.add_overwrite(p, "files in an existing, non-empty output directory")
-    p.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="PINN training epochs (early stopping may end sooner)")
-    p.add_argument("--N", type=ck.positive_int, default=d["N"], help="pattern size (32 keeps the demo fast on a CPU)")
-    p.add_argument("--nphotons", type=ck.dose, default=d["nphotons"], help="mean photons per pattern")
-    p.add_argument("--gridsize", type=ck.positive_int, default=d["gridsize"], help="patterns per group = gridsize^2")
+    def opt(name: str, help: str, **kw) -> None:
+        _common.add_field_option(p, DemoConfig, name, help=help, **kw)
+
+    _common.add_output(p, "output directory", overwrite="files in an existing, non-empty output directory")
+    opt("epochs", "PINN training epochs (early stopping may end sooner)", type=ck.positive_int)
+    opt("N", "pattern size (32 keeps the demo fast on a CPU)", type=ck.positive_int)
+    opt("nphotons", "mean photons per pattern", type=ck.dose)
+    opt("gridsize", "patterns per group = gridsize^2", type=ck.positive_int)
     p.add_argument("--no-ptychi", action="store_true", help="skip the pty-chi arm")
-    p.add_argument("--ptychi-epochs", type=ck.positive_int, default=d["ptychi_epochs"], help="pty-chi LSQML epochs")
-    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the simulation and the training")
-    _common.add_device(p, default=d["device"])
+    opt("ptychi_epochs", "pty-chi LSQML epochs", type=ck.positive_int)
+    opt("seed", "seed of the simulation and the training", type=ck.seed)
+    _common.add_device(p, default=DemoConfig.device)
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"demo": DemoConfig})
@@ -40,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.studies.demo import DemoConfig, run_demo
 
-    from ptychopinn.studies.demo import DemoConfig as _D
-
-    ck.refuse_pairs([(bool(args.no_ptychi and args.ptychi_epochs != _D.ptychi_epochs), "--no-ptychi",
+    ck.refuse_pairs([(bool(args.no_ptychi and args.ptychi_epochs != DemoConfig.ptychi_epochs), "--no-ptychi",
                       "--ptychi-epochs", "mean nothing together (pty-chi is not run)")])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     cfg = config_for(args, "demo", DemoConfig, dict(

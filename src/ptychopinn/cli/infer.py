@@ -25,30 +25,28 @@ Exit status: 0 written; 2 bad input (missing/invalid bundle or data, bad option)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    import inspect
-
     from ptychopinn.cli import _common
-    from ptychopinn.inference.reconstruct import reconstruct
+    from ptychopinn.inference.reconstruct import GROUPINGS, reconstruct
+    from ptychopinn.inference.stitch import SUBPIXEL_MODES
 
-    d = {k: v.default for k, v in inspect.signature(reconstruct).parameters.items()}
+    def opt(name: str, help: str, **kw) -> None:
+        _common.add_field_option(parser, reconstruct, name, help=help, **kw)
 
     parser.add_argument("--model", required=True, metavar="RUN_DIR",
                         help="trained model bundle directory (or RUN_DIR/checkpoint.pt of an interrupted run), "
                              "or a built-in name: general-n64 (the general model, docs/general_model.md)")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="dataset to reconstruct (NPZ contract)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
-    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
-    parser.add_argument("--stitch-crop", type=ck.positive_int, default=None, metavar="M",
-                        help="kept central M x M of each patch (default: round(N*20/64), 20 at N=64)")
-    parser.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], metavar="B", help="patterns per prediction chunk")
-    parser.add_argument("--subpixel", choices=("fourier", "round"), default=d["subpixel"],
-                        help="sub-pixel scan positions: Fourier-shift the kept crop or round to the nearest pixel")
-    parser.add_argument("--seed", type=ck.seed, default=d["seed"],
-                        help="grouping seed of gridsize > 1 models")
-    parser.add_argument("--groups", choices=("auto", "anchor", "cover"), default=d["groups"],
-                        help="gridsize > 1: one group per pattern, stitching its anchor (anchor), or only the groups "
-                             "covering every pattern, stitching all members (cover, ~3x faster); auto = cover for "
-                             "probe-conditioned (general) models")
+    _common.add_output(parser, "output directory", metavar="OUT_DIR",
+                       overwrite="files in an existing, non-empty output directory")
+    opt("stitch_crop", "kept central M x M of each patch (default: round(N*20/64), 20 at N=64)",
+        type=ck.positive_int, metavar="M")
+    opt("batch_size", "patterns per prediction chunk", type=ck.positive_int, metavar="B")
+    opt("subpixel", "sub-pixel scan positions: Fourier-shift the kept crop or round to the nearest pixel",
+        choices=SUBPIXEL_MODES)
+    opt("seed", "grouping seed of gridsize > 1 models", type=ck.seed)
+    opt("groups", "gridsize > 1: one group per pattern, stitching its anchor (anchor), or only the groups "
+                  "covering every pattern, stitching all members (cover, ~3x faster); auto = cover for "
+                  "probe-conditioned (general) models", choices=GROUPINGS)
     _common.add_device(parser)
     _common.add_threads(parser)
     _common.add_quiet(parser)
@@ -90,7 +88,6 @@ def _load(args: argparse.Namespace):
     from ptychopinn.cli._data_input import load_input
     from ptychopinn.data.contract import is_hdf5_path
     from ptychopinn.errors import BundleError, DataError
-
     from ptychopinn.training.bundle import resolve_bundle
 
     args.model = str(resolve_bundle(args.model))

@@ -30,39 +30,38 @@ Exit status: 0 written; 2 bad input, bad option or pty-chi missing (nothing writ
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.iterative.ptychi_runner import PtychiConfig
+    from ptychopinn.iterative.ptychi_runner import (
+        ALGORITHMS,
+        OBJECT_INITS,
+        PtychiConfig,
+    )
 
-    d = _common.field_defaults(PtychiConfig)
+    def opt(name: str, help: str, **kw) -> None:
+        _common.add_field_option(parser, PtychiConfig, name, help=help, **kw)
+
     parser.add_argument("--data", required=True, metavar="DATA.npz",
                         help="dataset (NPZ contract, CXI or ptychodus HDF5; see docs/cxi.md)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
-    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
-    parser.add_argument("--algorithm", default=d["algorithm"], type=str.upper, choices=("LSQML", "EPIE", "DM"),
-                        help="reconstruction algorithm")
-    parser.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="number of epochs")
-    parser.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], help="minibatch size")
-    parser.add_argument("--probe-fixed", action="store_true", help="keep the probe fixed (default: refine it)")
-    parser.add_argument("--seed", type=ck.seed, default=d["seed"], help="random seed")
-    parser.add_argument("--object-init", default=d["object_init"], choices=("ones", "dataset"),
-                        help="initial object: ones, or the file's objectGuess")
-    parser.add_argument("--init-object", metavar="RECON.npz", default=d.get("init_object"),
-                        help="start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
-                             "places it; unscanned pixels start at its mean) instead of --object-init")
-    parser.add_argument("--init-probe", metavar="PROBE.npz", default=d.get("init_probe"),
-                        help="start from this probe (probeGuess, reconstructed_probe or probe key) "
-                             "instead of the dataset's probeGuess")
-    parser.add_argument("--position-correction", action="store_true",
-                        help="refine the scan positions (pty-chi's gradient position correction; the mean "
-                             "position is kept); writes refined_positions.npz (xcoords, ycoords) beside the "
-                             "reconstruction")
-    parser.add_argument("--position-correction-start", type=ck.non_negative_int,
-                        default=d["position_correction_start"], metavar="EPOCH",
-                        help="first epoch that updates the positions")
-    parser.add_argument("--position-step-size", type=ck.positive_float, default=d["position_step_size"],
-                        help="step size of the position update (pty-chi's default 0.3; pty-chi also clips "
-                             "each update to 0.1 px per epoch)")
+    _common.add_output(parser, "output directory", metavar="OUT_DIR",
+                       overwrite="files in an existing, non-empty output directory")
+    opt("algorithm", "reconstruction algorithm", type=str.upper, choices=ALGORITHMS)
+    opt("epochs", "number of epochs", type=ck.positive_int)
+    opt("batch_size", "minibatch size", type=ck.positive_int)
+    opt("probe_fixed", "keep the probe fixed (default: refine it)")
+    opt("seed", "random seed", type=ck.seed)
+    opt("object_init", "initial object: ones, or the file's objectGuess", choices=OBJECT_INITS)
+    opt("init_object", "start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
+                       "places it; unscanned pixels start at its mean) instead of --object-init", metavar="RECON.npz")
+    opt("init_probe", "start from this probe (probeGuess, reconstructed_probe or probe key) "
+                      "instead of the dataset's probeGuess", metavar="PROBE.npz")
+    opt("position_correction", "refine the scan positions (pty-chi's gradient position correction; the mean "
+                               "position is kept); writes refined_positions.npz (xcoords, ycoords) beside the "
+                               "reconstruction")
+    opt("position_correction_start", "first epoch that updates the positions", type=ck.non_negative_int,
+        metavar="EPOCH")
+    opt("position_step_size", "step size of the position update (pty-chi's default 0.3; pty-chi also clips "
+                              "each update to 0.1 px per epoch)", type=ck.positive_float)
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    _common.add_device(parser, default=d["device"])
+    _common.add_device(parser, default=PtychiConfig.device)
     _common.add_threads(parser)
     _common.add_quiet(parser)
     _common.add_config(parser, {"ptychi": PtychiConfig})
@@ -77,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.cli._data_input import load_input
+    from ptychopinn.data.contract import save_probe_file
     from ptychopinn.iterative.ptychi_runner import (
         PtychiConfig,
         import_ptychi,
@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
     )
 
     ck.refuse_pairs([
-        (bool(not args.position_correction and (args.position_correction_start != 5
-                                                or args.position_step_size != 0.3)),
+        (bool(not args.position_correction and (args.position_correction_start != PtychiConfig.position_correction_start
+                                                or args.position_step_size != PtychiConfig.position_step_size)),
          "--position-correction-start/--position-step-size", "no --position-correction",
          "mean nothing together (positions are not refined)"),
-        (bool(args.init_object and args.object_init != "ones"), "--init-object", "--object-init",
+        (bool(args.init_object and args.object_init != PtychiConfig.object_init), "--init-object", "--object-init",
          "exclude each other (one initial object)"),
         (bool(args.probe_fixed and args.save_probe), "--probe-fixed", "--save-probe",
          "mean nothing together (a fixed probe is the input probe; nothing is refined to save)"),
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_ptychi(dataset, config, progress=not args.quiet)
     written = save_result(result, args.output, plot=not args.no_plot)
     if args.save_probe:
-        written["probe"] = save_probe(args.save_probe, result.probe, {
+        written["probe"] = save_probe_file(args.save_probe, result.probe, {
             "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {args.data}"
                             + (" (probe fixed)" if config.probe_fixed else ""),
             "initial_probe": (dataset.metadata.get("probe_source")
@@ -122,16 +122,3 @@ def run(args: argparse.Namespace) -> int:
           f"final loss {result.loss_history[-1]:.4g} -> " + ", ".join(str(p) for p in written.values()))
     return 0
 
-
-def save_probe(path: str, probe, meta: dict):
-    """Write a probe NPZ (``probeGuess`` complex64 + ``_metadata`` JSON) atomically."""
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
-    from ptychopinn._io import jsonable, save_npz_atomic
-
-    save_npz_atomic(path, probeGuess=np.asarray(probe, np.complex64),
-                    _metadata=np.array(json.dumps(meta, default=jsonable)))
-    return Path(path)

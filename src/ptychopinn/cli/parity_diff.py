@@ -23,6 +23,8 @@ Exit status: 0 every compared stage within tolerance; 1 a stage diverged (or, wi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+
     parser.add_argument("a", metavar="A.json", help="reference telemetry")
     parser.add_argument("b", metavar="B.json", help="telemetry to compare with A")
     parser.add_argument("--tol", action="append", default=[], metavar="STAGE=FRACTION",
@@ -30,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-all", action="store_true",
                         help="also fail when a stage is recorded in only one of the files")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="also write the comparison as JSON")
-    ck.add_overwrite(parser, "an existing --json file")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line, not the tables")
+    _common.add_overwrite(parser, "an existing --json file")
+    _common.add_quiet(parser, "print only the verdict line, not the tables")
 
 
 def run(args: argparse.Namespace) -> int:

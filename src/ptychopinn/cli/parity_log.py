@@ -26,17 +26,19 @@ _DEFAULT_ROOT = "photon_grid_study_20250826_152459"  # == parity_log.DEFAULT_DAT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+
     parser.add_argument("--dataset-root", default=_DEFAULT_ROOT, metavar="ROOT",
                         help="directory holding data_p<dose>.npz files (default: %(default)s)")
     parser.add_argument("--baseline-params", default=None, metavar="PARAMS_DILL",
                         help="baseline params.dill (UNPICKLED with dill: only trusted files)")
     parser.add_argument("--scenario-id", default=None, metavar="ID",
                         help="scenario identifier, e.g. PGRID-20250826-P1E5-T1024")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the outputs")
-    ck.add_overwrite(parser, "files in an existing, non-empty output directory")
+    _common.add_output(parser, "directory for the outputs", metavar="DIR",
+                       overwrite="files in an existing, non-empty output directory")
     parser.add_argument("--limit-datasets", default=None, metavar="A.npz,B.npz",
                         help="comma-separated dataset file names (relative to ROOT); default: all data_p*.npz")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _common.add_quiet(parser, "print only errors")
 
 
 def run(args: argparse.Namespace) -> int:

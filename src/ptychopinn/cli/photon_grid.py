@@ -18,21 +18,22 @@ interrupted run leaves nothing. Exit status: 0 written; 2 bad option or input (n
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
+    from ptychopinn.data.simulate import OBJECT_KINDS, SCAN_KINDS
     from ptychopinn.studies.photon_grid import PhotonGridConfig
 
-    d = _common.field_defaults(PhotonGridConfig)
-    p.add_argument("-o", "--output", required=True, help="output directory ROOT")
-    ck.add_overwrite(p, "files in an existing, non-empty ROOT")
-    p.add_argument("--doses", type=ck.dose_list, default=d["doses"], help="comma-separated photons per pattern")
-    p.add_argument("--n-images", type=ck.positive_int, default=d["n_images"], help="patterns per dataset")
-    p.add_argument("--N", type=ck.positive_int, default=d["N"], help="pattern / probe size")
-    p.add_argument("--object-size", type=ck.positive_int, default=d["object_size"], help="synthetic object side (px)")
-    p.add_argument("--object", dest="object_kind", default=d["object_kind"], choices=["lines", "grf", "siemens"],
-                   help="synthetic object")
-    p.add_argument("--object-from", default=d["object_from"], help="NPZ with objectGuess")
-    p.add_argument("--probe-from", default=d["probe_from"], help="NPZ with probeGuess")
-    p.add_argument("--scan", default=d["scan"], choices=["random", "raster", "jitter"], help="scan pattern")
-    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the object, scan and noise streams")
+    def opt(name: str, help: str, flag: str | None = None, **kw) -> None:
+        _common.add_field_option(p, PhotonGridConfig, name, flag, help=help, **kw)
+
+    _common.add_output(p, "output directory ROOT", overwrite="files in an existing, non-empty ROOT")
+    opt("doses", "comma-separated photons per pattern", type=ck.dose_list)
+    opt("n_images", "patterns per dataset", type=ck.positive_int)
+    opt("N", "pattern / probe size", type=ck.positive_int)
+    opt("object_size", "synthetic object side (px)", type=ck.positive_int)
+    opt("object_kind", "synthetic object", "--object", choices=OBJECT_KINDS)
+    opt("object_from", "NPZ with objectGuess")
+    opt("probe_from", "NPZ with probeGuess")
+    opt("scan", "scan pattern", choices=SCAN_KINDS)
+    opt("seed", "seed of the object, scan and noise streams", type=ck.seed)
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"photon_grid": PhotonGridConfig})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ptychopinn.cli import _checks as ck
-from ptychopinn.cli.train import add_config_arguments, build_configs
+from ptychopinn.cli._train_options import add_config_arguments, build_configs, conflicts
 
 HELP = "fit a PINN to one scan (self-supervised, optionally from a trained bundle) and reconstruct it"
 DESCRIPTION = """\
@@ -24,8 +24,10 @@ bundle in OUT/model/. Exit status: 0 written; 2 bad input or option (nothing wri
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+
     p.add_argument("data", metavar="DATA.npz", help="the scan to reconstruct (NPZ data contract)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
+    _common.add_output(p, "output directory", metavar="OUT_DIR")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--from-bundle", metavar="RUN_DIR",
                        help="bundle to fine-tune: a directory or a built-in name (default: the built-in general "
@@ -41,13 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptychopinn.inference.fit import reconstruct_scan
-
     import dataclasses
 
-    from ptychopinn.cli.train import conflicts
     from ptychopinn.data.contract import as_dataset
-    from ptychopinn.inference.fit import GENERAL, start_bundle
+    from ptychopinn.inference.fit import GENERAL, reconstruct_scan, start_bundle
     from ptychopinn.training.bundle import resolve_bundle
     from ptychopinn.training.config import FINETUNE_DEFAULTS
 

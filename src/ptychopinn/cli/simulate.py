@@ -16,31 +16,28 @@ can share one object and one trajectory."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.data.simulate import SimulationConfig
+    from ptychopinn.data.simulate import OBJECT_KINDS, SCAN_KINDS, SimulationConfig
 
-    d = _common.field_defaults(SimulationConfig)
-    p.add_argument("-o", "--output", required=True, help="output NPZ path")
-    ck.add_overwrite(p, "an existing output file")
-    p.add_argument("--object", dest="object_kind", default=d["object_kind"], choices=["lines", "grf", "siemens"],
-                   help="synthetic object")
-    p.add_argument("--object-from", default=d["object_from"],
-                   help="NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
-    p.add_argument("--probe-from", default=d["probe_from"], help="NPZ with probeGuess (resampled to N if needed)")
-    p.add_argument("--probe-defocus", type=ck.finite_float, default=d["probe_defocus"],
-                   help="quadratic phase of the default probe (rad at its edge)")
-    p.add_argument("--n-images", type=ck.positive_int, default=d["n_images"], help="number of diffraction patterns")
-    p.add_argument("--nphotons", type=ck.dose, default=d["nphotons"], help="mean total photons per pattern")
-    p.add_argument("--N", type=ck.positive_int, default=d["N"], help="pattern / probe size")
-    p.add_argument("--object-size", type=ck.positive_int, default=d["object_size"], help="synthetic object side (px)")
-    p.add_argument("--scan", default=d["scan"], choices=["random", "raster", "jitter"], help="scan pattern")
-    p.add_argument("--step", type=ck.positive_float, default=d["step"],
-                   help="raster/jitter step in px (default: none = fits --n-images)")
-    p.add_argument("--border", type=ck.non_negative_float, default=d["border"], help="extra margin (px) kept free at the object edge")
-    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the object, scan and noise streams")
-    p.add_argument("--object-seed", type=ck.seed, default=d["object_seed"], help="object stream seed (overrides --seed)")
-    p.add_argument("--scan-seed", type=ck.seed, default=d["scan_seed"], help="scan stream seed (overrides --seed)")
-    p.add_argument("--noise-seed", type=ck.seed, default=d["noise_seed"], help="noise stream seed (overrides --seed)")
-    p.add_argument("--noiseless", action="store_true", help="store sqrt(expected counts) without Poisson noise")
+    def opt(name: str, help: str, flag: str | None = None, **kw) -> None:
+        _common.add_field_option(p, SimulationConfig, name, flag, help=help, **kw)
+
+    _common.add_output(p, "output NPZ path", overwrite="an existing output file")
+    opt("object_kind", "synthetic object", "--object", choices=OBJECT_KINDS)
+    opt("object_from", "NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
+    opt("probe_from", "NPZ with probeGuess (resampled to N if needed)")
+    opt("probe_defocus", "quadratic phase of the default probe (rad at its edge)", type=ck.finite_float)
+    opt("n_images", "number of diffraction patterns", type=ck.positive_int)
+    opt("nphotons", "mean total photons per pattern", type=ck.dose)
+    opt("N", "pattern / probe size", type=ck.positive_int)
+    opt("object_size", "synthetic object side (px)", type=ck.positive_int)
+    opt("scan", "scan pattern", choices=SCAN_KINDS)
+    opt("step", "raster/jitter step in px (default: none = fits --n-images)", type=ck.positive_float)
+    opt("border", "extra margin (px) kept free at the object edge", type=ck.non_negative_float)
+    opt("seed", "seed of the object, scan and noise streams", type=ck.seed)
+    opt("object_seed", "object stream seed (overrides --seed)", type=ck.seed)
+    opt("scan_seed", "scan stream seed (overrides --seed)", type=ck.seed)
+    opt("noise_seed", "noise stream seed (overrides --seed)", type=ck.seed)
+    opt("noiseless", "store sqrt(expected counts) without Poisson noise")
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"simulation": SimulationConfig})

@@ -32,26 +32,28 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _runner_args(p: argparse.ArgumentParser, gridsize: bool = True) -> None:
-    p.add_argument("-o", "--output", required=True, help="study directory (created; rerun to resume)")
-    p.add_argument("--preset", choices=["quick", "full", "seed"], default="full",
+    from ptychopinn.cli import _common
+    from ptychopinn.model.config import NORMS
+    from ptychopinn.studies._common import PRESET_NAMES
+    from ptychopinn.training.config import PROTOCOLS
+
+    _common.add_output(p, "study directory (created; rerun to resume)")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="full",
                    help="sizes: 'full' = the seed's study, 'seed' = the seed's study under --protocol seed "
                         "(and the seed's object or geometry, see docs/studies.md), 'quick' = tiny (seconds per "
                         "job, for tests)")
-    p.add_argument("--protocol", choices=["modern", "seed"],
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS),
                    help="training protocol: 'modern' = today's defaults (early stopping, validation split, "
                         "cosine schedule); 'seed' = the seeds' training (fixed epochs, no hold-out, last-epoch "
                         "weights, trainable intensity scale, plateau schedule)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="run up to K jobs at once in local processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler, e.g. tcp://host:8786")
-    from ptychopinn.cli import _common
-
-    p.add_argument("--device", type=_common.device_name, metavar="DEV",
-                   help="device of training, inference and pty-chi: auto, cpu, cuda or cuda:K")
+    _common.add_device(p, default=None, help="device of training, inference and pty-chi: auto, cpu, cuda or cuda:K")
     p.add_argument("--epochs", type=int, help="training epochs (maximum; early stopping may end sooner)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--n-filters-scale", type=int, help="network width multiplier")
-    p.add_argument("--norm", choices=["none", "group"],
+    p.add_argument("--norm", choices=NORMS,
                    help="normalisation layers of the PINN (unet): 'group' = GroupNorm, which kept every seed "
                         "from freezing where 'none' froze (docs/studies.md)")
     p.add_argument("--N", type=int, help="pattern size")
@@ -65,15 +67,38 @@ def _runner_args(p: argparse.ArgumentParser, gridsize: bool = True) -> None:
                    help="list the jobs and whether each would be reused or run; run nothing")
 
 
-def _preset_defaults(p: argparse.ArgumentParser) -> None:
-    """Options left unset take the preset's value: say so in --help."""
+def _preset_defaults(p: argparse.ArgumentParser, presets: dict[str, Any]) -> None:
+    """Options left unset take the preset's value: --help shows it (read from the presets, not
+    retyped): "(default: 42)" when every preset agrees, else "(default: from --preset: quick 2,
+    full 50, seed 50)", or "(default: from --preset)" where a preset leaves it to the study."""
+    from ptychopinn.cli._common import _fmt_default
+    from ptychopinn.studies._common import PRESET_NAMES
+
+    def fmt(v: Any) -> str:  # doses as 1e3, not 1000
+        if isinstance(v, tuple):
+            return ",".join(fmt(x) for x in v)
+        if isinstance(v, float) and v >= 1e3 and float(f"{v:.0e}") == v:
+            return f"{v:.0e}".replace("e+0", "e").replace("e+", "e")
+        return _fmt_default(v)
+
     for a in p._actions:
         if (a.option_strings and a.default is None and a.nargs != 0 and not a.required and a.dest != "scheduler"
                 and "(default" not in (a.help or "")):
-            a.help = f"{a.help or a.dest.replace('_', ' ')} (default: from --preset)"
+            values = [getattr(presets[name], a.dest, None) for name in PRESET_NAMES]
+            if any(v is None for v in values):
+                where = "from --preset"
+            elif all(v == values[0] for v in values):
+                where = fmt(values[0])
+            else:
+                where = "from --preset: " + ", ".join(f"{n} {fmt(v)}" for n, v in zip(PRESET_NAMES, values))
+            a.help = f"{a.help or a.dest.replace('_', ' ')} (default: {where.replace('%', '%%')})"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.studies import dose_overlap, dose_response
+    from ptychopinn.studies.dose_overlap import SPLIT_AXES, TEST_ON, VIEW_FILTERS
+
     sub = p.add_subparsers(dest="study", metavar="<study>")
     dr = sub.add_parser("dose-response", help="seed 001: NLL vs MAE at high and low dose (or a dose sweep)",
                         description="Trains one PINN per (dose, loss) on an amplitude-only lines object and writes "
@@ -81,17 +106,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "summary.json, summary.md (and dose_gain.png / dose_gain.json for three or more doses), "
                         "the bundles DIR/<arm>/ and every job's folder.")
     _runner_args(dr)
-    dr.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e9,1e4; e.g. 1e3,1e4,...,1e9 sweeps)")
+    dr.add_argument("--doses", type=_floats, help="photons per pattern (e.g. 1e3,1e4,...,1e9 sweeps)")
     dr.add_argument("--object-size", type=int)
     dr.add_argument("--object-seed", type=int)
     dr.add_argument("--n-lines", type=int, help="lines in the object (seed 001: 400; unset: 0.4 x object size)")
     dr.add_argument("--n-train", type=int, help="training positions")
     dr.add_argument("--n-test", type=int, help="test positions")
-    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory (default: 1)")
-    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory (default: 2)")
+    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory")
+    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory")
     dr.add_argument("--crop", type=int, help="central crop of the reconstructions in dose_comparison.png (px)")
 
-    _preset_defaults(dr)
+    _preset_defaults(dr, dose_response.PRESETS)
     do = sub.add_parser("dose-overlap", help="seed 002: PINN / baseline / pty-chi on dense and sparse views per dose",
                         description="Simulates from a real object and probe at each dose: cuts the object into a training and a "
                         "test half first, then scans each half on its own (no content crosses the cut; the "
@@ -102,30 +127,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _runner_args(do, gridsize=False)
     do.add_argument("--dose", type=float, dest="only_dose", metavar="D",
                     help="run only the jobs of this dose (and what they need); the summary needs a run without filters")
-    do.add_argument("--view", choices=["dense", "sparse", "full"], dest="only_view",
+    do.add_argument("--view", choices=VIEW_FILTERS, dest="only_view",
                     help="run only the jobs of this view ('full': the gridsize-1 arms trained on the whole half)")
     do.add_argument("--gridsize", type=int, dest="only_gridsize", metavar="G",
                     help="run only the training jobs of this gridsize (1: PINN gs1 and baseline; 2: the views' PINN)")
     do.add_argument("--object-from", required=True, help="NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
     do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
-    do.add_argument("--doses", type=_floats, help="photons per pattern (default: 1e3,1e4,1e5)")
+    do.add_argument("--doses", type=_floats, help="photons per pattern")
     do.add_argument("--tile", type=int, help="mirror-tile each half of the cut object T x T times (within the half)")
     do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default: N/4)")
-    do.add_argument("--split-axis", choices=["y", "x"], help="axis along which the object is cut into training and test halves (default: y)")
+    do.add_argument("--split-axis", choices=SPLIT_AXES, help="axis along which the object is cut into training and test halves")
     do.add_argument("--n-images", type=int, help="scan positions (before the split)")
-    do.add_argument("--sim-seed", type=int, help="simulation seed (default: 42)")
-    do.add_argument("--grouping-seed", type=int, help="grouping seed (default: 123)")
-    do.add_argument("--subsample-seed", type=int, help="view subsampling seed (default: 456)")
-    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view (default: 0.7)")
-    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view (default: 0.2)")
+    do.add_argument("--sim-seed", type=int, help="simulation seed")
+    do.add_argument("--grouping-seed", type=int, help="grouping seed")
+    do.add_argument("--subsample-seed", type=int, help="view subsampling seed")
+    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view")
+    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view")
     do.add_argument("--min-view-groups", type=int, help="skip a view that keeps fewer groups")
-    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs (default: 100)")
+    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs")
     do.add_argument("--ms-ssim-sigma", type=float)
-    do.add_argument("--test-on", choices=["view", "full"],
+    do.add_argument("--test-on", choices=TEST_ON,
                     help="score every arm on each view's test set ('view', as in the seed) or on the whole "
-                         "test half ('full', one pty-chi run per dose) (default: view)")
+                         "test half ('full', one pty-chi run per dose)")
 
-    _preset_defaults(do)
+    _preset_defaults(do, dose_overlap.PRESETS)
     ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",
                         description="Fails (exit 1) when a training job of the reference is missing from the "
                         "candidate, has a missing or non-finite final_loss, or a final_loss above "
@@ -136,7 +161,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ck.add_argument("--dose", type=float, help="only jobs at this dose")
     ck.add_argument("--view", help="only jobs of this view (dense, sparse, full)")
     ck.add_argument("--gridsize", type=int, help="only jobs of this gridsize")
-    ck.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
+    _common.add_quiet(ck, "print only the verdict line")
 
 
 def _overrides(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
@@ -207,7 +232,12 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "seed" and args.patience not in (None, 0):
         raise ConfigError(f"--protocol seed fixes --patience = 0 (no early stopping); got {args.patience}")
     if args.study == "dose-response":
-        from ptychopinn.studies.dose_response import PRESETS, DoseResponseConfig, run_dose_response, sanity_text
+        from ptychopinn.studies.dose_response import (
+            PRESETS,
+            DoseResponseConfig,
+            run_dose_response,
+            sanity_text,
+        )
 
         cfg = DoseResponseConfig.from_dict({**PRESETS[args.preset].to_dict(), **_overrides(args, DoseResponseConfig)})
         if args.dry_run:
@@ -223,9 +253,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"warning: not converged (plateau rule, summary.md): {', '.join(bad)}")
         outputs = ["dose_comparison.png", "metrics.csv", "frc_curves.png", "training_history.json", "summary.md"]
     else:
-        from ptychopinn.studies.dose_overlap import PRESETS, DoseOverlapConfig, run_dose_overlap
-
-        from ptychopinn.studies.dose_overlap import build_jobs, select_jobs
+        from ptychopinn.studies.dose_overlap import (
+            PRESETS,
+            DoseOverlapConfig,
+            build_jobs,
+            run_dose_overlap,
+            select_jobs,
+        )
 
         base = dataclasses.replace(PRESETS[args.preset], object_from=args.object_from, probe_from=args.probe_from)
         cfg = DoseOverlapConfig.from_dict({**base.to_dict(), **_overrides(args, DoseOverlapConfig)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ptychopinn.cli import _checks as ck
+from ptychopinn.cli._train_options import add_config_arguments, build_configs, conflicts
 
 HELP = "train a PINN or the supervised baseline on a dataset NPZ and write a model bundle"
 DESCRIPTION = """Train on TRAIN.npz and write a bundle to RUN_DIR (model.safetensors, config.json, probe.npz,
@@ -22,137 +23,21 @@ mean pattern amplitude when the file has none), then trains with it. config.json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
+    from ptychopinn.model.config import MODEL_KINDS, ModelConfig
+
     p.add_argument("--train", required=True, metavar="TRAIN.npz", help="training dataset")
     p.add_argument("--test", metavar="TEST.npz", default=None,
                    help="test dataset, scored after every epoch (test_loss)")
-    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run / bundle directory")
-    from ptychopinn.model.config import ModelConfig
-
-    p.add_argument("--model", default=ModelConfig.kind, choices=["pinn", "supervised"],
-                   help="network: physics-informed (unsupervised) or the supervised baseline")
+    _common.add_output(p, "run / bundle directory", metavar="RUN_DIR")
+    _common.add_field_option(p, ModelConfig, "kind", "--model", dest="model", choices=MODEL_KINDS,
+                             help="network: physics-informed (unsupervised) or the supervised baseline")
     add_config_arguments(p)
     p.add_argument("--probe-from-ptychi", type=ck.positive_int, metavar="EPOCHS",
                    help="refine the probe with EPOCHS pty-chi LSQML epochs on TRAIN first, then train with it")
     from ptychopinn.cli._data_input import add_input_arguments
 
     add_input_arguments(p)
-
-
-def add_config_arguments(p: argparse.ArgumentParser, **defaults) -> None:
-    """Model and training options shared by ``train`` and ``reconstruct``. Defaults are those of
-    ModelConfig / TrainConfig unless ``defaults`` (field -> value) gives a command's own."""
-    from ptychopinn.cli import _common
-    from ptychopinn.model.config import ModelConfig
-    from ptychopinn.training.config import LOSSES, TrainConfig
-
-    d = {**_common.field_defaults(ModelConfig), **_common.field_defaults(TrainConfig), **defaults}
-    p.add_argument("--arch", default=d["arch"], choices=["unet", "classic"],
-                   help="network: unet (back-projected input, skip connections) or classic "
-                        "(the reference PtychoPINN network)")
-    p.add_argument("--gridsize", type=ck.positive_int, default=d["gridsize"], help="patterns per group = gridsize^2")
-    p.add_argument("--neighbor-count", type=ck.positive_int, default=d["neighbor_count"], help="K nearest neighbours for grouping")
-    p.add_argument("--n-groups", type=ck.positive_int, default=d["n_groups"],
-                   help="number of groups (default: none = one per pattern)")
-    p.add_argument("--oversample", action="store_true", help="allow more groups than patterns (gridsize > 1)")
-    p.add_argument("--loss", default=d["loss"], choices=list(LOSSES), help="PINN loss")
-    p.add_argument("--nll-weight", type=ck.non_negative_float, default=d["nll_weight"],
-                   help="weight of the Poisson NLL term (default: none = from --loss)")
-    p.add_argument("--mae-weight", type=ck.non_negative_float, default=d["mae_weight"],
-                   help="weight of the amplitude MAE term (default: none = from --loss)")
-    p.add_argument("--epochs", type=ck.positive_int, default=d["epochs"], help="maximum number of epochs")
-    p.add_argument("--batch-size", type=ck.positive_int, default=d["batch_size"], help="groups per batch")
-    p.add_argument("--lr", type=ck.positive_float, default=d["lr"], help="Adam learning rate")
-    p.add_argument("--warmup-epochs", type=ck.non_negative_float, default=d["warmup_epochs"],
-                   help="linear learning-rate warmup (0 = off)")
-    p.add_argument("--schedule", default=d["schedule"], choices=["cosine", "plateau"],
-                   help="learning rate after warmup: half cosine to --min-lr, or halve on plateau")
-    p.add_argument("--min-lr", type=ck.non_negative_float, default=d["min_lr"], help="final / lowest learning rate")
-    p.add_argument("--grad-clip", type=ck.non_negative_float, default=d["grad_clip"],
-                   help="clip the gradient norm at this multiple of its running mean (0 = off)")
-    p.add_argument("--n-filters-scale", type=ck.positive_int, default=d["n_filters_scale"], help="width multiplier of the network")
-    p.add_argument("--norm", default=d["norm"], choices=["none", "group"], help="normalisation layers (unet)")
-    p.add_argument("--amp-max", type=ck.positive_float, default=d["amp_max"], help="amplitude head range: amp_max * sigmoid")
-    p.add_argument("--border-branch", choices=["auto", "on", "off"], default="auto",
-                   help="predict the object outside the N/2 support (auto: when the probe extends beyond it)")
-    p.add_argument("--probe-trainable", action="store_true", help="refine the probe during training")
-    p.add_argument("--probe-lr", type=ck.positive_float, default=d["probe_lr"],
-                   help="learning rate of a trainable probe (default: none = --lr), scaled by the same schedule")
-    p.add_argument("--probe-warmup-epochs", type=ck.non_negative_float, default=d["probe_warmup_epochs"],
-                   help="epochs with the trainable probe held fixed while the object is learnt")
-    p.add_argument("--refine-positions", action="store_true",
-                   help="learn a sub-pixel correction of every scan position through the physics (gridsize >= 2); "
-                        "the refined positions are saved as refined_positions.npz")
-    p.add_argument("--position-lr", type=ck.positive_float, default=d["position_lr"],
-                   help="Adam rate of the position corrections (px per step), scaled by the schedule")
-    p.add_argument("--position-warmup-epochs", type=ck.non_negative_float, default=d["position_warmup_epochs"],
-                   help="epochs with the positions held fixed while the object is learnt")
-    p.add_argument("--intensity-scale-trainable", action="store_true", help="train the intensity scale log_s")
-    p.add_argument("--intensity-scale-source", default=d["intensity_scale_source"], choices=["data", "closed_form"],
-                   help="data-derived scale or sqrt(nphotons)/(N/2) from the metadata")
-    p.add_argument("--seed", type=ck.seed, default=d["seed"], help="seed of the weights, shuffles and validation split")
-    p.add_argument("--precision", default=d["precision"], choices=["auto", "float32", "bf16"],
-                   help="auto: bfloat16 convolutions on CPUs with native support, else float32")
-    p.add_argument("--val-fraction", type=ck.fraction, default=d["val_fraction"],
-                   help="fraction of groups held out for validation / early stopping")
-    p.add_argument("--patience", type=ck.non_negative_int, default=d["patience"], help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--protocol", default="modern", choices=["modern", "seed"],
-                   help="training protocol: 'modern' = the defaults above; 'seed' = the seeds' training (no "
-                        "early stopping, no validation hold-out, last-epoch weights, trainable intensity scale, "
-                        "lr 1e-3 halved on a 2-epoch plateau of the training loss down to 1e-4, no warmup); an "
-                        "option that contradicts the protocol is an error")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty output directory, replacing a run already there (default: refuse)")
-    _common.add_device(p, default=d["device"])
-    _common.add_threads(p)
-    _common.add_quiet(p)
-    _common.add_config(p, {"model": ModelConfig, "training": TrainConfig})
-
-
-def build_configs(args: argparse.Namespace) -> tuple:
-    """(ModelConfig, TrainConfig) from the options of :func:`add_config_arguments`, with the
-    ``--config`` file's fields for the options not given on the command line."""
-    from ptychopinn.cli._common import config_for
-    from ptychopinn.model.config import ModelConfig
-    from ptychopinn.training.config import TrainConfig
-
-    protocol = getattr(args, "protocol", "modern")
-    over = _protocol_values(args, protocol)
-    mcfg = config_for(args, "model", ModelConfig, dict(
-        kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
-        gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
-        probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
-        amp_max=args.amp_max, border_branch={"auto": None, "on": True, "off": False}[args.border_branch],
-    ) | (over["model"] if getattr(args, "model", "pinn") == "pinn" else {}), flag_of={"kind": "model"})
-    tcfg = config_for(args, "training", TrainConfig, dict(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
-        schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
-        probe_lr=args.probe_lr, probe_warmup_epochs=args.probe_warmup_epochs,
-        refine_positions=args.refine_positions, position_lr=args.position_lr,
-        position_warmup_epochs=args.position_warmup_epochs,
-        nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
-        n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
-        precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
-        intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
-        protocol=protocol,
-    ) | over["training"])
-    return mcfg, tcfg
-
-
-def _protocol_values(args: argparse.Namespace, protocol: str) -> dict:
-    """The fields ``--protocol`` fixes; ConfigError when an option given on the command line
-    contradicts one of them."""
-    from ptychopinn.errors import ConfigError
-    from ptychopinn.training.config import protocol_overrides
-
-    over = protocol_overrides(protocol)
-    explicit = getattr(args, "_explicit", set())
-    for section in over.values():
-        for k, v in section.items():
-            if k in explicit and getattr(args, k, v) != v:
-                raise ConfigError(f"--protocol {protocol} fixes --{k.replace('_', '-')} = {v}; "
-                                  f"got {getattr(args, k)} (drop the option or use --protocol modern)")
-    return over
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,21 +63,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {res.epochs_run} epochs{stop}{best}, "
               f"{res.train_patterns_per_s:.1f} train patterns/s, {res.seconds:.1f} s")
     return 0
-
-
-def conflicts(args: argparse.Namespace) -> list:
-    """Option pairs of train/reconstruct that contradict each other (see ``_checks.refuse_pairs``)."""
-    explicit = getattr(args, "_explicit", set())
-    return [
-        (bool(args.resume and args.overwrite), "--resume", "--overwrite",
-         "contradict each other (continue the run in place, or replace it)"),
-        (bool(getattr(args, "probe_from", None) and getattr(args, "probe_from_ptychi", None)), "--probe-from",
-         "--probe-from-ptychi", "exclude each other (one probe source)"),
-        (bool(args.refine_positions and args.gridsize < 2), "--refine-positions", f"--gridsize {args.gridsize}",
-         "exclude each other (positions enter the PINN's physics only through the group offsets: gridsize >= 2)"),
-        (bool(not args.refine_positions and {"position_lr", "position_warmup_epochs"} & explicit),
-         "--position-lr/--position-warmup-epochs", "no --refine-positions", "the position options need --refine-positions"),
-    ]
 
 
 def _prepare_data(args: argparse.Namespace):
@@ -259,9 +129,9 @@ def _record_probe_source(run_dir: str, ds, train_path: str, ptychi_probe: dict |
         train["sha256"] = sha256_file(train_path)
         train["path"] = train_path
     if ptychi_probe is not None:
-        from ptychopinn.cli.iterative import save_probe
+        from ptychopinn.data.contract import save_probe_file
 
-        save_probe(str(Path(run_dir) / "ptychi_probe.npz"), ptychi_probe["probe"],
+        save_probe_file(Path(run_dir) / "ptychi_probe.npz", ptychi_probe["probe"],
                    {k: v for k, v in ptychi_probe.items() if k != "probe"})
         cfg["probe"]["ptychi_refinement"] = {"file": "ptychi_probe.npz", "seconds": ptychi_probe["seconds"],
                                              "final_loss": ptychi_probe["loss_history"][-1]}

@@ -25,24 +25,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.data.corpus import CorpusConfig
     from ptychopinn.training.general import GENERAL_MODEL, GeneralTrainConfig
 
-    g = _common.field_defaults(GeneralTrainConfig)
-    c = _common.field_defaults(CorpusConfig)
-    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="bundle directory")
-    ck.add_overwrite(p, "an existing bundle in RUN_DIR")
-    p.add_argument("--N", type=ck.positive_int, default=c["N"], help="pattern size")
+    def opt(cls: type, name: str, help: str, flag: str | None = None, **kw) -> None:
+        _common.add_field_option(p, cls, name, flag, help=help, **kw)
+
+    C, G = CorpusConfig, GeneralTrainConfig
+    _common.add_output(p, "bundle directory", metavar="RUN_DIR", overwrite="an existing bundle in RUN_DIR")
+    opt(C, "N", "pattern size", type=ck.positive_int)
     p.add_argument("--probe-file", action="append", default=None, metavar="NPZ",
                    help="measured probe (probeGuess) to include in the corpus (repeatable)")
-    p.add_argument("--dose-range", type=ck.dose_list, default=c["dose_range"], metavar="LOW,HIGH",
-                   help="photons per pattern, drawn log-uniformly")
-    p.add_argument("--patterns-per-scan", type=ck.positive_int, default=c["patterns_per_scan"],
-                   help="patterns of each corpus scan")
-    p.add_argument("--corpus-seed", type=ck.seed, default=c["seed"], help="seed of the corpus")
-    p.add_argument("--steps", type=ck.positive_int, default=g["steps"], help="optimiser steps")
-    p.add_argument("--batch-size", type=ck.positive_int, default=g["batch_size"], help="groups per step")
-    p.add_argument("--lr", type=ck.positive_float, default=g["lr"], help="peak learning rate (cosine schedule)")
-    p.add_argument("--val-every", type=ck.positive_int, default=g["val_every"],
-                   help="steps between validation scores and bundle writes")
-    p.add_argument("--seed", type=ck.seed, default=g["seed"], help="weight initialisation and batch order seed")
+    opt(C, "dose_range", "photons per pattern, drawn log-uniformly", type=ck.dose_list, metavar="LOW,HIGH")
+    opt(C, "patterns_per_scan", "patterns of each corpus scan", type=ck.positive_int)
+    opt(C, "seed", "seed of the corpus", "--corpus-seed", dest="corpus_seed", type=ck.seed)
+    opt(G, "steps", "optimiser steps", type=ck.positive_int)
+    opt(G, "batch_size", "groups per step", type=ck.positive_int)
+    opt(G, "lr", "peak learning rate (cosine schedule)", type=ck.positive_float)
+    opt(G, "val_every", "steps between validation scores and bundle writes", type=ck.positive_int)
+    opt(G, "seed", "weight initialisation and batch order seed", type=ck.seed)
     p.add_argument("--n-filters-scale", type=ck.positive_int, default=GENERAL_MODEL.n_filters_scale,
                    help="network width multiplier")
     _common.add_device(p)
@@ -57,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ptychopinn.data.corpus import CorpusConfig
     from ptychopinn.errors import ConfigError
-    from ptychopinn.training.general import GENERAL_MODEL, GeneralTrainConfig, train_general
+    from ptychopinn.training.general import (
+        GENERAL_MODEL,
+        GeneralTrainConfig,
+        train_general,
+    )
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     if len(args.dose_range) != 2:

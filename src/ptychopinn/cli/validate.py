@@ -21,6 +21,7 @@ object is reported as not being a ground truth."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ptychopinn.cli import _common
     from ptychopinn.cli._data_input import add_input_arguments
 
     p.add_argument("file", help="dataset NPZ, CXI/HDF5 file or ptychodus workflow directory")
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intensity-scale", type=ck.positive_float, help="multiply stored amplitudes by this factor")
     p.add_argument("--no-bounds-check", action="store_true", help="do not require patches inside objectGuess")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the file is valid (exit status only)")
+    _common.add_quiet(p, "print nothing when the file is valid (exit status only)")
     add_input_arguments(p)
 
 

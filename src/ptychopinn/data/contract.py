@@ -236,6 +236,40 @@ def load_probe(path: str | os.PathLike, n: int | None = None, key: str = "probeG
     return resample_probe(p, n) if n is not None else p
 
 
+#: keys a probe file may hold its probe under (in this order): a dataset, 'iterative' output, others
+PROBE_KEYS = ("probeGuess", "reconstructed_probe", "probe")
+
+
+def read_probe_file(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """A probe (2-D complex64; the first mode of a stack) from an NPZ (:data:`PROBE_KEYS`), a CXI
+    file or a ptychodus product, and where it came from (``'FILE: key'``). DataError naming the
+    file and key when it holds none or not a finite square 2-D probe."""
+    path = os.fspath(path)
+    if is_hdf5_path(path):
+        from ptychopinn.data.cxi import read_probe
+
+        a, key = read_probe(path)
+    else:
+        z = open_npz(path)
+        key = next((k for k in PROBE_KEYS if k in z), None)
+        if key is None:
+            raise DataError(f"{path}: key 'probeGuess': missing (also looked for {', '.join(PROBE_KEYS[1:])})")
+        a = np.asarray(z[key])
+    while a.ndim > 2 and a.shape[0] >= 1:
+        a = a[0]
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.kind not in "fc" or not np.all(np.isfinite(a)):
+        raise DataError(f"{path}: key '{key}': must be a finite square 2-D probe; got {a.shape} {a.dtype}")
+    return a.astype(np.complex64), f"{path}: {key}"
+
+
+def save_probe_file(path: str | os.PathLike, probe: Any, meta: dict[str, Any]) -> Path:
+    """Write a probe NPZ (``probeGuess`` complex64 + ``_metadata`` JSON) atomically; what
+    :func:`read_probe_file` reads (e.g. ``train --probe-from``)."""
+    save_npz_atomic(path, probeGuess=np.asarray(probe, np.complex64),
+                    _metadata=np.array(json.dumps(meta, default=jsonable)))
+    return Path(path)
+
+
 def load_object(path: str | os.PathLike, key: str = "objectGuess") -> np.ndarray:
     """Read a complex object from an NPZ (no pickle)."""
     return read_complex_2d(path, key)

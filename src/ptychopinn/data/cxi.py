@@ -263,6 +263,18 @@ def _open(path: str):
         raise _err(path, None, f"not a readable HDF5 file ({exc})") from None
 
 
+def read_probe(path: str) -> tuple[np.ndarray, str]:
+    """(array, HDF5 path) of the probe stored in a CXI file or a ptychodus product (the first of
+    :data:`PROBE`, :data:`ILLUMINATION`, ``probe``, ``probeGuess``); DataError naming the file when
+    it holds none. The array is returned as stored (modes and all)."""
+    with _open(path) as f:
+        for key in (PROBE, ILLUMINATION, "probe", "probeGuess"):
+            d = _dataset(f, key)
+            if d is not None:
+                return np.asarray(d[()]), key
+    raise DataError(f"{path}: key '{PROBE}': missing (also looked for {ILLUMINATION}, probe)")
+
+
 def _kind(f: Any) -> str:
     """'cxi', 'ptychodus_diffraction', 'ptychodus_product', 'root_contract' or 'unknown'."""
     if "entry_1" in f:

@@ -34,6 +34,8 @@ from ptychopinn.inference.stitch import Stitcher, check_crop, default_crop
 
 NPZ_NAME = "reconstruction.npz"
 PNG_NAMES = ("amplitude.png", "phase.png")
+#: ``groups=`` of :func:`reconstruct` (gridsize > 1)
+GROUPINGS = ("auto", "anchor", "cover")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def reconstruct(
     ``cover`` for probe-conditioned (general) models, where it was measured as good and 3x faster,
     ``anchor`` otherwise.
     """
-    if groups not in ("auto", "anchor", "cover"):
+    if groups not in GROUPINGS:
         raise ConfigError(f"groups must be 'auto', 'anchor' or 'cover'; got {groups!r}")
     t0 = time.perf_counter()
     if int(batch_size) < 1:

@@ -13,6 +13,7 @@ from ptychopinn.errors import ConfigError
 MODEL_KINDS = ("pinn", "supervised")
 AMP_ACTIVATIONS = ("sigmoid", "softplus", "exp")
 ARCHS = ("unet", "classic")
+NORMS = ("none", "group")
 
 
 def needs_border_branch(probe: Any, threshold: float = 0.01) -> bool:
@@ -80,7 +81,7 @@ class ModelConfig(Config):
             raise ConfigError(f"amp_activation must be one of {AMP_ACTIVATIONS}; got {self.amp_activation!r}")
         if not self.amp_max > 0:
             raise ConfigError(f"amp_max must be > 0; got {self.amp_max}")
-        if self.norm not in ("none", "group"):
+        if self.norm not in NORMS:
             raise ConfigError(f"norm must be 'none' or 'group'; got {self.norm!r}")
         if not self.merge_eps > 0:
             raise ConfigError("merge_eps must be > 0")

@@ -18,6 +18,9 @@ import numpy as np
 
 from ptychopinn._io import save_npz_atomic, write_json_atomic
 
+#: the presets every study offers (``PRESETS`` of each study module; --preset lists them in this order)
+PRESET_NAMES = ("quick", "full", "seed")
+
 #: the parts of a training bundle that are not byte-reproducible: config.json and history.json
 #: record wall times and paths; safetensors writes its metadata map in arbitrary order (the
 #: tensors themselves are covered by ``weights_digest`` in the job's ``losses.json``)

@@ -45,6 +45,10 @@ from ptychopinn.studies.photon_grid import dose_label
 from ptychopinn.studies.runner import Job, StudyResult, publish, run_study
 
 VIEWS = {"dense": 0.7, "sparse": 0.2}
+#: view filters of :func:`select_jobs`: the two views and 'full' (the gridsize-1 arms on the whole half)
+VIEW_FILTERS = (*VIEWS, "full")
+SPLIT_AXES = ("y", "x")
+TEST_ON = ("view", "full")
 SUMMARY_FILES = ("run_manifest.json", "training_manifest.json", "skip_summary.json", "metrics_bundle.json",
                  "metrics.csv", "summary.md")
 LABELS = {"pinn_gs2": "PtychoPINN", "pinn_gs1": "PtychoPINN_gs1", "baseline": "Baseline", "ptychi": "PtyChi"}
@@ -96,9 +100,9 @@ class DoseOverlapConfig(Config):
             raise ConfigError("need 0 <= f_sparse < f_dense < 1")
         if self.tile < 1:
             raise ConfigError("tile must be >= 1")
-        if self.split_axis not in ("y", "x"):
+        if self.split_axis not in SPLIT_AXES:
             raise ConfigError("split axis must be 'y' or 'x'")
-        if self.test_on not in ("view", "full"):
+        if self.test_on not in TEST_ON:
             raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
         from ptychopinn.training.config import protocol_overrides
 

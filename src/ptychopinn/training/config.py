@@ -11,6 +11,7 @@ from ptychopinn._device import check_device_name
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
 from ptychopinn.model.losses import LOSS_KINDS
+from ptychopinn.model.scaling import SCALE_SOURCES
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bf16")
@@ -164,7 +165,7 @@ class TrainConfig(Config):
             raise ConfigError(f"lr_factor must be in (0, 1); got {self.lr_factor}")
         if self.n_groups is not None and self.n_groups < 1:
             raise ConfigError(f"n_groups must be >= 1; got {self.n_groups}")
-        if self.intensity_scale_source not in ("data", "closed_form"):
+        if self.intensity_scale_source not in SCALE_SOURCES:
             raise ConfigError("intensity_scale_source must be 'data' or 'closed_form'")
         check_protocol(self.protocol, "training", self)
 
