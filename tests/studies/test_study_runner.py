@@ -123,3 +123,19 @@ def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="another study run is using this directory"):
             run_study(_jobs(), tmp_path, log=_quiet)
     assert run_study(_jobs(), tmp_path, log=_quiet).skipped == ["a", "b", "total"]  # lock released
+
+
+def test_a_worker_ends_when_its_parent_is_gone(tmp_path):
+    """The watchdog of local workers: a process whose recorded parent is not its parent exits (3)
+    within a few periods; one whose parent is alive keeps running."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, sys, time; from ptychopinn.studies.runner import exit_with_parent; "
+            "exit_with_parent(int(sys.argv[1]), period=0.1); time.sleep(float(sys.argv[2])); sys.exit(0)")
+    t = time.perf_counter()
+    gone = subprocess.run([sys.executable, "-c", code, "1", "30"], timeout=60)  # pid 1 is not its parent
+    assert gone.returncode == 3 and time.perf_counter() - t < 20
+    alive = subprocess.run([sys.executable, "-c", code, str(__import__("os").getpid()), "0.5"], timeout=60)
+    assert alive.returncode == 0

@@ -193,9 +193,32 @@ def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False, thr
     }
 
 
-def _execute_in_worker(job_dict: dict[str, Any], root: str, progress: bool, threads: int | None = None
-                       ) -> dict[str, Any]:
+WATCHDOG_SECONDS = 2.0
+
+
+def exit_with_parent(parent_pid: int, period: float = WATCHDOG_SECONDS) -> None:
+    """In a worker process: a daemon thread that ends the process (exit status 3) once its parent
+    ``parent_pid`` is gone, so killing a study (SIGTERM or SIGKILL) does not leave its workers
+    training on; their job folders stay temporary and the next run removes them. One per process."""
+    import threading
+
+    name = f"ptychopinn-exit-with-{parent_pid}"
+    if any(t.name == name for t in threading.enumerate()):
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(period)
+        os._exit(3)
+
+    threading.Thread(target=watch, name=name, daemon=True).start()
+
+
+def _execute_in_worker(job_dict: dict[str, Any], root: str, progress: bool, threads: int | None = None,
+                       parent_pid: int | None = None) -> dict[str, Any]:
     """Entry point of local worker processes: typed errors travel back as (type, message)."""
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     try:
         return execute_job(job_dict, root, progress, threads)
     except PtychoPINNError as exc:
@@ -413,7 +436,8 @@ def _run_pool(pending: list[Job], root: Path, n_jobs: int, progress: bool, log: 
                     break
                 started.add(j.id)
                 log(f"[{_stamp()}] start {j.id}")
-                running[ex.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress, threads)] = j.id
+                running[ex.submit(_execute_in_worker, dataclasses.asdict(j), str(root), progress, threads,
+                                  os.getpid())] = j.id
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
