@@ -21,17 +21,22 @@ from pathlib import Path
 import numpy as np
 
 
-def reference_dataset(ds, obj: np.ndarray, origin) -> object:
-    """``ds`` with pty-chi's object as objectGuess (object frame; unscanned pixels = its mean)."""
-    y0, x0 = (int(round(float(v))) for v in origin)
+def reference_dataset(ds, obj: np.ndarray, origin) -> tuple[object, np.ndarray]:
+    """(``ds`` with pty-chi's object as objectGuess, the (y, x) shift applied): positions and canvas are
+    moved by a whole-pixel shift so that the object frame starts at 0 (scan coordinates of measured
+    data may be negative); unscanned pixels = the object's mean. Shift every other arm's origin too."""
     n = ds.N
-    h = max(int(np.ceil(ds.ycoords.max())) + n, y0 + obj.shape[0]) + 1
-    w = max(int(np.ceil(ds.xcoords.max())) + n, x0 + obj.shape[1]) + 1
-    if y0 < 0 or x0 < 0:
-        raise ValueError(f"pty-chi canvas origin {origin} lies outside the object frame")
+    y0, x0 = (int(round(float(v))) for v in origin)
+    shift = np.array([max(0, -min(y0, int(np.floor(ds.ycoords.min())) - n)),
+                      max(0, -min(x0, int(np.floor(ds.xcoords.min())) - n))], dtype=np.int64)
+    y0, x0 = y0 + int(shift[0]), x0 + int(shift[1])
+    yc, xc = ds.ycoords + shift[0], ds.xcoords + shift[1]
+    h = max(int(np.ceil(yc.max())) + n, y0 + obj.shape[0]) + 1
+    w = max(int(np.ceil(xc.max())) + n, x0 + obj.shape[1]) + 1
     frame = np.full((h, w), obj.mean(), dtype=np.complex64)
     frame[y0:y0 + obj.shape[0], x0:x0 + obj.shape[1]] = obj
-    return dataclasses.replace(ds, object=frame)
+    return dataclasses.replace(ds, object=frame, xcoords=xc, ycoords=yc, xcoords_start=None,
+                               ycoords_start=None), shift.astype(np.float64)
 
 
 def figure(path: Path, arrays: dict, frc: dict, title: dict) -> None:
@@ -71,6 +76,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30, help="PINN fit epochs (maximum; early stopping)")
     p.add_argument("--n-filters-scale", type=int, default=1)
     p.add_argument("--figure", default=None, help="also write the figure here (e.g. docs/images/siemens_star.png)")
+    p.add_argument("--pinn-from", default=None, help="reuse an earlier reconstruct output folder (no new fit)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
 
@@ -89,14 +95,25 @@ def main() -> None:
     t = time.perf_counter()
     pres = run_ptychi(ds, PtychiConfig(epochs=a.ptychi_epochs), progress=False, snapshot_epochs=(10,))
     ptychi_wall = time.perf_counter() - t
-    mcfg = dataclasses.replace(DEFAULT_MODEL, n_filters_scale=a.n_filters_scale)
-    tcfg = dataclasses.replace(DEFAULT_TRAIN, epochs=a.epochs, overwrite=True)
-    t = time.perf_counter()
-    fit = reconstruct_scan(ds, out / "pinn", mcfg, tcfg, from_bundle=None, progress=False)
-    pinn_wall = time.perf_counter() - t
-    ref = reference_dataset(ds, pres.object, pres.origin)
-    arms = {"PtychoPINN": {"object": fit.reconstruction.object, "origin": fit.reconstruction.origin},
-            "PtyChi10": {"object": pres.snapshots[10], "origin": pres.origin}}
+    np.savez(out / "ptychi.npz", object=pres.object, origin=np.asarray(pres.origin), snapshot10=pres.snapshots[10],
+             seconds=pres.computation_time_seconds, wall_seconds=ptychi_wall)
+    if a.pinn_from:  # an earlier reconstruct run of this data (its reconstruction.npz and model/config.json)
+        z = np.load(Path(a.pinn_from) / "reconstruction.npz")
+        recon_obj, recon_origin = z["object"], z["origin"]
+        res_cfg = json.loads((Path(a.pinn_from) / "model" / "config.json").read_text())["result"]
+        epochs_run, fit_seconds = res_cfg["epochs_run"], res_cfg["seconds"]
+        pinn_wall = float("nan")
+    else:
+        mcfg = dataclasses.replace(DEFAULT_MODEL, n_filters_scale=a.n_filters_scale)
+        tcfg = dataclasses.replace(DEFAULT_TRAIN, epochs=a.epochs, overwrite=True)
+        t = time.perf_counter()
+        fit = reconstruct_scan(ds, out / "pinn", mcfg, tcfg, from_bundle=None, progress=False)
+        pinn_wall = time.perf_counter() - t
+        recon_obj, recon_origin = fit.reconstruction.object, fit.reconstruction.origin
+        epochs_run, fit_seconds = fit.training.epochs_run, fit.training.seconds
+    ref, shift = reference_dataset(ds, pres.object, pres.origin)
+    arms = {"PtychoPINN": {"object": recon_obj, "origin": np.asarray(recon_origin, np.float64) + shift},
+            "PtyChi10": {"object": pres.snapshots[10], "origin": np.asarray(pres.origin, np.float64) + shift}}
     res = compute_comparison(ref, arms, CompareConfig(plot=False))
     m = {lab: {c: {k: float(res.metrics[lab][c][k]) for k in ("ssim", "frc50", "pearson_r")}
                for c in ("amplitude", "phase")} for lab in arms}
@@ -109,15 +126,15 @@ def main() -> None:
         "data": str(a.data), "n_patterns": ds.n_patterns, "N": ds.N, "threads": a.threads,
         "ptychi": {"epochs": a.ptychi_epochs, "seconds": round(pres.computation_time_seconds, 1),
                    "wall_seconds": round(ptychi_wall, 1)},
-        "pinn": {"epochs_run": fit.training.epochs_run, "n_filters_scale": a.n_filters_scale,
-                 "fit_seconds": round(fit.training.seconds, 1), "wall_seconds": round(pinn_wall, 1)},
+        "pinn": {"epochs_run": epochs_run, "n_filters_scale": a.n_filters_scale,
+                 "fit_seconds": round(fit_seconds, 1), "wall_seconds": round(pinn_wall, 1)},
         "pinn_vs_ptychi": m["PtychoPINN"], "ptychi10_vs_ptychi100": m["PtyChi10"],
     }
     (out / "siemens.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     title = {
         "ref": f"pty-chi LSQML {a.ptychi_epochs} ep ({summary['ptychi']['wall_seconds']:.0f} s)",
-        "pinn": f"PINN reconstruct, {fit.training.epochs_run} ep ({summary['pinn']['wall_seconds']:.0f} s)",
+        "pinn": f"PINN reconstruct, {epochs_run} ep (fit {fit_seconds:.0f} s)",
         "suptitle": (f"tike Siemens star, {ds.n_patterns} patterns, N={ds.N}; PINN aligned to pty-chi; "
                      f"1 CPU thread each (AMD EPYC, AVX2)"),
     }
