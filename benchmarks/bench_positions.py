@@ -81,7 +81,7 @@ def main() -> None:
 
     import torch
 
-    from ptychopinn.inference.fit import DEFAULT_MODEL, DEFAULT_TRAIN, reconstruct_scan
+    from ptychopinn.inference.fit import DEFAULT_MODEL, DEFAULT_TRAIN, FINETUNE_TRAIN, reconstruct_scan
 
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -91,7 +91,8 @@ def main() -> None:
                       "N": a.N, "n_images": a.n_images, "dose": a.dose}), flush=True)
     want = a.arms.split(",")
     bundle = None if a.from_bundle == "none" else a.from_bundle
-    tcfg = dataclasses.replace(DEFAULT_TRAIN, epochs=a.epochs, overwrite=True, seed=a.seed)
+    base = DEFAULT_TRAIN if bundle is None else FINETUNE_TRAIN  # reconstruct mode's own defaults
+    tcfg = dataclasses.replace(base, epochs=a.epochs, overwrite=True, seed=a.seed)
     rows = []
 
     def emit(row: dict) -> None:
