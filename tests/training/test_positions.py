@@ -105,3 +105,6 @@ def test_refinement_moves_positions_towards_the_truth(tmp_path: Path) -> None:
     assert cosine > 0.15, cosine
     with np.load(tmp_path / "r" / "reconstruction.npz") as z:  # stitched at the refined positions
         np.testing.assert_allclose(z["xcoords"], res.training.extra["refined_positions_yx"][:, 1], atol=1e-6)
+    with np.load(tmp_path / "r" / "refined_positions.npz") as z:  # saved beside the reconstruction too
+        np.testing.assert_allclose(z["ycoords"], res.training.extra["refined_positions_yx"][:, 0])
+        np.testing.assert_allclose(z["xcoords_recorded"], rec_yx[:, 1])

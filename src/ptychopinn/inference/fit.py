@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.inference.reconstruct import Reconstruction, reconstruct
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.training.config import FINETUNE_DEFAULTS, RECONSTRUCT_DEFAULTS, TrainConfig
-from ptychopinn.training.trainer import POSITIONS_FILE, TrainResult, save_refined_positions, train
+from ptychopinn.training.trainer import POSITIONS_FILE, TrainResult, train
 
 MODEL_SUBDIR = "model"
 
@@ -87,7 +86,7 @@ def reconstruct_scan(
         ds = dataclasses.replace(ds, xcoords=refined[:, 1].copy(), ycoords=refined[:, 0].copy(),
                                  xcoords_start=ds.xcoords, ycoords_start=ds.ycoords,
                                  metadata={**ds.metadata, "positions": "refined (reconstruct_scan)"})
-        save_refined_positions(out / POSITIONS_FILE, np.stack([ds.ycoords_start, ds.xcoords_start], 1), refined)
+        shutil.copyfile(out / MODEL_SUBDIR / POSITIONS_FILE, out / POSITIONS_FILE)  # the trainer wrote it
     rec = reconstruct(out / MODEL_SUBDIR, ds, out_dir=out, device=tcfg.device, progress=progress, seed=tcfg.seed)
     rec.metadata["reconstruct_mode"] = {
         "model_dir": str(out / MODEL_SUBDIR), "from_bundle": None if from_bundle is None else str(from_bundle),

@@ -216,7 +216,7 @@ def _param_groups(model: nn.Module, tcfg: TrainConfig, delta: torch.Tensor | Non
     return groups
 
 
-def _probe_rate(optimizer: torch.optim.Optimizer, tcfg: TrainConfig, epoch_float: float) -> None:
+def _side_rates(optimizer: torch.optim.Optimizer, tcfg: TrainConfig, epoch_float: float) -> None:
     """The probe's and the positions' rates: 0 during their warm-up (the object is learnt first),
     then the network's current rate times ``probe_lr / lr`` (``position_lr / lr``)."""
     base = optimizer.param_groups[0]["lr"]
@@ -605,7 +605,7 @@ def _set_step_rate(r: _Run, step_no: int, warm: int, n_batches: int, lr_now: flo
     elif step_no < warm:  # linear warmup: lr * (step + 1) / warmup_steps
         for grp in r.optimizer.param_groups:
             grp["lr"] = lr_now * (step_no + 1) / warm
-    _probe_rate(r.optimizer, tcfg, step_no / n_batches)
+    _side_rates(r.optimizer, tcfg, step_no / n_batches)
 
 
 def _train_epoch(r: _Run, epoch: int) -> tuple[float, int, float, float]:
@@ -699,8 +699,8 @@ def _end_epoch(r: _Run, epoch: int, train_loss: float, count: int, lr_end: float
     rec.update({"lr": lr_end, "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
                 "train_patterns_per_s": count * r.mcfg.C / train_seconds if train_seconds > 0 else None})
     if r.prep.delta is not None:
-        d = r.prep.delta.detach()
-        rec["position_correction_rms"] = float((d - d.mean(0)).square().sum(1).mean().sqrt())
+        d = r.prep.delta.detach().cpu().numpy()
+        rec["position_correction_rms"] = _rms(d - d.mean(axis=0))
     if r.diag_batch is not None and r.main:
         rec["diagnostics"] = epoch_diagnostics(r.model, *r.diag_batch)
     r.history.append(rec)
