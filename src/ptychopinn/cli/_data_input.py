@@ -4,11 +4,8 @@ plausibility checks)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
-
-import numpy as np
 
 
 def _flip_axes(text: str) -> str:
@@ -50,40 +47,28 @@ def input_options(args: argparse.Namespace) -> Any:
     return InputOptions(PositionConvention(getattr(args, "flip_positions", "") or "",
                                            bool(getattr(args, "transpose_positions", False))),
                         getattr(args, "product", None), bool(getattr(args, "fftshift", False)),
-                        getattr(args, "from_format", "auto") or "auto")
+                        getattr(args, "from_format", "auto") or "auto", getattr(args, "mask", None),
+                        getattr(args, "probe_from", None))
 
 
-def load_input(args: argparse.Namespace, path: str, *, check: bool = True, probe: np.ndarray | None = None,
-               probe_source: str | None = None, **kw: Any) -> Any:
+def load_input(args: argparse.Namespace, path: str, *, check: bool = True, **kw: Any) -> Any:
     """Load ``path`` with the command's input options; run the plausibility checks."""
-    from ptychopinn.data.contract import is_hdf5_path, load_dataset
-    from ptychopinn.errors import ConfigError
+    from ptychopinn.data.contract import load_dataset
 
-    opts = input_options(args)
-    beamline = os.path.isdir(path) or is_hdf5_path(path)
-    if not beamline:
-        for flag, given in (("--flip-positions", opts.convention.flip),
-                            ("--transpose-positions", opts.convention.transpose), ("--product", opts.product)):
-            if given:
-                raise ConfigError(f"{flag} applies to beamline files with positions in metres (CXI/HDF5); "
-                                  f"{path} is an NPZ whose positions are already object pixels")
-    if probe is None and getattr(args, "probe_from", None):
-        from ptychopinn.data.contract import read_probe_file
-
-        probe, probe_source = read_probe_file(args.probe_from)
-    ds = load_dataset(path, probe=probe, probe_source=probe_source, options=opts, **kw)
-    if opts.fftshift and not beamline:
-        ds.diff3d = np.ascontiguousarray(np.fft.fftshift(ds.diff3d, axes=(1, 2)))
-        if ds.mask is not None:
-            ds.mask = np.ascontiguousarray(np.fft.fftshift(ds.mask))
-        ds.metadata.setdefault("load_notes", {})["fftshift_applied"] = True
-    if getattr(args, "mask", None):
-        from ptychopinn.data.contract import read_mask_file
-
-        ds = ds.with_mask(read_mask_file(args.mask, ds.diff3d.shape[-2:]), f"--mask {args.mask}")
+    ds = load_dataset(path, options=input_options(args), **kw)
     if check:
         enforce_checks(ds, bool(getattr(args, "force", False)))
     return ds
+
+
+def options_change_data(args: argparse.Namespace, path: str) -> bool:
+    """True when an input option (or a beamline format) changes what is read from ``path``; else a
+    command may pass the path itself to the library."""
+    from ptychopinn.data.formats import reader_for
+
+    return bool(getattr(args, "probe_from", None) or getattr(args, "product", None)
+                or getattr(args, "flip_positions", "") or getattr(args, "transpose_positions", False)
+                or getattr(args, "fftshift", False) or getattr(args, "mask", None) or reader_for(path).beamline)
 
 
 def enforce_checks(ds: Any, force: bool, notes: bool = False) -> list[Any]:

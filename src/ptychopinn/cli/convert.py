@@ -32,12 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
 
     _common.add_output(p, "output file", metavar="OUT", overwrite="OUT")
-    p.add_argument("--to", choices=("npz", "cxi", "product", "product-cxi"), default=None,
+    from ptychopinn.data.formats import READERS, WRITERS
+
+    p.add_argument("--to", choices=tuple(WRITERS), default=None,
                    help="output format (default: from OUT's suffix: .cxi -> cxi, else npz)")
-    p.add_argument("--from", dest="from_format", choices=("auto", "tike"), default="auto",
-                   help="input layout: auto (by content and suffix; *.bz2 is read as tike) or tike (an NPZ "
-                        "or NPZ.bz2 with data (intensities, zero frequency in the corner), probe, scan "
-                        "(top-left corners y, x))")
+    p.add_argument("--from", dest="from_format", choices=("auto", *READERS), default="auto",
+                   help="input format: auto (by name: HDF5 suffix or directory -> hdf5, *.bz2 -> tike, else npz) "
+                        "or " + "; ".join(f"{r.name}: {r.help}" for r in READERS.values()))
     p.add_argument("--reconstruction", metavar="RECON.npz", help="--to product/product-cxi: the reconstruction to export")
     p.add_argument("--energy-ev", type=ck.positive_float,
                    help="--to cxi/product/product-cxi without recorded geometry: photon energy (eV)")
@@ -48,51 +49,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ptychopinn.cli import _checks as ck
     from ptychopinn.cli._data_input import load_input
     from ptychopinn.data import cxi
+    from ptychopinn.data.formats import writer_for
     from ptychopinn.errors import ConfigError
 
-    to = args.to or ("cxi" if args.output.lower().endswith(".cxi") else "npz")
+    w = writer_for(args.output, args.to)
     geo = [o for o, v in (("--energy-ev", args.energy_ev), ("--distance-m", args.distance_m),
                           ("--detector-pixel-m", args.detector_pixel_m)) if v is not None]
-    ck.refuse_pairs([(bool(to == "npz" and geo), f"--to {to}", geo[0] if geo else "",
+    ck.refuse_pairs([(bool(not w.geometry and geo), f"--to {w.name}", geo[0] if geo else "",
                       "mean nothing together (the geometry options apply to --to cxi/product/product-cxi)")])
-    product = to in ("product", "product-cxi")
-    if product and not args.reconstruction:
-        raise ConfigError(f"--to {to} needs --reconstruction RECON.npz")
-    if not product and args.reconstruction:
-        raise ConfigError(f"--reconstruction applies to --to product/product-cxi only, not --to {to}")
+    if w.reconstruction and not args.reconstruction:
+        raise ConfigError(f"--to {w.name} needs --reconstruction RECON.npz")
+    if not w.reconstruction and args.reconstruction:
+        raise ConfigError(f"--reconstruction applies to --to product/product-cxi only, not --to {w.name}")
     ck.check_output(args.output, "file", overwrite=args.overwrite)
     ds = load_input(args, args.input, check_bounds=False)
-    if to == "npz":
-        ds.save(args.output)
-        g = ds.metadata.get("geometry") or {}
-        px = g.get("object_pixel_m")
-        extra = f", object pixel {px[1] * 1e9:.3g} x {px[0] * 1e9:.3g} nm" if px else ""
-        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N}{extra} -> {args.output}")
-        return 0
-    geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m)
-    if to == "cxi":
-        cxi.write_cxi(ds, args.output, geometry)
-        _say(args, f"convert: {ds.n_patterns} patterns {ds.N}x{ds.N} -> {args.output} (CXI 1.6, counts, metres)")
-        return 0
+    geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m) \
+        if w.geometry else None
+    rec = _reconstruction(args.reconstruction) if w.reconstruction else None
+    w.write(args.output, ds, geometry=geometry, reconstruction=rec)
+    if rec is not None:
+        what = f"{rec[0].shape[0]}x{rec[0].shape[1]} object, {ds.n_patterns} positions"
+    else:
+        px = (ds.metadata.get("geometry") or {}).get("object_pixel_m") if w.name == "npz" else None
+        what = f"{ds.n_patterns} patterns {ds.N}x{ds.N}" + (f", object pixel {px[1] * 1e9:.3g} x {px[0] * 1e9:.3g} nm"
+                                                             if px else "")
+    _say(args, f"convert: {what} -> {args.output} ({w.help.split(' (')[0]})")
+    return 0
+
+
+def _reconstruction(path: str) -> tuple:
+    """(object, origin, probe or None, loss history or None) of a reconstruction file."""
+    import numpy as np
+
     from ptychopinn.data.contract import open_npz
     from ptychopinn.evaluation.compare import load_reconstruction
 
-    rec = load_reconstruction(args.reconstruction, "PtychoPINN")
-    z = open_npz(args.reconstruction)
-    probe = np.asarray(z["reconstructed_probe"]) if "reconstructed_probe" in z else ds.probe
+    rec = load_reconstruction(path, "PtychoPINN")
+    z = open_npz(path)
+    probe = np.asarray(z["reconstructed_probe"]) if "reconstructed_probe" in z else None
     losses = np.asarray(z["loss_history"]) if "loss_history" in z else None
-    obj = np.where(np.isfinite(rec.object), rec.object, 0)
-    writer = cxi.write_ptychodus_product_cxi if to == "product-cxi" else cxi.write_ptychodus_product
-    writer(args.output, obj, rec.origin, probe, ds, geometry, losses=losses)
-    kind = "ptychodus product.cxi" if to == "product-cxi" else "ptychodus product.h5"
-    _say(args, f"convert: {obj.shape[0]}x{obj.shape[1]} object, {ds.n_patterns} positions -> {args.output} "
-         f"({kind})")
-    return 0
+    return rec.object, rec.origin, probe, losses
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

@@ -85,8 +85,7 @@ def _load(args: argparse.Namespace):
     """The dataset (its path when nothing changes it)."""
     import os
 
-    from ptychopinn.cli._data_input import load_input
-    from ptychopinn.data.contract import is_hdf5_path
+    from ptychopinn.cli._data_input import load_input, options_change_data
     from ptychopinn.errors import BundleError, DataError
     from ptychopinn.training.bundle import resolve_bundle
 
@@ -102,7 +101,4 @@ def _load(args: argparse.Namespace):
 
         probe = load_bundle(args.model).probe  # the network does not use it; keeps the contract whole
         ds = load_input(args, args.data, probe=probe, probe_source=f"{args.model}: bundle probe")
-    plain = not (args.probe_from or args.product or args.flip_positions
-                 or args.transpose_positions or args.fftshift or os.path.isdir(args.data)
-                 or is_hdf5_path(args.data))
-    return args.data if plain else ds
+    return ds if options_change_data(args, args.data) else args.data

@@ -73,7 +73,7 @@ def _prepare_data(args: argparse.Namespace):
 
     import numpy as np
 
-    from ptychopinn.cli._data_input import load_input
+    from ptychopinn.cli._data_input import load_input, options_change_data
     from ptychopinn.errors import ConfigError
 
     e = args.probe_from_ptychi
@@ -85,11 +85,7 @@ def _prepare_data(args: argparse.Namespace):
         from ptychopinn.iterative.ptychi_runner import import_ptychi
 
         import_ptychi()  # fail fast (exit 2) before any work
-    from ptychopinn.data.contract import is_hdf5_path
-
-    changed = bool(args.probe_from or e is not None or args.product or args.flip_positions or args.mask
-                   or args.transpose_positions or args.fftshift
-                   or os.path.isdir(args.train) or is_hdf5_path(args.train))
+    changed = e is not None or options_change_data(args, args.train)
     if not changed and not os.path.exists(args.train):
         return args.train, args.test, None  # the trainer's loader reports it
     ds = load_input(args, args.train, estimate_missing_probe=e is not None)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._io import jsonable, save_npz_atomic
+from ptychopinn.data.formats import is_hdf5_path
 from ptychopinn.errors import ConfigError, DataError, one_line
 from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.physics.probe import resample_probe
@@ -146,15 +147,6 @@ class PtychoDataset:
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
-HDF5_SUFFIXES = (".h5", ".hdf5", ".cxi")
-
-
-def is_hdf5_path(path: str | os.PathLike) -> bool:
-    """True when ``path`` names a CXI / ptychodus HDF5 file by its suffix (any case): such files
-    are read through :mod:`ptychopinn.data.cxi`, not as NPZ."""
-    return os.fspath(path).lower().endswith(HDF5_SUFFIXES)
-
-
 def _err(path: str, key: str | None, problem: str) -> DataError:
     where = f"{path}" + (f": key '{key}'" if key else "")
     return DataError(f"{where}: {problem}")
@@ -377,13 +369,16 @@ def load_dataset(
     rescale so that the mean of sum(diff3d**2) equals ``nphotons``.
     ``check_bounds`` verifies that every patch lies inside ``objectGuess`` when it is present.
     ``probe`` replaces the file's probe (it may be missing then); ``probe_source`` is recorded.
-    CXI / ptychodus HDF5 files and directories, and ptychodus's training NPZ, are read through
-    :mod:`ptychopinn.data.cxi` (``options``: a :class:`~ptychopinn.data.cxi.InputOptions`).
+    The format is picked by :func:`ptychopinn.data.formats.reader_for` (CXI / ptychodus HDF5 files
+    and directories, tike NPZ.bz2, NPZ). ``options``: a :class:`~ptychopinn.data.cxi.InputOptions`
+    (position convention, product half, fftshift, extra mask file, probe file).
     ``estimate_missing_probe``: a file without a probe gets a rough one from its mean pattern
     (for a pty-chi refinement to start from; recorded as ``probe_source``).
     """
     p = str(path)
-    z = _read_source(p, options, probe)
+    if probe is None and getattr(options, "probe_from", None):
+        probe, probe_source = read_probe_file(options.probe_from)
+    z, reader = _read_source(p, options, probe)
     missing_path = z.pop("_missing_probe_path", None)
     probe_given = probe is not None
     if probe_given:
@@ -429,30 +424,34 @@ def load_dataset(
     if mask is not None:
         mask_source = (meta.get("mask") or {}).get("source") or f"{p}: mask"
         ds = ds.with_mask(mask, mask_source)
+    if getattr(options, "fftshift", False) and not reader.beamline:  # the beamline readers shift on reading
+        ds.diff3d = np.ascontiguousarray(np.fft.fftshift(ds.diff3d, axes=(1, 2)))
+        if ds.mask is not None:
+            ds.mask = np.ascontiguousarray(np.fft.fftshift(ds.mask))
+        ds.metadata.setdefault("load_notes", {})["fftshift_applied"] = True
+    if getattr(options, "mask", None):
+        ds = ds.with_mask(read_mask_file(options.mask, ds.diff3d.shape[-2:]), f"--mask {options.mask}")
     return ds
 
 
-def _read_source(p: str, options: Any, probe: np.ndarray | None) -> dict[str, Any]:
-    """The file's contract arrays by format: a directory or HDF5/CXI file (:mod:`.cxi`), a tike
-    ``.bz2`` pickle (:mod:`.tike`), else an NPZ (a ptychodus training NPZ is converted);
-    ``_metadata`` as one JSON string."""
-    if os.path.isdir(p) or is_hdf5_path(p):
-        from ptychopinn.data.cxi import read_hdf5_input
+def _read_source(p: str, options: Any, probe: np.ndarray | None) -> tuple[dict[str, Any], Any]:
+    """(contract arrays, reader) of the file, read by its format (:mod:`.formats`); ``_metadata`` as
+    one JSON string. Position-convention options on a file whose positions are already object pixels
+    are refused."""
+    from ptychopinn.data.formats import reader_for
 
-        z = read_hdf5_input(p, options, probe)
-    elif p.lower().endswith(".bz2") or getattr(options, "source_format", None) == "tike":
-        from ptychopinn.data.tike import read_tike
-
-        z = read_tike(p)
-    else:
-        z = open_npz(p)
-        from ptychopinn.data.cxi import from_ptychodus_training_npz, is_ptychodus_training_npz
-
-        if is_ptychodus_training_npz(z):
-            z = from_ptychodus_training_npz(p, z)
+    reader = reader_for(p, getattr(options, "source_format", "auto") or "auto")
+    if not reader.beamline and options is not None:
+        conv = options.convention
+        for flag, given in (("--flip-positions", conv.flip), ("--transpose-positions", conv.transpose),
+                            ("--product", options.product)):
+            if given:
+                raise ConfigError(f"{flag} applies to beamline files with positions in metres (CXI/HDF5); "
+                                  f"{p} is an NPZ whose positions are already object pixels")
+    z = reader.read(p, options, probe)
     if isinstance(z.get("_metadata"), dict):
         z["_metadata"] = np.array(json.dumps(z["_metadata"], default=jsonable))
-    return z
+    return z, reader
 
 
 def _read_probe(p: str, z: dict[str, Any], missing_path: str | None) -> np.ndarray:

@@ -100,12 +100,15 @@ class PositionConvention:
 
 @dataclass(frozen=True)
 class InputOptions:
-    """Reader options for beamline files (ignored by the plain NPZ contract)."""
+    """Reader options of :func:`~ptychopinn.data.contract.load_dataset` (the command-line input
+    options): the position convention and ``product`` apply to beamline files only."""
 
     convention: PositionConvention = PositionConvention()
     product: str | None = None  # the product half of a ptychodus pair
     fftshift: bool = False  # patterns stored with the zero frequency in the corner
-    source_format: str = "auto"  # "tike": read an NPZ (or NPZ.bz2) in tike's layout
+    source_format: str = "auto"  # a reader of data.formats.READERS, or auto (by name)
+    mask: str | None = None  # detector mask file (.npy, or NPZ key 'mask'), joined to the file's own
+    probe_from: str | None = None  # replace the file's probe with the one in this file
 
 
 # ---------------------------------------------------------------------------------------------

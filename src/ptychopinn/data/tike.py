@@ -18,10 +18,6 @@ import numpy as np
 from ptychopinn.errors import DataError, one_line
 
 
-def is_tike_path(path: str) -> bool:
-    return str(path).lower().endswith(".bz2")
-
-
 def read_tike(path: str | os.PathLike) -> dict[str, Any]:
     """Contract arrays (``_metadata`` a dict) of a tike NPZ / NPZ.bz2 file."""
     p = str(path)
