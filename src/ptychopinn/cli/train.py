@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     ck.refuse_pairs(conflicts(args))
     ck.check_output(args.output, "dir", overwrite=args.overwrite, resume=args.resume)
     mcfg, tcfg = build_configs(args)
-    train_data, test_data, ptychi_probe = _prepare_data(args)
+    train_data, test_data = _prepare_data(args)
     observers = []
     if args.telemetry:
         from ptychopinn.telemetry.observers import TrainingTelemetry
@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
         observers.append(TrainingTelemetry(args.telemetry, scenario=args.scenario, pipeline=args.pipeline))
     res = train(train_data, args.output, mcfg, tcfg, test_data=test_data, progress=not args.quiet,
                 observers=observers)
-    if not isinstance(train_data, str) and _is_main():
-        _record_probe_source(args.output, train_data, args.train, ptychi_probe)
     if res.device and _is_main():
         best = (f", best val loss {res.best_val_loss:.6g} (epoch {res.best_epoch})"
                 if res.best_val_loss is not None else "")
@@ -66,12 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace):
-    """(train data, test data, pty-chi probe record): paths when nothing changes the data, else
-    datasets (probe swapped, beamline file converted). The plausibility checks run either way."""
+    """(train data, test data): paths when nothing changes the data, else datasets (probe swapped
+    or refined by pty-chi, beamline file converted). The plausibility checks run either way."""
     import os
     import sys
-
-    import numpy as np
 
     from ptychopinn.cli._data_input import load_input, options_change_data
     from ptychopinn.errors import ConfigError
@@ -87,51 +83,19 @@ def _prepare_data(args: argparse.Namespace):
         import_ptychi()  # fail fast (exit 2) before any work
     changed = e is not None or options_change_data(args, args.train)
     if not changed and not os.path.exists(args.train):
-        return args.train, args.test, None  # the trainer's loader reports it
+        return args.train, args.test  # the trainer's loader reports it
     ds = load_input(args, args.train, estimate_missing_probe=e is not None)
-    ptychi_probe = None
     if e is not None:
-        from ptychopinn.iterative.ptychi_runner import PtychiConfig, run_ptychi
+        from ptychopinn.iterative.ptychi_runner import refine_probe
 
-        initial = (ds.metadata.get("probe_source") or (ds.metadata.get("geometry") or {}).get("probe_source")
-                   or f"{args.train}: probeGuess")
-        res = run_ptychi(ds, PtychiConfig(epochs=e, device=args.device, seed=args.seed), progress=not args.quiet)
-        ds.probe = np.asarray(res.probe, dtype=np.complex64)
-        src = f"pty-chi LSQML {len(res.loss_history)} epochs on {args.train} (initial probe: {initial})"
-        ds.metadata["probe_source"] = src
-        ptychi_probe = {"probe": ds.probe, "probe_source": src, "seconds": res.computation_time_seconds,
-                        "loss_history": list(map(float, res.loss_history))}
-        print(f"train: probe refined by pty-chi ({e} LSQML epochs, {res.computation_time_seconds:.1f} s)",
-              file=sys.stderr)
+        refine_probe(ds, e, device=args.device, seed=args.seed, progress=not args.quiet)
+        print(f"train: probe refined by pty-chi ({e} LSQML epochs, "
+              f"{ds.metadata['probe_refinement']['seconds']:.1f} s)", file=sys.stderr)
     test = args.test
     if test is not None and changed:
         test = load_input(args, test, probe=ds.probe if (args.probe_from or e is not None) else None,
                           probe_source=ds.metadata.get("probe_source"))
-    return (ds if changed else args.train), test, ptychi_probe
-
-
-def _record_probe_source(run_dir: str, ds, train_path: str, ptychi_probe: dict | None) -> None:
-    """Put the probe's source (and the training file's SHA-256) into the bundle's config.json."""
-    import os
-    from pathlib import Path
-
-    from ptychopinn._io import sha256_file, write_json_atomic
-    from ptychopinn.training.bundle import CONFIG_FILE, read_config
-
-    cfg = read_config(run_dir)
-    cfg["probe"]["source"] = ds.metadata.get("probe_source") or f"{train_path}: probeGuess"
-    train = cfg.get("data", {}).get("train") or {}
-    if train.get("sha256") is None and os.path.isfile(train_path):
-        train["sha256"] = sha256_file(train_path)
-        train["path"] = train_path
-    if ptychi_probe is not None:
-        from ptychopinn.data.contract import save_probe_file
-
-        save_probe_file(Path(run_dir) / "ptychi_probe.npz", ptychi_probe["probe"],
-                   {k: v for k, v in ptychi_probe.items() if k != "probe"})
-        cfg["probe"]["ptychi_refinement"] = {"file": "ptychi_probe.npz", "seconds": ptychi_probe["seconds"],
-                                             "final_loss": ptychi_probe["loss_history"][-1]}
-    write_json_atomic(Path(run_dir) / CONFIG_FILE, cfg)
+    return (ds if changed else args.train), test
 
 
 def _is_main() -> bool:

@@ -706,3 +706,23 @@ def save_result(result: PtychiResult, out_dir: str | os.PathLike, plot: bool = T
     if plot:
         written["png"] = plot_result(result, out / OUTPUT_PNG)
     return written
+
+
+#: the refined probe's file beside a bundle trained on it (``train --probe-from-ptychi``)
+REFINED_PROBE_FILE = "ptychi_probe.npz"
+
+
+def refine_probe(dataset: PtychoDataset, epochs: int, *, device: str = "auto", seed: int = 0,
+                 progress: bool = False) -> PtychoDataset:
+    """``dataset`` with its probe replaced by a short pty-chi LSQML refinement from it; its
+    metadata records the source (``probe_source``) and the refinement (``probe_refinement``:
+    seconds, loss history, the file the trainer writes it to), which the trainer puts in the bundle."""
+    md = dataset.metadata
+    initial = md.get("probe_source") or (md.get("geometry") or {}).get("probe_source") \
+        or f"{dataset.source}: probeGuess"
+    res = run_ptychi(dataset, PtychiConfig(epochs=int(epochs), device=device, seed=seed), progress=progress)
+    dataset.probe = np.asarray(res.probe, dtype=np.complex64)
+    md["probe_source"] = f"pty-chi LSQML {len(res.loss_history)} epochs on {dataset.source} (initial probe: {initial})"
+    md["probe_refinement"] = {"file": REFINED_PROBE_FILE, "seconds": float(res.computation_time_seconds),
+                              "loss_history": [float(v) for v in res.loss_history]}
+    return dataset

@@ -40,7 +40,7 @@ from torch import nn
 from ptychopinn._device import resolve_device
 from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
 from ptychopinn._observe import notify
-from ptychopinn.data.contract import PtychoDataset, as_dataset
+from ptychopinn.data.contract import PtychoDataset, as_dataset, save_probe_file
 from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError, one_line
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
@@ -754,6 +754,10 @@ def _finish(r: _Run, t_start: float) -> TrainResult:
                                    "correction_rms_px": _rms(extra["refined_positions_yx"] - r.ds.positions_yx)}
             save_refined_positions(r.run / POSITIONS_FILE, r.ds.positions_yx, extra["refined_positions_yx"])
         bundle_mod.save_bundle(r.run, model, config, r.history, r.probe_initial, r.ds.probe)
+        refinement = r.ds.metadata.get("probe_refinement")
+        if refinement:  # the refined probe the training started from, beside the bundle
+            save_probe_file(r.run / refinement["file"], r.ds.probe,
+                            {"probe_source": r.ds.metadata.get("probe_source"), **refinement})
     dist_mod.barrier(r.ctx)
     result = TrainResult(
         run_dir=r.run, model=model, model_config=r.mcfg, train_config=tcfg, history=r.history,
@@ -771,6 +775,7 @@ def _bundle_config(r: _Run, scale_block: dict[str, Any], seconds: float, pps: fl
     from ptychopinn import __version__
 
     ds, test_ds, tcfg, init = r.ds, r.test_ds, r.tcfg, r.init
+    train_file = r.train_path or (ds.source if os.path.isfile(ds.source) else None)
     return {
         "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
         "init_from": None if init is None else {"path": str(init[3]), "weights_sha256": init[2]},
@@ -779,11 +784,12 @@ def _bundle_config(r: _Run, scale_block: dict[str, Any], seconds: float, pps: fl
         "loss_weights": r.weights.to_dict(),
         "intensity_scale": scale_block,
         "probe": {"normalisation": "sum|P|^2 = (N/2)^2", "factor": float(r.model.probe_factor),
-                  "source": f"{ds.source}: probeGuess", "trainable": bool(r.mcfg.probe_trainable),
-                  "file": bundle_mod.PROBE_FILE},
+                  "source": ds.metadata.get("probe_source") or f"{ds.source}: probeGuess",
+                  "trainable": bool(r.mcfg.probe_trainable), "file": bundle_mod.PROBE_FILE,
+                  **_probe_refinement(ds)},
         "data": {
-            "train": {"path": r.train_path or ds.source,
-                      "sha256": sha256_file(r.train_path) if r.train_path else None,
+            "train": {"path": train_file or ds.source,
+                      "sha256": sha256_file(train_file) if train_file else None,
                       "arrays_sha256": r.data_sha, "n_patterns": ds.n_patterns, "N": ds.N},
             "test": None if test_ds is None else {
                 "path": r.test_path or test_ds.source, "sha256": sha256_file(r.test_path) if r.test_path else None,
@@ -800,6 +806,14 @@ def _bundle_config(r: _Run, scale_block: dict[str, Any], seconds: float, pps: fl
         "files": {"weights": bundle_mod.WEIGHTS_FILE, "probe": bundle_mod.PROBE_FILE,
                   "history": bundle_mod.HISTORY_FILE, "checkpoint": CHECKPOINT_FILE},
     }
+
+
+def _probe_refinement(ds: PtychoDataset) -> dict[str, Any]:
+    """``{"ptychi_refinement": {file, seconds, final_loss}}`` when the probe was refined first."""
+    ref = ds.metadata.get("probe_refinement")
+    if not ref:
+        return {}
+    return {"ptychi_refinement": {"file": ref["file"], "seconds": ref["seconds"], "final_loss": ref["loss_history"][-1]}}
 
 
 @torch.no_grad()
