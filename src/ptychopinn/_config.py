@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ptychopinn.errors import ConfigError
@@ -96,3 +98,70 @@ class Config:
         if not isinstance(d, dict):
             raise ConfigError(f"{cls.__name__}: expected a JSON object; got {type(d).__name__}")
         return cls.from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# fields as options, settings files
+# ---------------------------------------------------------------------------------------------
+def field_info(source: Any, name: str) -> tuple[Any, Any, tuple | None]:
+    """(default, resolved annotation, metadata choices) of field ``name`` of a dataclass, or of
+    parameter ``name`` of a function."""
+    import inspect
+
+    plain = {"bool": bool, "int": int, "float": float, "str": str}
+    try:
+        hints = typing.get_type_hints(source)
+    except (NameError, TypeError, AttributeError):  # an annotation not resolvable here: only the plain names are read
+        hints = {}
+    if dataclasses.is_dataclass(source):
+        f = {f.name: f for f in dataclasses.fields(source)}[name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        return default, hints.get(name, plain.get(str(f.type))), f.metadata.get("choices")
+    param = inspect.signature(source).parameters[name]
+    default = None if param.default is inspect.Parameter.empty else param.default
+    return default, hints.get(name, plain.get(str(param.annotation))), None
+
+
+def literal_choices(tp: Any) -> tuple | None:
+    """The values of a ``Literal[...]`` annotation (also inside ``X | None``), else None."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    for arg in typing.get_args(tp) if typing.get_origin(tp) is not None else ():
+        found = literal_choices(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def plain_type(tp: Any) -> Any:
+    """int / float for an ``int`` / ``float`` annotation (also ``X | None``), else None (a string)."""
+    if tp in (int, float):
+        return tp
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) is not None else []
+    return args[0] if len(args) == 1 and args[0] in (int, float) else None
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON (``.json``) or TOML (any other suffix; JSON tried first) document at ``path``."""
+    from ptychopinn._io import parse_json, read_text
+
+    path = Path(path)
+    text = read_text(path, "config file", error=ConfigError)
+    if path.suffix.lower() == ".json":
+        doc = parse_json(text, path, "config file", error=ConfigError)
+    else:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ModuleNotFoundError:
+                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or the 'tomli' package; "
+                                  "or write the file as JSON (.json)") from None
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: must hold a table / JSON object")
+    return doc

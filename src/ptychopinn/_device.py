@@ -1,4 +1,4 @@
-"""One device resolver for training, inference and the pty-chi bridge.
+"""One device resolver for training, inference and the pty-chi bridge, and the CPU thread count.
 
 Device names: ``auto`` (a free GPU when CUDA is available, else the CPU), ``cpu``, ``cuda``
 (the process's GPU: ``local_rank`` under torchrun, else GPU 0) and ``cuda:K`` (GPU K)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import TYPE_CHECKING
 
 from ptychopinn.errors import ConfigError
@@ -71,3 +72,53 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     elif dev.type != "cpu":
         raise ConfigError(f"unsupported device {str(device)!r} ({DEVICE_HELP})")
     return dev
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when set to a positive integer, else the available cores divided
+    among the local processes of a torchrun job (``LOCAL_WORLD_SIZE``)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    procs = int(local) if local.isdigit() and int(local) > 0 else 1
+    return max(1, available_cores() // procs)
+
+
+def thread_state() -> tuple[dict[str, str | None], int | None]:
+    """What :func:`apply_threads` changes (to put it back with :func:`restore_threads`)."""
+    torch = sys.modules.get("torch")
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    return env, (torch.get_num_threads() if torch is not None else None)
+
+
+def restore_threads(state: tuple[dict[str, str | None], int | None]) -> None:
+    env, n = state
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    torch = sys.modules.get("torch")
+    if torch is not None and n is not None:
+        torch.set_num_threads(n)
+
+
+def apply_threads(n: int | None) -> int:
+    """Use ``n`` CPU threads (default :func:`default_threads`): sets ``OMP_NUM_THREADS`` and
+    ``MKL_NUM_THREADS`` (read by torch, numpy's BLAS and child processes when they start) and,
+    when torch is already imported, ``torch.set_num_threads``. Returns ``n``."""
+    n = default_threads() if n is None else int(n)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    return n

@@ -182,13 +182,15 @@ def test_config_dataclasses_accept_cuda_index_and_refuse_nonsense():
 # --threads
 # ---------------------------------------------------------------------------------------------
 def test_default_threads_follow_omp_num_threads_then_the_cores(monkeypatch):
+    from ptychopinn import _device
+
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert _common.default_threads() == 3
+    assert _device.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(_common, "available_cores", lambda: 8)
-    assert _common.default_threads() == 8
+    monkeypatch.setattr(_device, "available_cores", lambda: 8)
+    assert _device.default_threads() == 8
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: the cores are shared by 4 processes
-    assert _common.default_threads() == 2
+    assert _device.default_threads() == 2
 
 
 @pytest.mark.parametrize("n", [1, 2])

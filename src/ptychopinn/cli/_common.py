@@ -79,49 +79,6 @@ def field_defaults(cls: type) -> dict[str, Any]:
 FROM_FIELD: Any = object()  #: "take it from the field" (the default of add_field_option's keywords)
 
 
-def _field_info(source: Any, name: str) -> tuple[Any, Any, tuple | None]:
-    """(default, resolved annotation, metadata choices) of field ``name`` of a dataclass, or of
-    parameter ``name`` of a function."""
-    import inspect
-    import typing
-
-    plain = {"bool": bool, "int": int, "float": float, "str": str}
-    try:
-        hints = typing.get_type_hints(source)
-    except (NameError, TypeError, AttributeError):  # an annotation not resolvable here: only the plain names are read
-        hints = {}
-    if dataclasses.is_dataclass(source):
-        f = {f.name: f for f in dataclasses.fields(source)}[name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        return default, hints.get(name, plain.get(str(f.type))), f.metadata.get("choices")
-    param = inspect.signature(source).parameters[name]
-    default = None if param.default is inspect.Parameter.empty else param.default
-    return default, hints.get(name, plain.get(str(param.annotation))), None
-
-
-def _literal_choices(tp: Any) -> tuple | None:
-    """The values of a ``Literal[...]`` annotation (also inside ``X | None``), else None."""
-    import typing
-
-    if typing.get_origin(tp) is typing.Literal:
-        return typing.get_args(tp)
-    for arg in typing.get_args(tp) if typing.get_origin(tp) is not None else ():
-        found = _literal_choices(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _plain_type(tp: Any) -> Any:
-    """int / float for an ``int`` / ``float`` annotation (also ``X | None``), else None (a string)."""
-    import typing
-
-    if tp in (int, float):
-        return tp
-    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) is not None else []
-    return args[0] if len(args) == 1 and args[0] in (int, float) else None
-
-
 def add_field_option(p: Any, source: Any, name: str, flag: str | None = None, *,
                      default: Any = FROM_FIELD, choices: Any = FROM_FIELD, type: Any = FROM_FIELD,
                      **kw: Any) -> argparse.Action:
@@ -131,16 +88,18 @@ def add_field_option(p: Any, source: Any, name: str, flag: str | None = None, *,
     such as ``ARCHS``; else the field's ``metadata["choices"]`` or its ``Literal[...]`` values),
     ``type`` (else ``int``/``float`` from the annotation). A ``bool`` field that defaults to False
     becomes a flag (``store_true``). Other keywords go to ``add_argument`` (``help``, ``metavar``)."""
-    field_default, tp, meta_choices = _field_info(source, name)
+    from ptychopinn._config import field_info, literal_choices, plain_type
+
+    field_default, tp, meta_choices = field_info(source, name)
     default = field_default if default is FROM_FIELD else default
     kw.setdefault("dest", name)
     flag = flag or "--" + name.replace("_", "-")
     if tp is bool and default is False and "action" not in kw:
         return p.add_argument(flag, action="store_true", **kw)
     if choices is FROM_FIELD:
-        choices = meta_choices if meta_choices is not None else _literal_choices(tp)
+        choices = meta_choices if meta_choices is not None else literal_choices(tp)
     if type is FROM_FIELD:
-        type = None if choices is not None else _plain_type(tp)
+        type = None if choices is not None else plain_type(tp)
     if choices is not None:
         kw["choices"] = choices
     if type is not None:
@@ -151,63 +110,14 @@ def add_field_option(p: Any, source: Any, name: str, flag: str | None = None, *,
 # ---------------------------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------------------------
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def default_threads() -> int:
-    """``OMP_NUM_THREADS`` when set to a positive integer, else the available cores divided
-    among the local processes of a torchrun job (``LOCAL_WORLD_SIZE``)."""
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    procs = int(local) if local.isdigit() and int(local) > 0 else 1
-    return max(1, available_cores() // procs)
-
-
 def add_threads(p: argparse.ArgumentParser) -> None:
+    from ptychopinn._device import default_threads
     from ptychopinn.cli._checks import positive_int
 
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else the available cores, "
                         f"{default_threads()} here). More threads than cores, e.g. several jobs with all "
                         "cores each, slow everything down")
-
-
-def thread_state() -> tuple[dict[str, str | None], int | None]:
-    """What :func:`apply_threads` changes (to put it back with :func:`restore_threads`)."""
-    torch = sys.modules.get("torch")
-    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    return env, (torch.get_num_threads() if torch is not None else None)
-
-
-def restore_threads(state: tuple[dict[str, str | None], int | None]) -> None:
-    env, n = state
-    for k, v in env.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    torch = sys.modules.get("torch")
-    if torch is not None and n is not None:
-        torch.set_num_threads(n)
-
-
-def apply_threads(n: int | None) -> int:
-    """Use ``n`` CPU threads (default :func:`default_threads`): sets ``OMP_NUM_THREADS`` and
-    ``MKL_NUM_THREADS`` (read by torch, numpy's BLAS and child processes when they start) and,
-    when torch is already imported, ``torch.set_num_threads``. Returns ``n``."""
-    n = default_threads() if n is None else int(n)
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(n)
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,32 +177,6 @@ def add_config(p: argparse.ArgumentParser, sections: Mapping[str, type]) -> None
     p.set_defaults(_config_sections=dict(sections))
 
 
-def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON (``.json``) or TOML (any other suffix; JSON tried first) document at ``path``."""
-    from ptychopinn._io import parse_json, read_text
-
-    path = Path(path)
-    text = read_text(path, "config file", error=ConfigError)
-    if path.suffix.lower() == ".json":
-        doc = parse_json(text, path, "config file", error=ConfigError)
-    else:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib
-            except ModuleNotFoundError:
-                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or the 'tomli' package; "
-                                  "or write the file as JSON (.json)") from None
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: must hold a table / JSON object")
-    return doc
-
-
 _UNSET = object()
 
 
@@ -346,6 +230,8 @@ def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser, argv
     if not path:
         return
     sections: dict[str, type] = getattr(args, "_config_sections", {})
+    from ptychopinn._config import load_config_file
+
     doc = load_config_file(path)
     actions = {a.dest: a for a in parser._actions if a.dest not in _NOT_RECORDED and a.dest != argparse.SUPPRESS}
     single = next(iter(sections)) if len(sections) == 1 else None

@@ -119,6 +119,7 @@ def _effective_config_path(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ptychopinn import _device
     from ptychopinn.cli import _common
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     sub_argv = argv[argv.index(args.command) + 1:]
-    threads_before = _common.thread_state()  # main() called from Python: leave the process as it was
+    threads_before = _device.thread_state()  # main() called from Python: leave the process as it was
     try:
         _common.apply_config(args, parser._command_parsers[args.command], sub_argv)
         if getattr(args, "telemetry", None):
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
             check_output(args.telemetry, "file", append=True, option="--telemetry")
         if hasattr(args, "threads"):  # each command reports the count in its status lines
-            args.threads = _common.apply_threads(args.threads)
+            args.threads = _device.apply_threads(args.threads)
         rc = int(args._run(args) or 0)
         if rc == 0 and hasattr(args, "_config_sections") and os.environ.get("RANK", "0") == "0":
             path = _effective_config_path(args)
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ptychopinn {args.command}: interrupted" + (f"; {extra}" if extra else ""), file=sys.stderr)
         return 130
     finally:
-        _common.restore_threads(threads_before)
+        _device.restore_threads(threads_before)
     return rc
 
 
