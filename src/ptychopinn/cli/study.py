@@ -31,40 +31,29 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
 
 
-def _runner_args(p: argparse.ArgumentParser, gridsize: bool = True) -> None:
+def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """The options every study takes, then one per field of its config ``cls`` (help and choices
+    from the field's metadata; unset ones take the preset's value)."""
+    import dataclasses
+
     from ptychopinn.cli import _common
-    from ptychopinn.model.config import NORMS
     from ptychopinn.studies._common import PRESET_NAMES
-    from ptychopinn.training.config import PROTOCOLS
 
     _common.add_output(p, "study directory (created; rerun to resume)")
     p.add_argument("--preset", choices=PRESET_NAMES, default="full",
                    help="sizes: 'full' = the seed's study, 'seed' = the seed's study under --protocol seed "
                         "(and the seed's object or geometry, see docs/studies.md), 'quick' = tiny (seconds per "
                         "job, for tests)")
-    p.add_argument("--protocol", choices=tuple(PROTOCOLS),
-                   help="training protocol: 'modern' = today's defaults (early stopping, validation split, "
-                        "cosine schedule); 'seed' = the seeds' training (fixed epochs, no hold-out, last-epoch "
-                        "weights, trainable intensity scale, plateau schedule)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="run up to K jobs at once in local processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler, e.g. tcp://host:8786")
-    _common.add_device(p, default=None, help="device of training, inference and pty-chi: auto, cpu, cuda or cuda:K")
-    p.add_argument("--epochs", type=int, help="training epochs (maximum; early stopping may end sooner)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--n-filters-scale", type=int, help="network width multiplier")
-    p.add_argument("--norm", choices=NORMS,
-                   help="normalisation layers of the PINN (unet): 'group' = GroupNorm, which kept every seed "
-                        "from freezing where 'none' froze (docs/studies.md)")
-    p.add_argument("--N", type=int, help="pattern size")
-    if gridsize:
-        p.add_argument("--gridsize", type=int)
-    p.add_argument("--neighbor-count", type=int, help="K nearest neighbours for grouping (K >= gridsize^2)")
-    p.add_argument("--seed", type=int, help="training seed")
     _common.add_quiet(p)
     _common.add_threads(p)
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs and whether each would be reused or run; run nothing")
+    for f in dataclasses.fields(cls):
+        if f.name not in skip:
+            _common.add_field_option(p, cls, f.name, default=None, help=f.metadata.get("help"),
+                                     **({"type": _floats} if f.name == "doses" else {}))
 
 
 def _preset_defaults(p: argparse.ArgumentParser, presets: dict[str, Any]) -> None:
@@ -97,7 +86,7 @@ def _preset_defaults(p: argparse.ArgumentParser, presets: dict[str, Any]) -> Non
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.studies import dose_overlap, dose_response
-    from ptychopinn.studies.dose_overlap import SPLIT_AXES, TEST_ON, VIEW_FILTERS
+    from ptychopinn.studies.dose_overlap import VIEW_FILTERS
 
     sub = p.add_subparsers(dest="study", metavar="<study>")
     dr = sub.add_parser("dose-response", help="seed 001: NLL vs MAE at high and low dose (or a dose sweep)",
@@ -105,17 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "DIR/dose_comparison.png, metrics.csv, frc_curves.png, training_history.json, sanity.json, "
                         "summary.json, summary.md (and dose_gain.png / dose_gain.json for three or more doses), "
                         "the bundles DIR/<arm>/ and every job's folder.")
-    _runner_args(dr)
-    dr.add_argument("--doses", type=_floats, help="photons per pattern (e.g. 1e3,1e4,...,1e9 sweeps)")
-    dr.add_argument("--object-size", type=int)
-    dr.add_argument("--object-seed", type=int)
-    dr.add_argument("--n-lines", type=int, help="lines in the object (seed 001: 400; unset: 0.4 x object size)")
-    dr.add_argument("--n-train", type=int, help="training positions")
-    dr.add_argument("--n-test", type=int, help="test positions")
-    dr.add_argument("--train-seed", type=int, help="seed of the training trajectory")
-    dr.add_argument("--test-seed", type=int, help="seed of the test trajectory")
-    dr.add_argument("--crop", type=int, help="central crop of the reconstructions in dose_comparison.png (px)")
-
+    _runner_args(dr, dose_response.DoseResponseConfig)
     _preset_defaults(dr, dose_response.PRESETS)
     do = sub.add_parser("dose-overlap", help="seed 002: PINN / baseline / pty-chi on dense and sparse views per dose",
                         description="Simulates from a real object and probe at each dose: cuts the object into a training and a "
@@ -124,31 +103,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "and sparse views by group-centre spacing, trains PINN gridsize 1 and 2 and the supervised "
                         "baseline, runs pty-chi LSQML and compares them; writes DIR/run_manifest.json, "
                         "training_manifest.json, skip_summary.json, metrics_bundle.json, metrics.csv, summary.md.")
-    _runner_args(do, gridsize=False)
     do.add_argument("--dose", type=float, dest="only_dose", metavar="D",
                     help="run only the jobs of this dose (and what they need); the summary needs a run without filters")
     do.add_argument("--view", choices=VIEW_FILTERS, dest="only_view",
                     help="run only the jobs of this view ('full': the gridsize-1 arms trained on the whole half)")
     do.add_argument("--gridsize", type=int, dest="only_gridsize", metavar="G",
                     help="run only the training jobs of this gridsize (1: PINN gs1 and baseline; 2: the views' PINN)")
-    do.add_argument("--object-from", required=True, help="NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
-    do.add_argument("--probe-from", required=True, help="NPZ with probeGuess")
-    do.add_argument("--doses", type=_floats, help="photons per pattern")
-    do.add_argument("--tile", type=int, help="mirror-tile each half of the cut object T x T times (within the half)")
-    do.add_argument("--crop-margin", type=int, help="crop the object to its scan positions +- this (default: N/4)")
-    do.add_argument("--split-axis", choices=SPLIT_AXES, help="axis along which the object is cut into training and test halves")
-    do.add_argument("--n-images", type=int, help="scan positions (before the split)")
-    do.add_argument("--sim-seed", type=int, help="simulation seed")
-    do.add_argument("--grouping-seed", type=int, help="grouping seed")
-    do.add_argument("--subsample-seed", type=int, help="view subsampling seed")
-    do.add_argument("--f-dense", type=float, help="overlap fraction of the dense view")
-    do.add_argument("--f-sparse", type=float, help="overlap fraction of the sparse view")
-    do.add_argument("--min-view-groups", type=int, help="skip a view that keeps fewer groups")
-    do.add_argument("--ptychi-epochs", type=int, help="pty-chi LSQML epochs")
-    do.add_argument("--ms-ssim-sigma", type=float)
-    do.add_argument("--test-on", choices=TEST_ON,
-                    help="score every arm on each view's test set ('view', as in the seed) or on the whole "
-                         "test half ('full', one pty-chi run per dose)")
+    _runner_args(do, dose_overlap.DoseOverlapConfig, skip=("gridsize",))
+    for a in do._actions:
+        if a.dest in ("object_from", "probe_from"):
+            a.required = True
 
     _preset_defaults(do, dose_overlap.PRESETS)
     ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",

@@ -8,6 +8,7 @@ files only (no wall times, no absolute paths), so two runs of a study give byte-
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -16,10 +17,52 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn._config import Config
+from ptychopinn._device import check_device_name
 from ptychopinn._io import save_npz_atomic, write_json_atomic
+from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
+from ptychopinn.errors import ConfigError
+from ptychopinn.model.config import NORMS
+from ptychopinn.training.config import PROTOCOLS
 
 #: the presets every study offers (``PRESETS`` of each study module; --preset lists them in this order)
 PRESET_NAMES = ("quick", "full", "seed")
+
+
+def opt(default: Any, help: str, **meta: Any) -> Any:
+    """A study config field with its option help (and ``choices``) in ``metadata``."""
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyTraining(Config):
+    """How every study trains its PINN arms (the fields the studies share; each study's config
+    extends it). ``metadata["help"]`` is the option's help text (``ptychopinn study``)."""
+
+    gridsize: int = opt(2, "gridsize")
+    neighbor_count: int = opt(DEFAULT_NEIGHBOR_COUNT, "K nearest neighbours for grouping (K >= gridsize^2)")
+    n_filters_scale: int = opt(2, "network width multiplier")
+    norm: str = opt("none", "normalisation layers of the PINN (unet): 'group' = GroupNorm, which kept every "
+                             "seed from freezing where 'none' froze (docs/studies.md)", choices=NORMS)
+    epochs: int = opt(50, "training epochs (maximum; early stopping may end sooner)")
+    batch_size: int = opt(16, "batch size")
+    patience: int = opt(6, "early-stopping patience in epochs (0 = off)")
+    seed: int = opt(0, "training seed")
+    device: str = opt("auto", "device of training, inference and pty-chi: auto, cpu, cuda or cuda:K")
+    protocol: str = opt("modern", "training protocol: 'modern' = today's defaults (early stopping, validation "
+                                   "split, cosine schedule); 'seed' = the seeds' training (fixed epochs, no "
+                                   "hold-out, last-epoch weights, trainable intensity scale, plateau schedule)",
+                         choices=tuple(PROTOCOLS))
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device, "device")
+        if self.neighbor_count < self.gridsize ** 2:
+            raise ConfigError(f"neighbor_count K={self.neighbor_count} must be >= C={self.gridsize ** 2}")
+        from ptychopinn.training.config import protocol_overrides
+
+        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
+        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
+            object.__setattr__(self, "patience", fixed["patience"])
 
 #: the parts of a training bundle that are not byte-reproducible: config.json and history.json
 #: record wall times and paths; safetensors writes its metadata map in arbitrary order (the

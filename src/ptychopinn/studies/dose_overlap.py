@@ -36,9 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
 from ptychopinn._io import sha256_file, write_json_atomic, write_text_atomic
-from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
 from ptychopinn.studies import _common as C
 from ptychopinn.studies.photon_grid import dose_label
@@ -56,46 +54,38 @@ _MOD = "ptychopinn.studies.dose_overlap"
 
 
 @dataclass(frozen=True)
-class DoseOverlapConfig(Config):
-    """Every size and seed of the study (doses in photons per pattern)."""
+class DoseOverlapConfig(C.StudyTraining):
+    """Every size and seed of the study (doses in photons per pattern; from :class:`StudyTraining`,
+    how the arms train)."""
 
-    object_from: str = ""
-    probe_from: str = ""
-    doses: tuple[float, ...] = (1e3, 1e4, 1e5)
-    N: int | None = None  # None: the probe file's size
-    tile: int = 4
-    crop_margin: int | None = None  # None: N // 4
-    n_images: int = 5000
-    sim_seed: int = 42
-    grouping_seed: int = 123
-    subsample_seed: int = 456
-    split_axis: str = "y"
-    gridsize: int = 2
-    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
-    f_dense: float = 0.7
-    f_sparse: float = 0.2
-    min_view_groups: int = 16
-    epochs: int = 50
-    batch_size: int = 16
-    n_filters_scale: int = 2
-    norm: str = "none"  # PINN normalisation layers ('group': GroupNorm)
-    patience: int = 6
-    seed: int = 0
-    ptychi_epochs: int = 100
-    ptychi_batch_size: int = 32
-    ms_ssim_sigma: float = 1.0
-    test_on: str = "view"
-    device: str = "auto"
-    protocol: str = "modern"
+    object_from: str = C.opt("", "NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
+    probe_from: str = C.opt("", "NPZ with probeGuess")
+    doses: tuple[float, ...] = C.opt((1e3, 1e4, 1e5), "photons per pattern")
+    N: int | None = C.opt(None, "pattern size (unset: the probe file's size)")
+    tile: int = C.opt(4, "mirror-tile each half of the cut object T x T times (within the half)")
+    crop_margin: int | None = C.opt(None, "crop the object to its scan positions +- this (unset: N/4)")
+    n_images: int = C.opt(5000, "scan positions (before the split)")
+    sim_seed: int = C.opt(42, "simulation seed")
+    grouping_seed: int = C.opt(123, "grouping seed")
+    subsample_seed: int = C.opt(456, "view subsampling seed")
+    split_axis: str = C.opt("y", "axis along which the object is cut into training and test halves",
+                            choices=SPLIT_AXES)
+    f_dense: float = C.opt(0.7, "overlap fraction of the dense view")
+    f_sparse: float = C.opt(0.2, "overlap fraction of the sparse view")
+    min_view_groups: int = C.opt(16, "skip a view that keeps fewer groups")
+    ptychi_epochs: int = C.opt(100, "pty-chi LSQML epochs")
+    ptychi_batch_size: int = C.opt(32, "pty-chi batch size")
+    ms_ssim_sigma: float = C.opt(1.0, "MS-SSIM sigma")
+    test_on: str = C.opt("view", "score every arm on each view's test set ('view', as in the seed) or on the "
+                                 "whole test half ('full', one pty-chi run per dose)", choices=TEST_ON)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
         if not self.doses or any(not d > 0 for d in self.doses) or len(set(self.doses)) != len(self.doses):
             raise ConfigError(f"--doses must be distinct positive numbers; got {list(self.doses)}")
         if self.gridsize < 2:
             raise ConfigError("the overlap views need gridsize >= 2")
-        if self.neighbor_count < self.gridsize ** 2:
-            raise ConfigError(f"neighbor_count K={self.neighbor_count} must be >= C={self.gridsize ** 2}")
         if not 0 <= self.f_sparse < self.f_dense < 1:
             raise ConfigError("need 0 <= f_sparse < f_dense < 1")
         if self.tile < 1:
@@ -104,11 +94,6 @@ class DoseOverlapConfig(Config):
             raise ConfigError("split axis must be 'y' or 'x'")
         if self.test_on not in TEST_ON:
             raise ConfigError(f"test_on must be 'view' or 'full'; got {self.test_on!r}")
-        from ptychopinn.training.config import protocol_overrides
-
-        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
-        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
-            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseOverlapConfig] = {

@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
 from ptychopinn._io import write_json_atomic, write_text_atomic
-from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
 from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.studies import _common as C
@@ -40,31 +38,23 @@ _MOD = "ptychopinn.studies.dose_response"
 
 
 @dataclass(frozen=True)
-class DoseResponseConfig(Config):
-    """Every size and seed of the study. ``doses`` in photons per pattern."""
+class DoseResponseConfig(C.StudyTraining):
+    """Every size and seed of the study (and, from :class:`StudyTraining`, how the arms train).
+    ``doses`` in photons per pattern."""
 
-    doses: tuple[float, ...] = (1e9, 1e4)
-    N: int = 64
-    object_size: int = 128
-    object_seed: int = 0
-    n_lines: int | None = None  # None: the generator's default, 0.4 x object size (51 at 128)
-    n_train: int = 2000
-    n_test: int = 128
-    train_seed: int = 1
-    test_seed: int = 2
-    gridsize: int = 2
-    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
-    n_filters_scale: int = 2
-    norm: str = "none"  # PINN normalisation layers ('group': GroupNorm, no frozen runs measured)
-    epochs: int = 50
-    batch_size: int = 16
-    patience: int = 6
-    seed: int = 0
-    device: str = "auto"
-    crop: int = 128
-    protocol: str = "modern"
+    doses: tuple[float, ...] = C.opt((1e9, 1e4), "photons per pattern (e.g. 1e3,1e4,...,1e9 sweeps)")
+    N: int = C.opt(64, "pattern size")
+    object_size: int = C.opt(128, "object size")
+    object_seed: int = C.opt(0, "object seed")
+    n_lines: int | None = C.opt(None, "lines in the object (seed 001: 400; unset: 0.4 x object size)")
+    n_train: int = C.opt(2000, "training positions")
+    n_test: int = C.opt(128, "test positions")
+    train_seed: int = C.opt(1, "seed of the training trajectory")
+    test_seed: int = C.opt(2, "seed of the test trajectory")
+    crop: int = C.opt(128, "central crop of the reconstructions in dose_comparison.png (px)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
         if len(self.doses) < 2 or any(not d > 0 for d in self.doses) or len(set(self.doses)) != len(self.doses):
             raise ConfigError(f"--doses needs at least two distinct positive doses; got {list(self.doses)}")
@@ -74,11 +64,6 @@ class DoseResponseConfig(Config):
             raise ConfigError("n_train and n_test must hold at least one group")
         if self.n_lines is not None and self.n_lines < 1:
             raise ConfigError(f"n_lines must be >= 1; got {self.n_lines}")
-        from ptychopinn.training.config import protocol_overrides
-
-        fixed = protocol_overrides(self.protocol)["training"]  # ConfigError on an unknown name
-        if "patience" in fixed:  # the protocol's early stopping is what the arms run (and what is recorded)
-            object.__setattr__(self, "patience", fixed["patience"])
 
 
 PRESETS: dict[str, DoseResponseConfig] = {
