@@ -261,3 +261,68 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the output rule: an existing file / non-empty directory is refused unless overwrite (or resume /
+# append); a parent that is a file, the wrong kind and unwritable places too, before any work
+# ---------------------------------------------------------------------------------------------
+def _probe_writable(directory: Path) -> str | None:
+    """None if a file can be created in ``directory``, else the reason."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def check_output(path: str | os.PathLike | None, kind: str, *, overwrite: bool = False, resume: bool = False,
+                 option: str = "-o/--output", append: bool = False) -> Path | None:
+    """Refuse an output path that cannot or must not be written, before any work starts.
+
+    ``kind`` is 'file' or 'dir'. An existing file / non-empty directory is refused unless
+    ``overwrite`` (or ``resume`` for a training run, or ``append`` for a file the command extends,
+    such as a telemetry JSON). Returns the path, or None when ``path`` is None."""
+    from ptychopinn.errors import ConfigError
+
+    if path is None:
+        return None
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir'; got {kind!r}")
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise ConfigError(f"{option}: empty path")
+    p = Path(text)
+    full = Path(os.path.abspath(p))
+    # the deepest part of the path that exists must be a directory we can write into
+    base = full
+    while not os.path.lexists(base):
+        base = base.parent
+    if base != full:
+        if not base.is_dir():
+            raise ConfigError(f"{option} {text}: {base} is a file, not a directory")
+        where = base
+    elif kind == "file":
+        if full.is_dir():
+            raise ConfigError(f"{option} {text}: is a directory, expected a file path")
+        if not full.parent.is_dir():  # pragma: no cover - covered by the walk above
+            raise ConfigError(f"{option} {text}: {full.parent} is not a directory")
+        if not (overwrite or append):
+            raise ConfigError(f"{option} {text}: already exists; pass --overwrite to replace it")
+        where = full.parent
+    else:
+        if not full.is_dir():
+            raise ConfigError(f"{option} {text}: exists and is not a directory")
+        if not (overwrite or resume) and not is_empty_dir(full):
+            raise ConfigError(f"{option} {text}: directory exists and is not empty; pass --overwrite to "
+                              "write into it (files of the same name are replaced) or choose another directory")
+        where = full
+    reason = _probe_writable(where)
+    if reason is not None:
+        raise ConfigError(f"{option} {text}: cannot write in {where} ({reason})")
+    # temporaries a killed run left here (next to the file, or in / next to the directory)
+    clean_stale_temps(full.parent if full.parent.is_dir() else where)
+    if kind == "dir" and full.is_dir():
+        clean_stale_temps(full)
+    return p

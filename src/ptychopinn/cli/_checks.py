@@ -1,9 +1,5 @@
-"""Checks every command makes before it starts work: output paths and numeric options.
-
-Output rule (the same for every command): an output that already exists -- a file, or a
-directory that is not empty -- is refused unless ``--overwrite`` is given (``train --resume``
-continues the run in place). Paths whose parent is a file, a file where a directory is wanted
-(or the reverse) and unwritable places are refused too, all before any data is read.
+"""Checks every command makes before it starts work: numeric options, option pairs, and the
+output rule (:func:`ptychopinn._io.check_output`, re-exported here).
 
 Numeric options use the ``argparse`` types below: a NaN, an Inf, a negative or a zero where it
 means nothing is refused while the command line is parsed (``error: argument --nphotons: ...``,
@@ -14,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
-from ptychopinn._io import clean_stale_temps, is_empty_dir
+from ptychopinn._io import check_output  # noqa: F401 - the output rule, used by every command as ck.check_output
 from ptychopinn.errors import ConfigError
 
 #: seeds feed numpy's SeedSequence and torch.manual_seed: non-negative and below 2**63
@@ -75,71 +68,6 @@ def dose_list(text: str) -> tuple[float, ...]:
     if not text.strip() or any(not t for t in items):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}")
     return tuple(dose(t) for t in items)
-
-
-# ---------------------------------------------------------------------------------------------
-# outputs
-# ---------------------------------------------------------------------------------------------
-
-
-def _probe_writable(directory: Path) -> str | None:
-    """None if a file can be created in ``directory``, else the reason."""
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
-
-
-def check_output(path: str | os.PathLike | None, kind: str, *, overwrite: bool = False, resume: bool = False,
-                 option: str = "-o/--output", append: bool = False) -> Path | None:
-    """Refuse an output path that cannot or must not be written, before any work starts.
-
-    ``kind`` is 'file' or 'dir'. An existing file / non-empty directory is refused unless
-    ``overwrite`` (or ``resume`` for a training run, or ``append`` for a file the command extends,
-    such as a telemetry JSON). Returns the path, or None when ``path`` is None."""
-    if path is None:
-        return None
-    if kind not in ("file", "dir"):
-        raise ValueError(f"kind must be 'file' or 'dir'; got {kind!r}")
-    text = os.fspath(path)
-    if not str(text).strip():
-        raise ConfigError(f"{option}: empty path")
-    p = Path(text)
-    full = Path(os.path.abspath(p))
-    # the deepest part of the path that exists must be a directory we can write into
-    base = full
-    while not os.path.lexists(base):
-        base = base.parent
-    if base != full:
-        if not base.is_dir():
-            raise ConfigError(f"{option} {text}: {base} is a file, not a directory")
-        where = base
-    elif kind == "file":
-        if full.is_dir():
-            raise ConfigError(f"{option} {text}: is a directory, expected a file path")
-        if not full.parent.is_dir():  # pragma: no cover - covered by the walk above
-            raise ConfigError(f"{option} {text}: {full.parent} is not a directory")
-        if not (overwrite or append):
-            raise ConfigError(f"{option} {text}: already exists; pass --overwrite to replace it")
-        where = full.parent
-    else:
-        if not full.is_dir():
-            raise ConfigError(f"{option} {text}: exists and is not a directory")
-        if not (overwrite or resume) and not is_empty_dir(full):
-            raise ConfigError(f"{option} {text}: directory exists and is not empty; pass --overwrite to "
-                              "write into it (files of the same name are replaced) or choose another directory")
-        where = full
-    reason = _probe_writable(where)
-    if reason is not None:
-        raise ConfigError(f"{option} {text}: cannot write in {where} ({reason})")
-    # temporaries a killed run left here (next to the file, or in / next to the directory)
-    clean_stale_temps(full.parent if full.parent.is_dir() else where)
-    if kind == "dir" and full.is_dir():
-        clean_stale_temps(full)
-    return p
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,18 +24,12 @@ for a Dask distributed cluster (pip install 'ptychopinn[cluster]'; GPU jobs ask 
 resource when a worker advertises one, e.g. dask worker ... --resources GPU=1)."""
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
-
-
 def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """The options every study takes, then one per field of its config ``cls`` (help and choices
     from the field's metadata; unset ones take the preset's value)."""
     import dataclasses
 
+    from ptychopinn.cli import _checks as ck
     from ptychopinn.cli import _common
     from ptychopinn.studies._common import PRESET_NAMES
 
@@ -53,7 +47,7 @@ def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
     for f in dataclasses.fields(cls):
         if f.name not in skip:
             _common.add_field_option(p, cls, f.name, default=None, help=f.metadata.get("help"),
-                                     **({"type": _floats} if f.name == "doses" else {}))
+                                     **({"type": ck.dose_list} if f.name == "doses" else {}))
 
 
 def _preset_defaults(p: argparse.ArgumentParser, presets: dict[str, Any]) -> None:
