@@ -29,8 +29,7 @@ def _reconstruction(phase, amplitude, counts):
     from ptychopinn.inference.reconstruct import Reconstruction
 
     obj = (amplitude * np.exp(1j * phase)).astype(np.complex64)
-    return Reconstruction(object=obj, amplitude=amplitude.astype(np.float32), phase=phase.astype(np.float32),
-                          counts=counts.astype(np.int32), origin=np.array([10.0, 20.0]), stitch_crop=8,
+    return Reconstruction(object=obj, counts=counts.astype(np.int32), origin=np.array([10.0, 20.0]), stitch_crop=8,
                           input_scale=1.0)
 
 

@@ -23,6 +23,10 @@ import numpy as np
 
 from ptychopinn._config import Config
 from ptychopinn.data.contract import as_dataset
+from ptychopinn.data.reconstruction import (  # noqa: F401 - Reconstruction re-exported (evaluation.Reconstruction)
+    Reconstruction,
+    load_reconstruction,
+)
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.evaluation import align as _al
 from ptychopinn.evaluation.metrics import (
@@ -79,17 +83,6 @@ class CompareConfig(Config):
 
 
 @dataclass(frozen=True)
-class Reconstruction:
-    """One arm: a complex object on a canvas whose pixel (i, j) is object pixel
-    (origin[0] + i, origin[1] + j)."""
-
-    label: str
-    object: np.ndarray
-    origin: tuple[float, float] = (0.0, 0.0)
-    source: str = "<memory>"
-
-
-@dataclass(frozen=True)
 class ComparisonResult:
     """Metrics[label][component][metric], FRC results[label][component], the alignments and the
     JSON summary written to ``comparison.json``; ``files`` are the paths written (if any)."""
@@ -102,80 +95,8 @@ class ComparisonResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# loading
+# labels (the arms are read by ptychopinn.data.reconstruction.load_reconstruction)
 # ---------------------------------------------------------------------------------------------
-def _as_2d_complex(a: Any, where: str, key: str) -> np.ndarray:
-    arr = np.asarray(a)
-    while arr.ndim > 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    while arr.ndim > 2 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise DataError(f"{where}: key '{key}': must be a 2-D object; got shape {arr.shape}")
-    if arr.dtype.kind not in "fciu":
-        raise DataError(f"{where}: key '{key}': unsupported dtype {arr.dtype}")
-    if min(arr.shape) < 1:
-        raise DataError(f"{where}: key '{key}': empty array of shape {arr.shape}")
-    return arr.astype(np.complex128)  # NaN outside the scored region is allowed (checked later)
-
-
-def _origin(value: Any, where: str) -> tuple[float, float]:
-    o = np.asarray(value, dtype=np.float64).reshape(-1)
-    if o.shape != (2,) or not np.all(np.isfinite(o)):
-        raise DataError(f"{where}: key 'origin': must be two finite numbers [y0, x0]; got {np.asarray(value).tolist()}")
-    return (float(o[0]), float(o[1]))
-
-
-def _from_mapping(z: Mapping[str, Any], label: str, where: str) -> Reconstruction:
-    for key in ("object", "reconstructed_object", "objectGuess"):
-        if key in z:
-            obj = _as_2d_complex(z[key], where, key)
-            break
-    else:
-        if "amplitude" in z and "phase" in z:
-            amp = _as_2d_complex(z["amplitude"], where, "amplitude").real
-            ph = _as_2d_complex(z["phase"], where, "phase").real
-            if amp.shape != ph.shape:
-                raise DataError(f"{where}: keys 'amplitude' {amp.shape} and 'phase' {ph.shape} differ in shape")
-            obj = amp * np.exp(1j * ph)
-        else:
-            raise DataError(
-                f"{where}: no reconstruction found (looked for keys 'object', 'reconstructed_object', "
-                f"'objectGuess', or 'amplitude'+'phase'; has {sorted(z)})"
-            )
-    origin = _origin(z["origin"], where) if "origin" in z and z["origin"] is not None else (0.0, 0.0)
-    return Reconstruction(label=label, object=obj, origin=origin, source=where)
-
-
-def load_reconstruction(source: Any, label: str = "recon") -> Reconstruction:
-    """Read one arm from a path (our ``reconstruction.npz``: ``object`` + ``origin``; pty-chi's
-    ``ptychi_reconstruction.npz``: ``reconstructed_object``, origin (0, 0) unless stored), a
-    complex array (origin (0, 0)), an ``(array, origin)`` pair, a mapping with those keys, or
-    an object with ``object``/``reconstructed_object`` and optional ``origin`` attributes."""
-    if isinstance(source, Reconstruction):
-        return replace(source, label=label)
-    if isinstance(source, (str, os.PathLike)):
-        from ptychopinn.data.contract import open_npz
-
-        p = str(source)
-        return _from_mapping(open_npz(p), label, p)
-    where = f"reconstruction '{label}'"
-    if isinstance(source, np.ndarray):
-        return Reconstruction(label=label, object=_as_2d_complex(source, where, "object"), source=where)
-    if isinstance(source, tuple) and len(source) == 2:
-        return Reconstruction(label=label, object=_as_2d_complex(source[0], where, "object"),
-                              origin=_origin(source[1], where), source=where)
-    if isinstance(source, Mapping):
-        return _from_mapping(source, label, where)
-    for attr in ("object", "reconstructed_object"):
-        if hasattr(source, attr):
-            z = {attr: getattr(source, attr)}
-            if getattr(source, "origin", None) is not None:
-                z["origin"] = source.origin
-            return _from_mapping(z, label, where)
-    raise DataError(f"{where}: unsupported input of type {type(source).__name__}")
-
-
 def _check_label(label: str) -> str:
     if not isinstance(label, str) or not _LABEL_RE.match(label) or label == GROUND_TRUTH_LABEL:
         raise ConfigError(

@@ -9,10 +9,8 @@ under temporary names and renamed into place only when all of them are complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import torch
 
 from ptychopinn._observe import notify
 from ptychopinn.data.contract import as_dataset
+from ptychopinn.data.reconstruction import Reconstruction
 from ptychopinn.errors import BundleError, ConfigError, DataError
 from ptychopinn.inference.predict import (
     InferenceModel,
@@ -36,25 +35,8 @@ NPZ_NAME = "reconstruction.npz"
 PNG_NAMES = ("amplitude.png", "phase.png")
 #: ``groups=`` of :func:`reconstruct` (gridsize > 1)
 GROUPINGS = ("auto", "anchor", "cover")
-
-
-@dataclass(frozen=True)
-class Reconstruction:
-    """A stitched object. Canvas pixel (i, j) is object pixel (origin[0] + i, origin[1] + j)."""
-
-    object: np.ndarray  # (H, W) complex64
-    amplitude: np.ndarray  # (H, W) float32
-    phase: np.ndarray  # (H, W) float32, radians in (-pi, pi]
-    counts: np.ndarray  # (H, W) int32 patches covering each pixel (0 = not covered, object 0)
-    origin: np.ndarray  # (2,) float64 [y0, x0] object pixels
-    stitch_crop: int
-    input_scale: float
-    timing: dict[str, float] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, out_dir: str | os.PathLike, xcoords: np.ndarray, ycoords: np.ndarray) -> dict[str, Path]:
-        """Write reconstruction.npz + PNGs atomically (all or none); returns their paths."""
-        return write_outputs(self, out_dir, xcoords, ycoords)
+#: ``label`` of the :class:`~ptychopinn.data.reconstruction.Reconstruction` this stage returns
+LABEL = "PtychoPINN"
 
 
 def _sync(dev: torch.device) -> None:
@@ -123,10 +105,8 @@ def reconstruct(
         "patterns_per_s": ds.n_patterns / max(t_pred + t_stitch, 1e-12),
     }
     meta = _metadata(im, ds, groups, crop, subpixel, r, batch_size, seed, timing)
-    rec = Reconstruction(
-        object=canvas, amplitude=np.abs(canvas).astype(np.float32), phase=np.angle(canvas).astype(np.float32),
-        counts=counts, origin=origin, stitch_crop=crop, input_scale=r, timing=timing, metadata=meta,
-    )
+    rec = Reconstruction(object=canvas, origin=origin, label=LABEL, counts=counts, stitch_crop=crop, input_scale=r,
+                         timing=timing, metadata=meta)
     if out_dir is not None:
         write_outputs(rec, out_dir, ds.xcoords, ds.ycoords)
     notify(observers, "end", reconstruction=rec, ds=ds, out_dir=out_dir)
@@ -222,19 +202,14 @@ def write_outputs(rec: Reconstruction, out_dir: str | os.PathLike, xcoords: np.n
     with contextlib.ExitStack() as stack:
         tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
         with open(tmp["npz"], "wb") as fh:
-            np.savez(
-                fh, object=rec.object.astype(np.complex64), amplitude=rec.amplitude, phase=rec.phase,
-                origin=rec.origin.astype(np.float64), counts=rec.counts,
-                xcoords=np.asarray(xcoords, dtype=np.float64), ycoords=np.asarray(ycoords, dtype=np.float64),
-                stitch_crop=np.int64(rec.stitch_crop),
-                _metadata=np.array(json.dumps(rec.metadata, default=float)),
-            )
+            np.savez(fh, **rec.arrays(xcoords=np.asarray(xcoords, dtype=np.float64),
+                                      ycoords=np.asarray(ycoords, dtype=np.float64)))
         from ptychopinn._plot import image_png, pixel_size_of
 
-        covered = rec.counts > 0
+        amplitude = rec.amplitude
         px = pixel_size_of(rec.metadata)
-        image_png(rec.amplitude, "amplitude", tmp["amplitude_png"], mask=covered, origin=rec.origin,
+        image_png(amplitude, "amplitude", tmp["amplitude_png"], mask=rec.coverage, origin=rec.origin,
                   title="Amplitude", pixel_size=px)
-        image_png(rec.phase, "phase", tmp["phase_png"], mask=covered, origin=rec.origin,
-                  title="Phase (global offset removed)", pixel_size=px, weight=rec.amplitude)
+        image_png(rec.phase, "phase", tmp["phase_png"], mask=rec.coverage, origin=rec.origin,
+                  title="Phase (global offset removed)", pixel_size=px, weight=amplitude)
     return paths

@@ -52,6 +52,7 @@ from ptychopinn._config import Config
 from ptychopinn._device import check_device_name
 from ptychopinn._io import jsonable
 from ptychopinn.data.contract import PtychoDataset
+from ptychopinn.data.reconstruction import Reconstruction, load_reconstruction
 from ptychopinn.errors import (
     ConfigError,
     DataError,
@@ -68,6 +69,8 @@ PTYCHI_MISSING = "pty-chi is not installed: pip install -c constraints.txt 'ptyc
 OUTPUT_NPZ = "ptychi_reconstruction.npz"
 OUTPUT_PNG = "ptychi_reconstruction.png"
 OUTPUT_POSITIONS = "refined_positions.npz"
+#: ``label`` of the results of :func:`run_ptychi`
+LABEL = "PtyChi"
 _MSE_SQRT = ("pty-chi displayed loss (mse_sqrt): mean over pixels of (sqrt(I_pred) - sqrt(I_meas))^2, "
              "averaged over the minibatches of the epoch, I_pred from the estimate before each update")
 LOSS_DEFINITIONS = {
@@ -116,24 +119,27 @@ class PtychiConfig(Config):
             raise ConfigError(f"margin must be >= 2 pixels; got {self.margin}")
 
 
-@dataclass(frozen=True)
-class PtychiResult:
-    """A pty-chi reconstruction in the project's frame (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class PtychiResult(Reconstruction):
+    """A pty-chi reconstruction in the project's frame (see the module docstring): the one
+    :class:`~ptychopinn.data.reconstruction.Reconstruction` type (``object`` (H, W) complex64,
+    ``origin``, ``probe`` (N, N) complex64 in units of the input probe, ``coverage`` (H, W) bool:
+    canvas pixels some scan position illuminates (>= 5 % of the probe's peak intensity), the PNG
+    shows the others as background; ``timing``: ``import_s``, ``build_s``, ``epochs_s``,
+    ``total_s``) plus what only pty-chi produces."""
 
-    object: np.ndarray  # (H, W) complex64
-    probe: np.ndarray  # (N, N) complex64, units of the input probe
-    origin: tuple[float, float]  # object pixel (y, x) of canvas pixel (0, 0)
-    loss_history: np.ndarray  # (epochs,) float64
-    computation_time_seconds: float
+    label: str = LABEL
     config: PtychiConfig
-    metadata: dict[str, Any] = field(default_factory=dict)
-    #: (H, W) bool, canvas pixels some scan position illuminates (>= 5 % of the probe's peak
-    #: intensity); the PNG shows the others as background
-    coverage: np.ndarray | None = None
+    loss_history: np.ndarray  # (epochs,) float64
     #: epoch -> object (H, W) after that epoch, for the epochs asked for in ``snapshot_epochs``
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     #: (M, 2) float64 (y, x) patch centres after position correction (None without it)
     refined_positions: np.ndarray | None = None
+
+    @property
+    def computation_time_seconds(self) -> float:
+        """Wall time of the task build and the epochs (the pty-chi import excluded)."""
+        return float(self.timing["total_s"])
 
 
 @dataclass(frozen=True)
@@ -296,13 +302,11 @@ def _initial_object(dataset: PtychoDataset, geom: PtychiGeometry, config: Ptychi
 
 
 def place_object(recon: Any, geom: PtychiGeometry) -> np.ndarray:
-    """A reconstruction (anything :func:`~ptychopinn.evaluation.compare.load_reconstruction` reads:
+    """A reconstruction (anything :func:`~ptychopinn.data.reconstruction.load_reconstruction` reads:
     our ``reconstruction.npz``, a pty-chi NPZ, an ``(array, origin)`` pair...) resampled onto the
     pty-chi buffer (nearest whole pixel of its origin). Buffer pixels it does not cover, or covers
     with 0 / NaN (unscanned), get its mean covered value, so the solver starts from a flat object
     there."""
-    from ptychopinn.evaluation.compare import load_reconstruction
-
     rec = load_reconstruction(recon, "init")
     src = np.asarray(rec.object, dtype=np.complex64)
     valid = np.isfinite(src) & (np.abs(src) > 0)
@@ -312,7 +316,7 @@ def place_object(recon: Any, geom: PtychiGeometry) -> np.ndarray:
     hb, wb = geom.buffer_shape
     out = np.full((hb, wb), fill, dtype=np.complex64)
     ty, tx = geom.buffer_top_left
-    oy, ox = (int(round(float(v))) for v in rec.origin)
+    oy, ox = (round(v) for v in rec.origin)
     # buffer pixel (i, j) is object pixel (ty + i, tx + j) = source pixel (ty + i - oy, tx + j - ox)
     y0, x0 = max(0, oy - ty), max(0, ox - tx)
     y1, x1 = min(hb, oy - ty + src.shape[0]), min(wb, ox - tx + src.shape[1])
@@ -636,8 +640,10 @@ def run_ptychi(dataset: PtychoDataset, config: PtychiConfig | None = None, progr
     from ptychopinn._plot import coverage_mask
 
     coverage = coverage_mask(dataset.positions_yx if refined is None else refined, probe, origin, obj.shape)
+    timing = {"import_s": import_seconds, "build_s": run.build_seconds, "epochs_s": run.epochs_seconds,
+              "total_s": total}
     return PtychiResult(object=obj, probe=probe, origin=origin, coverage=coverage, refined_positions=refined,
-                        loss_history=np.asarray(run.losses, dtype=np.float64), computation_time_seconds=total,
+                        loss_history=np.asarray(run.losses, dtype=np.float64), timing=timing,
                         config=config, metadata=meta, snapshots=run.snapshots)
 
 
