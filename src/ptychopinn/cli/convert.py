@@ -68,30 +68,23 @@ def run(args: argparse.Namespace) -> int:
     ds = load_input(args, args.input, check_bounds=False)
     geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m) \
         if w.geometry else None
-    rec = _reconstruction(args.reconstruction) if w.reconstruction else None
-    w.write(args.output, ds, geometry=geometry, reconstruction=rec)
+    rec = losses = None
+    if w.reconstruction:
+        from ptychopinn.data.contract import open_npz
+        from ptychopinn.data.reconstruction import Reconstruction
+
+        rec = Reconstruction.load(args.reconstruction, "PtychoPINN")
+        z = open_npz(args.reconstruction)
+        losses = z["loss_history"] if "loss_history" in z else None
+    w.write(args.output, ds, geometry=geometry, reconstruction=rec, losses=losses)
     if rec is not None:
-        what = f"{rec[0].shape[0]}x{rec[0].shape[1]} object, {ds.n_patterns} positions"
+        what = f"{rec.object.shape[0]}x{rec.object.shape[1]} object, {ds.n_patterns} positions"
     else:
         px = (ds.metadata.get("geometry") or {}).get("object_pixel_m") if w.name == "npz" else None
         what = f"{ds.n_patterns} patterns {ds.N}x{ds.N}" + (f", object pixel {px[1] * 1e9:.3g} x {px[0] * 1e9:.3g} nm"
                                                              if px else "")
     _say(args, f"convert: {what} -> {args.output} ({w.help.split(' (')[0]})")
     return 0
-
-
-def _reconstruction(path: str) -> tuple:
-    """(object, origin, probe or None, loss history or None) of a reconstruction file."""
-    import numpy as np
-
-    from ptychopinn.data.contract import open_npz
-    from ptychopinn.evaluation.compare import load_reconstruction
-
-    rec = load_reconstruction(path, "PtychoPINN")
-    z = open_npz(path)
-    probe = np.asarray(z["reconstructed_probe"]) if "reconstructed_probe" in z else None
-    losses = np.asarray(z["loss_history"]) if "loss_history" in z else None
-    return rec.object, rec.origin, probe, losses
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

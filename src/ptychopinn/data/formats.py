@@ -43,7 +43,7 @@ class Reader:
 
 @dataclass(frozen=True)
 class Writer:
-    """``write(path, ds, geometry=..., reconstruction=...)``; ``suffixes`` pick it from the output
+    """``write(path, ds, geometry=..., reconstruction=..., losses=...)``; ``suffixes`` pick it from the output
     name; ``geometry``: needs the photon energy and distance; ``reconstruction``: writes one."""
 
     name: str
@@ -96,24 +96,26 @@ def reader_for(path: str | os.PathLike, fmt: str = "auto") -> Reader:
     return next(r for r in READERS.values() if r.claims(p))
 
 
-def _write_npz(path: str, ds: Any, geometry: Any = None, reconstruction: Any = None) -> Path:
+def _write_npz(path: str, ds: Any, **_: Any) -> Path:
     return ds.save(path)
 
 
-def _write_cxi(path: str, ds: Any, geometry: Any = None, reconstruction: Any = None) -> Path:
+def _write_cxi(path: str, ds: Any, geometry: Any = None, **_: Any) -> Path:
     from ptychopinn.data.cxi import write_cxi
 
     return write_cxi(ds, path, geometry)
 
 
 def _product_writer(cxi_layout: bool) -> Callable[..., Path]:
-    def write(path: str, ds: Any, geometry: Any = None, reconstruction: Any = None) -> Path:
+    def write(path: str, ds: Any, geometry: Any = None, reconstruction: Any = None, losses: Any = None) -> Path:
+        """``reconstruction``: a :class:`~ptychopinn.data.reconstruction.Reconstruction` (its probe,
+        else the dataset's); ``losses``: its loss history, if any."""
         from ptychopinn.data import cxi
 
-        obj, origin, probe, losses = reconstruction
-        probe = ds.probe if probe is None else probe
+        rec = reconstruction
+        probe = ds.probe if rec.probe is None else rec.probe
         fn = cxi.write_ptychodus_product_cxi if cxi_layout else cxi.write_ptychodus_product
-        return fn(path, np.where(np.isfinite(obj), obj, 0), origin, probe, ds, geometry, losses=losses)
+        return fn(path, np.where(np.isfinite(rec.object), rec.object, 0), rec.origin, probe, ds, geometry, losses=losses)
 
     return write
 
