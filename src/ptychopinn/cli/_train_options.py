@@ -93,25 +93,20 @@ def build_configs(args: argparse.Namespace) -> tuple:
 
     protocol = getattr(args, "protocol", "modern")
     over = _protocol_values(args, protocol)
-    mcfg = config_for(args, "model", ModelConfig, dict(
-        kind=getattr(args, "model", "pinn"), arch=args.arch, norm=args.norm,
-        gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
-        probe_trainable=args.probe_trainable, intensity_scale_trainable=args.intensity_scale_trainable,
-        amp_max=args.amp_max, border_branch=BORDER_BRANCH[args.border_branch],
-    ) | (over["model"] if getattr(args, "model", "pinn") == "pinn" else {}), flag_of={"kind": "model"})
-    tcfg = config_for(args, "training", TrainConfig, dict(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs, loss=args.loss,
-        schedule=args.schedule, min_lr=args.min_lr, grad_clip=args.grad_clip,
-        probe_lr=args.probe_lr, probe_warmup_epochs=args.probe_warmup_epochs,
-        refine_positions=args.refine_positions, position_lr=args.position_lr,
-        position_warmup_epochs=args.position_warmup_epochs,
-        nll_weight=args.nll_weight, mae_weight=args.mae_weight, neighbor_count=args.neighbor_count,
-        n_groups=args.n_groups, oversample=args.oversample, seed=args.seed, device=args.device,
-        precision=args.precision, val_fraction=args.val_fraction, patience=args.patience,
-        intensity_scale_source=args.intensity_scale_source, resume=args.resume, overwrite=args.overwrite,
-        protocol=protocol,
-    ) | over["training"])
+    kind = getattr(args, "model", "pinn")
+    model = _given(args, ModelConfig) | {"kind": kind, "border_branch": BORDER_BRANCH[args.border_branch]}
+    mcfg = config_for(args, "model", ModelConfig, model | (over["model"] if kind == "pinn" else {}),
+                      flag_of={"kind": "model"})
+    tcfg = config_for(args, "training", TrainConfig, _given(args, TrainConfig) | {"protocol": protocol}
+                      | over["training"])
     return mcfg, tcfg
+
+
+def _given(args: argparse.Namespace, cls: type) -> dict:
+    """{field: value} of the fields of ``cls`` that are options of this command."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
 
 
 def _protocol_values(args: argparse.Namespace, protocol: str) -> dict:
