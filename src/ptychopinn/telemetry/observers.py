@@ -1,11 +1,8 @@
 """What each command adds to ``parity_telemetry.json`` (``--telemetry PATH``).
 
-``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) to
-:func:`~ptychopinn.training.trainer.train` / :func:`~ptychopinn.inference.reconstruct.reconstruct`:
-the stages are recorded from the tensors the loop itself builds (``container_X`` and
-``training_labels_Y_amp`` from the batches of the first epoch this process runs, i.e. the training
-split in shuffled order). ``simulate`` and ``compare`` call a function with their result. Each
-opens the file (extending it if it exists), records its part and writes it back atomically.
+``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors
+the loop builds (``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this
+process runs); ``simulate`` and ``compare`` call a function with their result.
 """
 
 from __future__ import annotations
@@ -19,11 +16,7 @@ import numpy as np
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
 from ptychopinn.physics.dose import mean_total_counts
-from ptychopinn.telemetry.recorder import (
-    TelemetryRecorder,
-    TrainingBlock,
-    seeds_from_metadata,
-)
+from ptychopinn.telemetry.recorder import TelemetryRecorder, seeds_from_metadata, training_block
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
 _TRAINER = "ptychopinn.training.trainer"
@@ -86,7 +79,7 @@ class TrainingTelemetry(Observer):
     def diverged(self, *, history: list[dict[str, Any]], epoch: int, checkpoint: Any, **_: Any) -> None:
         rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="train")
         last = history[-1] if history else {}
-        rec.set_block("training", TrainingBlock(
+        rec.set_block("training", training_block(
             len(history), False, None, last.get("train_loss"), last.get("val_loss"), True, epoch, None,
             os.fspath(checkpoint)))
         rec.write()
@@ -130,7 +123,7 @@ class TrainingTelemetry(Observer):
         h = result.history
         last = h[-1] if h else {}
         run = os.fspath(result.run_dir)
-        rec.set_block("training", TrainingBlock(
+        rec.set_block("training", training_block(
             len(h), bool(result.stopped_early), len(h) if result.stopped_early else None, last.get("train_loss"),
             last.get("val_loss"), False, None, os.path.join(run, "history.json"),
             os.path.join(run, "model.safetensors")))
