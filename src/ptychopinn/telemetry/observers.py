@@ -136,8 +136,7 @@ class InferenceTelemetry(Observer):
 
     def __init__(self, path: str | os.PathLike, model_dir: str | os.PathLike, data_path: str | os.PathLike,
                  scenario: str | None = None, pipeline: str | None = None) -> None:
-        self.path, self.model_dir, self.data_path, self.scenario = path, model_dir, data_path, scenario
-        self.pipeline = pipeline
+        self.path, self.model_dir, self.data_path, self.scenario, self.pipeline = path, model_dir, data_path, scenario, pipeline
 
     def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
         from ptychopinn.training.bundle import read_config
@@ -167,10 +166,5 @@ class InferenceTelemetry(Observer):
                              artifacts=artifacts)
         scale = read_config(self.model_dir).get("intensity_scale") or {}
         if scale:
-            value = scale.get("value")
-            rec.set_intensity_scale(
-                scale.get("data_derived"), scale.get("closed_form"),
-                "dataset_derived" if scale.get("used", "data") in ("data", "dataset_derived") else "fallback",
-                recorded_in_bundle=value, model_exp_log_scale=scale.get("final", value),
-                nphotons=scale.get("nphotons_metadata"))
+            rec.set_intensity_scale_from(scale, model_exp_log_scale=scale.get("final", scale.get("value")))
         rec.write()

@@ -46,7 +46,7 @@ def _chunks_float64(x: Any, chunk_elems: int = CHUNK_ELEMS):
         x = x.detach()
         try:
             x = x.numpy() if x.device.type == "cpu" else x
-        except (TypeError, RuntimeError):  # no numpy equivalent (bfloat16)
+        except (TypeError, RuntimeError):  # no numpy equivalent (bfloat16): moved chunk by chunk
             pass
     if not _is_torch(x):
         x = np.asarray(x)
@@ -108,10 +108,8 @@ class StatsAccumulator:
         cm = float(v.mean())
         d = v - cm
         cm2 = float(np.einsum("i,i->", d, d))
-        self._lo = min(self._lo, float(v.min()))
-        self._hi = max(self._hi, float(v.max()))
-        delta = cm - self._mean
-        tot = self._n + nf
+        self._lo, self._hi = min(self._lo, float(v.min())), max(self._hi, float(v.max()))
+        delta, tot = cm - self._mean, self._n + nf
         self._mean += delta * nf / tot
         self._m2 += cm2 + delta * delta * self._n * nf / tot
         self._n = tot
@@ -120,14 +118,11 @@ class StatsAccumulator:
         """The stage ``stats`` block (plus ``component: abs`` for complex input)."""
         n = self._n
         out: dict[str, Any] = {
-            "shape": [self._rows] if self._tail is None else [self._rows, *self._tail],
-            "dtype": self._dtype or "float64",
-            "min": finite_or_none(self._lo) if n else None,
-            "max": finite_or_none(self._hi) if n else None,
+            "shape": [self._rows] if self._tail is None else [self._rows, *self._tail], "dtype": self._dtype or "float64",
+            "min": finite_or_none(self._lo) if n else None, "max": finite_or_none(self._hi) if n else None,
             "mean": finite_or_none(self._mean) if n else None,
             "std": finite_or_none(math.sqrt(max(self._m2 / n, 0.0))) if n else None,
-            "nan_count": self._nan, "finite_count": n, "total_count": self._total,
-        }
+            "nan_count": self._nan, "finite_count": n, "total_count": self._total}
         if self._complex:
             out["component"] = "abs"
         return out
@@ -221,22 +216,13 @@ def symmetry_check(
     if exp["grouped_to_normalized"] is None and "grouped_to_normalized" in avail and "container_to_labels" in avail:
         quot["grouped_to_normalized"] = avail["grouped_to_normalized"] * avail["container_to_labels"]
     actual = math.prod(quot.values()) if quot else None
-    source = None
-    if quot:
-        worst = max(quot, key=lambda k: abs(math.log(quot[k])))
-        if abs(math.log(quot[worst])) > 1e-9:
-            source = RATIO_STAGES[worst][0]
-    check = {
-        "expected": 1.0,
-        "actual": finite_or_none(actual),
-        "tolerance": float(tolerance),
-        "violated": bool(any(abs(q - 1.0) > tolerance for q in quot.values())
-                         or (actual is not None and abs(actual - 1.0) > tolerance)),
-        "primary_deviation_source": source,
-        "deviations": {k: finite_or_none(v) for k, v in quot.items()},
-        "expected_ratios": exp,
-    }
-    return finite_or_none(product), check
+    worst = max(quot, key=lambda k: abs(math.log(quot[k])), default=None)
+    source = RATIO_STAGES[worst][0] if worst is not None and abs(math.log(quot[worst])) > 1e-9 else None
+    violated = any(abs(q - 1.0) > tolerance for q in quot.values()) or (actual is not None and abs(actual - 1.0) > tolerance)
+    return finite_or_none(product), {
+        "expected": 1.0, "actual": finite_or_none(actual), "tolerance": float(tolerance), "violated": bool(violated),
+        "primary_deviation_source": source, "deviations": {k: finite_or_none(v) for k, v in quot.items()},
+        "expected_ratios": exp}
 
 
 def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str, Any]:
@@ -257,9 +243,7 @@ def comparison_stats(truth: Any, pred: Any, *, scaling: bool = True) -> dict[str
         raise ValueError("no finite pixel to compare")
     bias = t - p
     out: dict[str, Any] = {
-        "mae": mae(t, p),
-        "rmse": math.sqrt(mse(t, p)),
-        "max_abs": float(np.max(np.abs(bias))),
+        "mae": mae(t, p), "rmse": math.sqrt(mse(t, p)), "max_abs": float(np.max(np.abs(bias))),
         "pearson_r": finite_or_none(pearson_r(t, p)) if t.size >= 2 else None,
         "bias_summary": {"mean": float(bias.mean()), "median": float(np.median(bias)),
                          "p05": float(np.percentile(bias, 5)), "p95": float(np.percentile(bias, 95))},
