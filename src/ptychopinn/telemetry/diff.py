@@ -106,7 +106,8 @@ def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tu
     for q, a, b, floor in pairs:
         fa, fb = finite_or_none(a), finite_or_none(b)
         r = rel_diff(fa, fb, group_floor if floor is None else floor)
-        out.append(RowDiff(q, fa, fb, r, OK if (fa is None and fb is None) or (r is not None and r <= tol) else DIVERGED))
+        ok = (fa is None and fb is None) or (r is not None and r <= tol)
+        out.append(RowDiff(q, fa, fb, r, OK if ok else DIVERGED))
     return tuple(out)
 
 
@@ -194,7 +195,8 @@ def diff_telemetry(
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER
              and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
-    stages = [_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE))) for name in (*DIFF_ORDER, *extra)]
+    stages = [_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE)))
+              for name in (*DIFF_ORDER, *extra)]
     first = next((s.name for s in stages if s.status == DIVERGED), None)
     missing = tuple(s.name for s in stages if s.status == MISSING)
     notes: list[str] = []

@@ -136,7 +136,8 @@ class InferenceTelemetry(Observer):
 
     def __init__(self, path: str | os.PathLike, model_dir: str | os.PathLike, data_path: str | os.PathLike,
                  scenario: str | None = None, pipeline: str | None = None) -> None:
-        self.path, self.model_dir, self.data_path, self.scenario, self.pipeline = path, model_dir, data_path, scenario, pipeline
+        self.path, self.model_dir, self.data_path = path, model_dir, data_path
+        self.scenario, self.pipeline = scenario, pipeline
 
     def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
         from ptychopinn.training.bundle import read_config

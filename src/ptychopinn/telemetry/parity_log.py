@@ -40,18 +40,15 @@ SCHEMA_VERSION = "1.0"
 ARRAY_STAT_KEYS = ("min", "max", "mean", "std", "median", "p01", "p10", "p90", "p99", "nonzero_fraction")
 #: percentiles of probe amplitude and phase: (key, q)
 PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0),
-)
+    ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
 #: keys of each probe component block, in order
 PROBE_STAT_KEYS = ("min", "max", "mean", "std", "p01", "p05", "p50", "p95", "p99")
 #: metrics copied from params.dill as [train, test] pairs
 METRIC_KEYS = ("mae", "ms_ssim", "psnr", "mse", "frc50")
 #: scalar parameters copied into the baseline excerpt (missing ones are recorded as null)
-EXCERPT_KEYS = (
-    "N", "gridsize", "nimgs_train", "nimgs_test", "batch_size", "nepochs", "nphotons",
-    "default_probe_scale", "probe.trainable", "probe.mask", "intensity_scale.trainable",
-    "timestamp", "label",
-)
+EXCERPT_KEYS = ("N", "gridsize", "nimgs_train", "nimgs_test", "batch_size", "nepochs", "nphotons",
+                "default_probe_scale", "probe.trainable", "probe.mask", "intensity_scale.trainable",
+                "timestamp", "label")
 PROBE_FLAG_KEYS = ("probe.trainable", "probe.mask")
 DIFF_KEYS = ("diff3d", "diffraction")
 NORM_EPS = 1e-12
@@ -115,7 +112,8 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
 
 def _integral(a: np.ndarray) -> bool:
     """Integer dtype, or floats that are all finite whole numbers."""
-    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(np.all(a == np.round(a))))
+    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a)))
+                                    and bool(np.all(a == np.round(a))))
 
 
 def summarize_probe(probe_array: Any) -> dict[str, Any]:
@@ -254,14 +252,10 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     probe = arrays.pop("probeGuess")
     if probe.dtype.kind not in "iufc" or probe.size == 0:
         raise DataError(f"{p}: key 'probeGuess' has unsupported dtype {probe.dtype} or is empty")
-    if "scan_index" in arrays:
-        si = arrays.pop("scan_index").reshape(-1)
-        si_source = "scan_index"
-        frames = _frames_first(p, dkey, diff, si.size)
-    else:
-        frames = _frames_first(p, dkey, diff, None)
-        si = np.zeros(frames.shape[0], dtype=np.int64)
-        si_source = "default_zeros"
+    si_source = "scan_index" if "scan_index" in arrays else "default_zeros"
+    si = arrays["scan_index"].reshape(-1) if "scan_index" in arrays else None
+    frames = _frames_first(p, dkey, diff, None if si is None else si.size)
+    si = np.zeros(frames.shape[0], dtype=np.int64) if si is None else si
     if not _integral(si):
         raise DataError(f"{p}: key 'scan_index' must hold integers; got dtype {si.dtype}")
 

@@ -162,11 +162,8 @@ def read_document(path: str | os.PathLike, validate: bool = False) -> dict[str, 
 
 
 class TelemetryRecorder:
-    """Builds (or extends) one ``parity_telemetry.json``.
-
-    ``pipeline`` (e.g. ``sim_lines_4x``) and ``scenario``: labels, kept from an existing file when
-    ``None`` (a new file's pipeline: ``ptychopinn``); ``command``: the invocation adding to the file,
-    recorded in ``provenance.invocations`` by :meth:`set_provenance`."""
+    """Builds (or extends) one ``parity_telemetry.json``; ``pipeline`` / ``scenario`` labels are kept
+    from an existing file when ``None``; ``command`` is recorded in ``provenance.invocations``."""
 
     def __init__(self, path: str | os.PathLike, pipeline: str | None = None, scenario: str | None = None,
                  command: str | None = None) -> None:
@@ -192,10 +189,7 @@ class TelemetryRecorder:
             return False
         base = empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario)
         base.update(read_document(self.path))
-        if self.pipeline is not None:
-            base["pipeline"] = self.pipeline
-        if self.scenario is not None:
-            base["scenario"] = self.scenario
+        base.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
         self._doc = base
         return True
 
@@ -204,10 +198,8 @@ class TelemetryRecorder:
                        repo_dir: str | os.PathLike | None = None) -> None:
         """Record git state, versions, seeds (merged into earlier ones), the dataset source (with
         the SHA-256 of ``dataset_path``; type ``npz_file`` by default) and this invocation."""
-        prov = self._doc.setdefault("provenance", {})
-        git = git_info(repo_dir)
-        prov.update(git)
-        prov["environment"] = environment_versions()
+        prov, git = self._doc.setdefault("provenance", {}), git_info(repo_dir)
+        prov.update(git, environment=environment_versions())
         merged = dict(prov.get("seeds") or {})
         for k, v in (seeds or {}).items():
             if v is not None or k not in merged:
@@ -287,17 +279,15 @@ class TelemetryRecorder:
         ``nphotons`` left ``None`` keep an earlier block's values (``infer`` has no training data)."""
         mode = _MODE_ALIASES.get(str(used_mode))
         if mode is None:
-            raise ConfigError(f"telemetry: intensity scale used_mode must be one of "
-                              f"{sorted(_MODE_ALIASES)}; got {used_mode!r}")
+            raise ConfigError(f"telemetry: intensity scale used_mode must be one of {sorted(_MODE_ALIASES)}; "
+                              f"got {used_mode!r}")
         old = self._doc.get("intensity_scale") or {}
         if batch_mean_sum_intensity is None:
             batch_mean_sum_intensity = (old.get("dataset_derived") or {}).get("batch_mean_sum_intensity")
         if nphotons is None:
             nphotons = (old.get("fallback") or {}).get("nphotons")
-        dd, cf, b, m, bm, nph = (_opt_float(v, f"intensity scale {k}") for k, v in (
-            ("dataset_derived", dataset_derived), ("closed_form", closed_form), ("recorded_in_bundle", recorded_in_bundle),
-            ("model_exp_log_scale", model_exp_log_scale), ("batch_mean_sum_intensity", batch_mean_sum_intensity),
-            ("nphotons", nphotons)))
+        dd, cf, b, m, bm, nph = (_opt_float(v, "intensity scale value") for v in (
+            dataset_derived, closed_form, recorded_in_bundle, model_exp_log_scale, batch_mean_sum_intensity, nphotons))
         self._doc["intensity_scale"] = {
             "dataset_derived": {"formula": DATASET_DERIVED_FORMULA, "batch_mean_sum_intensity": bm,
                                 "computed_scale": dd, "spec_reference": SPEC_REFERENCE},
@@ -337,8 +327,7 @@ class TelemetryRecorder:
         block: dict[str, Any] = {
             "group_limit": group_limit, "stitched_shape": [int(s) for s in _st._to_numpy(amplitude).shape],
             "amplitude": _st.component_stats(amplitude), "phase": _st.component_stats(phase),
-            "artifacts": dict(artifacts or {}),
-        }
+            "artifacts": dict(artifacts or {})}
         if dataset_path is not None:
             block["dataset"] = {"path": os.fspath(dataset_path), "checksum": sha256_file(dataset_path)}
         self.set_block("inference", block)
@@ -347,11 +336,9 @@ class TelemetryRecorder:
                           pred_phase: Any | None = None, ground_truth_source: str = "simulated_object",
                           crop_metadata: Mapping[str, Any] | None = None) -> None:
         """The comparison block from aligned ground-truth and predicted amplitude (and phase)."""
-        block: dict[str, Any] = {
-            "ground_truth_source": ground_truth_source,
-            "crop_metadata": None if crop_metadata is None else dict(crop_metadata),
-            "amplitude": _st.comparison_stats(truth_amplitude, pred_amplitude),
-        }
+        block: dict[str, Any] = {"ground_truth_source": ground_truth_source,
+                                 "crop_metadata": None if crop_metadata is None else dict(crop_metadata),
+                                 "amplitude": _st.comparison_stats(truth_amplitude, pred_amplitude)}
         if truth_phase is not None and pred_phase is not None:
             block["phase"] = _st.comparison_stats(truth_phase, pred_phase, scaling=False)
         self.set_block("comparison", block)

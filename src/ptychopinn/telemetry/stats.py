@@ -118,7 +118,8 @@ class StatsAccumulator:
         """The stage ``stats`` block (plus ``component: abs`` for complex input)."""
         n = self._n
         out: dict[str, Any] = {
-            "shape": [self._rows] if self._tail is None else [self._rows, *self._tail], "dtype": self._dtype or "float64",
+            "shape": [self._rows] if self._tail is None else [self._rows, *self._tail],
+            "dtype": self._dtype or "float64",
             "min": finite_or_none(self._lo) if n else None, "max": finite_or_none(self._hi) if n else None,
             "mean": finite_or_none(self._mean) if n else None,
             "std": finite_or_none(math.sqrt(max(self._m2 / n, 0.0))) if n else None,
@@ -218,7 +219,8 @@ def symmetry_check(
     actual = math.prod(quot.values()) if quot else None
     worst = max(quot, key=lambda k: abs(math.log(quot[k])), default=None)
     source = RATIO_STAGES[worst][0] if worst is not None and abs(math.log(quot[worst])) > 1e-9 else None
-    violated = any(abs(q - 1.0) > tolerance for q in quot.values()) or (actual is not None and abs(actual - 1.0) > tolerance)
+    violated = (any(abs(q - 1.0) > tolerance for q in quot.values())
+                or (actual is not None and abs(actual - 1.0) > tolerance))
     return finite_or_none(product), {
         "expected": 1.0, "actual": finite_or_none(actual), "tolerance": float(tolerance), "violated": bool(violated),
         "primary_deviation_source": source, "deviations": {k: finite_or_none(v) for k, v in quot.items()},
