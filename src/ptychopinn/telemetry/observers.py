@@ -16,7 +16,8 @@ import numpy as np
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
 from ptychopinn.physics.dose import mean_total_counts
-from ptychopinn.telemetry.recorder import TelemetryRecorder, seeds_from_metadata, training_block
+from ptychopinn.telemetry.provenance import seeds_from_metadata
+from ptychopinn.telemetry.recorder import TelemetryRecorder, training_block
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
 _TRAINER = "ptychopinn.training.trainer"

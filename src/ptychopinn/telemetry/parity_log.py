@@ -265,20 +265,12 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     grouped = summarize_grouped(frames, si)
     dose = parse_photon_dose(path)
     return {
-        "filename": path.name,
-        "path": p,
-        "photon_dose": dose,
+        "filename": path.name, "path": p, "photon_dose": dose,
         "photon_dose_label": _DOSE_RE.match(path.name).group(1) if dose is not None else None,
-        "sha256": sha256_file(path),
-        "size_bytes": int(size),
-        "arrays": shapes,
-        "diffraction_key": dkey,
+        "sha256": sha256_file(path), "size_bytes": int(size), "arrays": shapes, "diffraction_key": dkey,
         "n_patterns": int(frames.shape[0]),
-        "stage_stats": {
-            "raw_diffraction": raw,
-            "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
-            "grouped_intensity": grouped,
-        },
+        "stage_stats": {"raw_diffraction": raw, "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
+                        "grouped_intensity": grouped},
         "grouped_counts": {"scan_index_source": si_source, **{k: grouped[k] for k in (
             "n_patterns", "n_unique_scans", "patterns_per_scan_min", "patterns_per_scan_max")}},
         "probe": {**summarize_probe(probe), "flags": {k: (params.get(k) if params is not None else None)
@@ -286,13 +278,8 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     }
 
 
-def build_parity_log(
-    config: ParityLogConfig,
-    datasets: Iterable[str | os.PathLike] | None = None,
-    *,
-    timestamp: str | None = None,
-    sha: str | None = None,
-) -> dict[str, Any]:
+def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLike] | None = None, *,
+                     timestamp: str | None = None, sha: str | None = None) -> dict[str, Any]:
     """Assemble the whole parity log (nothing is written); ``datasets`` defaults to discovery.
     ConfigError when no dataset is found, DataError / DependencyError for bad inputs."""
     files = list(datasets) if datasets is not None else discover_datasets(config.dataset_root, config.limit_datasets)
@@ -304,8 +291,7 @@ def build_parity_log(
                                             "excerpt": params_excerpt(params)}
     entries = [summarize_dataset(f, params) for f in files]
     return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "metadata": {
             "scenario_id": config.scenario_id,
             "dataset_root": str(config.dataset_root),
@@ -325,8 +311,7 @@ def build_parity_log(
             "metrics": "[train, test] pairs copied from params.dill",
             "non_finite": "NaN / Inf values are written as null",
         },
-        "datasets": entries,
-        "baseline": baseline,
+        "datasets": entries, "baseline": baseline,
     }
 
 
@@ -336,12 +321,8 @@ def render_json(log: Mapping[str, Any]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.6g}"
+    if v is None or isinstance(v, (bool, float)):
+        return "n/a" if v is None else str(v) if isinstance(v, bool) else f"{v:.6g}"
     if isinstance(v, list):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
     if isinstance(v, dict):

@@ -22,12 +22,7 @@ from typing import Any
 from ptychopinn._io import read_json, sha256_file, to_plain, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
-from ptychopinn.telemetry.provenance import (  # noqa: F401 - re-exported
-    environment_versions,
-    git_info,
-    seeds_from_metadata,
-    utc_timestamp,
-)
+from ptychopinn.telemetry.provenance import environment_versions, git_info, utc_timestamp
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
@@ -90,12 +85,11 @@ def validate_telemetry(doc: Any, where: str = "telemetry") -> str | None:
         import jsonschema
     except ImportError:
         return "jsonschema is not installed; telemetry not validated against the schema"
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(doc),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
-        e = errors[0]
-        key = "/".join(str(p) for p in e.absolute_path) or "<root>"
-        msg = e.message if len(e.message) <= 160 else e.message[:157] + "..."
+        key, msg = "/".join(map(str, errors[0].absolute_path)) or "<root>", errors[0].message
+        msg = msg if len(msg) <= 160 else msg[:157] + "..."
         raise DataError(f"{where}: key '{key}': {msg} (schema {SCHEMA_VERSION}; {len(errors)} error(s))")
     return None
 
@@ -108,31 +102,26 @@ def empty_document(pipeline: str = DEFAULT_PIPELINE, scenario: str | None = None
             "commit_hash": "unknown", "branch": None, "dirty": None, "environment": environment_versions(),
             "seeds": {"object_seed": None, "sim_seed": None, "training_seed": None},
             "dataset_source": {"type": None, "path": None, "checksum": None, "provenance_chain": None},
-            "invocations": [],
-        },
+            "invocations": []},
         "configuration": {}, "probe": None, "intensity_stages": [], "stage_ratios": {}, "full_chain_product": None,
         "symmetry_check": {"expected": 1.0, "actual": None, "tolerance": _st.SYMMETRY_TOLERANCE,
                            "violated": False, "primary_deviation_source": None},
-        "intensity_scale": None, "training": None, "inference": None, "comparison": None,
-    }
+        "intensity_scale": None, "training": None, "inference": None, "comparison": None}
 
 
 def _ordered(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rank = {n: i for i, n in enumerate(STAGE_ORDER)}
-    return [s for _, s in sorted(((rank.get(str(s.get("name")), len(STAGE_ORDER)), i), s)
-                                 for i, s in enumerate(stages))]
+    return sorted(stages, key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))  # stable: ties keep order
 
 
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
     """The intensity scale that was used, from an ``intensity_scale`` block (``None`` if unknown)."""
     if not block:
         return None
-    v = block.get("used_value")
-    if v is None:
-        sub = block.get(block.get("used_mode") or "", None)
-        v = sub.get("computed_scale") if isinstance(sub, Mapping) else None
-    if v is None:
-        v = block.get("recorded_in_bundle")
+    sub = block.get(block.get("used_mode") or "")
+    found = (block.get("used_value"), sub.get("computed_scale") if isinstance(sub, Mapping) else None,
+             block.get("recorded_in_bundle"))
+    v = next((x for x in found if x is not None), None)
     return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
 
@@ -145,8 +134,7 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     tol = (out.get("symmetry_check") or {}).get("tolerance", _st.SYMMETRY_TOLERANCE)
     out["full_chain_product"], out["symmetry_check"] = _st.symmetry_check(
         ratios, used_scale(out.get("intensity_scale")), float(tol))
-    out["stage_ratios"] = ratios
-    out["timestamp"] = utc_timestamp()
+    out.update(stage_ratios=ratios, timestamp=utc_timestamp())
     return to_plain(out)
 
 
