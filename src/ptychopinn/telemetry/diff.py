@@ -34,6 +34,7 @@ REL_FLOOR = 1e-6
 
 OK, DIVERGED, MISSING, ABSENT = "ok", "DIVERGED", "missing", "absent"
 _STAT_KEYS = ("mean", "std", "min", "max")
+_DOC_BLOCKS = ("probe", "intensity_scale", "comparison")  # compared blocks that are not intensity stages
 _SCALE_KEYS = (("used_value", ("used_value",)), ("dataset_derived", ("dataset_derived", "computed_scale")),
                ("fallback", ("fallback", "computed_scale")), ("recorded_in_bundle", ("recorded_in_bundle",)),
                ("model_exp_log_scale", ("model_exp_log_scale",)))
@@ -121,8 +122,12 @@ def _nonfinite(s: Mapping[str, Any]) -> float | None:
     return None if t is None or f is None else t - f
 
 
+def _recorded(row: tuple[str, Any, Any, float | None]) -> bool:
+    return finite_or_none(row[1]) is not None or finite_or_none(row[2]) is not None
+
+
 def _block(doc: Mapping[str, Any], name: str) -> Any:
-    if name in ("probe", "intensity_scale", "comparison"):
+    if name in _DOC_BLOCKS:
         return doc.get(name)
     entry = _stage_entry(doc, name)
     return None if entry is None else (entry.get("stats") or {})
@@ -148,18 +153,17 @@ def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, f
     if name == "comparison":
         groups = [[pair(f"{part}.mae", (part, "mae"))] for part in ("amplitude", "phase")]
         groups += [[pair(f"{part}.pearson_r", (part, "pearson_r"), 1.0)] for part in ("amplitude", "phase")]
-        return ([g for g in groups if finite_or_none(g[0][1]) is not None or finite_or_none(g[0][2]) is not None],
-                note("ground truth", ("ground_truth_source",)))
+        return [g for g in groups if _recorded(g[0])], note("ground truth", ("ground_truth_source",))
     if name == "intensity_scale":
         rows = [pair(q, path) for q, path in _SCALE_KEYS]
-        return [[r for r in rows if finite_or_none(r[1]) is not None or finite_or_none(r[2]) is not None]], note("used_mode", ("used_mode",))
+        return [[r for r in rows if _recorded(r)]], note("used_mode", ("used_mode",))
     return ([[pair(k, (k,)) for k in _STAT_KEYS], [("nonfinite_count", _nonfinite(a), _nonfinite(b), 0.0)]],
             note("shape", ("shape",)))
 
 
 def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: float) -> StageDiff:
     ba, bb = _block(a, name), _block(b, name)
-    pa, pb = (bool(x) if name in ("probe", "intensity_scale", "comparison") else x is not None for x in (ba, bb))
+    pa, pb = (bool(x) if name in _DOC_BLOCKS else x is not None for x in (ba, bb))
     if not (pa or pb):
         return StageDiff(name, tol, ABSENT)
     if not (pa and pb):

@@ -104,21 +104,20 @@ class TrainingTelemetry(Observer):
         rec.record_probe(ds.probe, s["probe_initial"], "normalise_probe_energy", float(model.probe_factor),
                          "npz_loaded", s["train_path"], probe_scale=mcfg.N / 2, probe_big=bool(mcfg.border_branch),
                          probe_mask=False)
-        g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
         rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
-        rec.record_stage("grouped_diffraction", None, f"{_TRAINER}::_prepare X[groups]", stats=self._grouped[0], **g)
-        # optional stage: the patterns before the (single) normalisation x = X * r are X[groups] itself
-        rec.record_stage("pre_normalization_diffraction", None, f"{_TRAINER}::_prepare X[groups] (before * r; the "
-                         "same tensor as grouped_diffraction)", stats=self._grouped[0], **g)
-        rec.record_stage("grouped_X_full", None, f"{_TRAINER}::_prepare X[groups] * r", stats=self._grouped[1], **g)
+        stages = [("grouped_diffraction", "_prepare X[groups]", self._grouped[0]),
+                  # optional stage: the patterns before the (single) normalisation x = X * r are X[groups] itself
+                  ("pre_normalization_diffraction", "_prepare X[groups] (before * r; the same tensor as "
+                   "grouped_diffraction)", self._grouped[0]),
+                  ("grouped_X_full", "_prepare X[groups] * r", self._grouped[1])]
         if self._epoch is not None:
-            rec.record_stage("container_X", None, f"{_TRAINER}::_batch x (training split, as fed to the model)",
-                             stats=self._inputs.stats(), **g)
+            stages.append(("container_X", "_batch x (training split, as fed to the model)", self._inputs.stats()))
             if mcfg.kind == "pinn":
-                rec.record_stage("training_labels_Y_amp", None, f"{_TRAINER}::_batch xm (loss targets, count units)",
-                                 stats=self._targets.stats(), **g)
-                rec.record_stage("training_labels_Y_I", None, f"{_TRAINER}::_batch xm^2 (Poisson NLL counts)",
-                                 stats=self._targets_i.stats(), **g)
+                stages += [("training_labels_Y_amp", "_batch xm (loss targets, count units)", self._targets.stats()),
+                           ("training_labels_Y_I", "_batch xm^2 (Poisson NLL counts)", self._targets_i.stats())]
+        for name, where, st in stages:
+            rec.record_stage(name, None, f"{_TRAINER}::{where}", stats=st, gridsize=mcfg.gridsize,
+                             group_limit=tcfg.n_groups)
         rec.set_intensity_scale_from(sc, model_exp_log_scale=result.intensity_scale["final"],
                                      batch_mean_sum_intensity=mean_total_counts(ds.diff3d))
         h = result.history

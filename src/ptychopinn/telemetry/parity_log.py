@@ -233,27 +233,23 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     """The parity entry of one NPZ (see the module docstring); errors name the file and key."""
     path = Path(path)
     p = str(path)
-    if not path.is_file():
-        raise DataError(f"{p}: file not found")
+    z = open_npz(path)  # DataError "<path>: file not found" for a missing file
     size = path.stat().st_size
-    z = open_npz(path)
     shapes = {k: {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)} for k, a in z.items()}
-    arrays = {k: a for k, a in z.items() if k in {*DIFF_KEYS, "probeGuess", "scan_index"}}
-    dkey = next((k for k in DIFF_KEYS if k in arrays), None)
+    dkey = next((k for k in DIFF_KEYS if k in z), None)
     if dkey is None:
         raise DataError(f"{p}: key 'diff3d' missing (also looked for 'diffraction')")
-    if "probeGuess" not in arrays:
+    if "probeGuess" not in z:
         raise DataError(f"{p}: key 'probeGuess' missing")
-    diff = arrays.pop(dkey)
+    diff, probe = z[dkey], z["probeGuess"]
     if diff.dtype == bool or diff.dtype.kind not in "iuf":
         raise DataError(f"{p}: key '{dkey}' has unsupported dtype {diff.dtype} (needs real numbers)")
     if diff.size == 0:
         raise DataError(f"{p}: key '{dkey}' is empty")
-    probe = arrays.pop("probeGuess")
     if probe.dtype.kind not in "iufc" or probe.size == 0:
         raise DataError(f"{p}: key 'probeGuess' has unsupported dtype {probe.dtype} or is empty")
-    si_source = "scan_index" if "scan_index" in arrays else "default_zeros"
-    si = arrays["scan_index"].reshape(-1) if "scan_index" in arrays else None
+    si_source = "scan_index" if "scan_index" in z else "default_zeros"
+    si = z["scan_index"].reshape(-1) if "scan_index" in z else None
     frames = _frames_first(p, dkey, diff, None if si is None else si.size)
     si = np.zeros(frames.shape[0], dtype=np.int64) if si is None else si
     if not _integral(si):
