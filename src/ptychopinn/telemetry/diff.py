@@ -1,18 +1,10 @@
 """Compare two ``parity_telemetry.json`` files stage by stage (``ptychopinn parity-diff``).
 
-Stages are compared in pipeline order, :data:`DIFF_ORDER`: ``probe``, ``raw_diffraction``,
-``grouped_diffraction``, ``grouped_X_full``, ``intensity_scale``, ``container_X``,
-``training_labels_Y_amp``, ``inference_prediction``, ``comparison`` (final MAE and Pearson r of
-amplitude and phase against the ground truth; r compared by its absolute difference), then the
-optional stages present in either file. Each quantity is compared by its relative difference
-
-    rel(a, b) = |a - b| / max(|a|, |b|, floor)        (0 when a == b)
-
-where ``floor`` is 1e-6 x the largest magnitude of the stage's quantities (so values that are
-zero up to rounding compare as equal), pi for probe phases (phase differences are relative to
-pi), and 0 for counts. A stage *diverges* when any of its quantities exceeds the stage's
-tolerance (:data:`DEFAULT_TOLERANCES`), or when a statistic is ``null`` in one file only. The
-first divergent stage in that order is reported as the point where the runs part.
+Stages are compared in :data:`DIFF_ORDER`, then the optional stages present in either file. Each
+quantity by ``rel(a, b) = |a - b| / max(|a|, |b|, floor)`` (0 when a == b), ``floor`` being 1e-6 x
+the stage's largest magnitude, pi for probe phases, 1 for Pearson r and 0 for counts. A stage
+diverges when a quantity exceeds its tolerance (:data:`DEFAULT_TOLERANCES`) or is ``null`` in one
+file only; the first divergent stage is where the runs part.
 """
 
 from __future__ import annotations
@@ -32,19 +24,9 @@ DIFF_ORDER: tuple[str, ...] = (
     "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale",
     "container_X", "training_labels_Y_amp", "inference_prediction", "comparison",
 )
-#: default relative tolerances (seed 003 section 5.3: raw diffraction and probe 1 %,
-#: grouped_X_full 5 %, intensity scale 1 %; the other stages 5 %)
+#: default relative tolerances (seed 003 section 5.3): probe, raw diffraction, intensity scale 1 %; others 5 %
 DEFAULT_TOLERANCES: dict[str, float] = {
-    "probe": 0.01,
-    "raw_diffraction": 0.01,
-    "grouped_diffraction": 0.05,
-    "grouped_X_full": 0.05,
-    "intensity_scale": 0.01,
-    "container_X": 0.05,
-    "training_labels_Y_amp": 0.05,
-    "inference_prediction": 0.05,
-    "comparison": 0.05,
-}
+    name: 0.01 if name in ("probe", "raw_diffraction", "intensity_scale") else 0.05 for name in DIFF_ORDER}
 #: tolerance of optional stages (pre_normalization_diffraction, training_labels_Y_I, ...)
 OPTIONAL_STAGE_TOLERANCE = 0.05
 #: relative floor of the denominator (x the largest magnitude in the stage)
@@ -52,19 +34,15 @@ REL_FLOOR = 1e-6
 
 OK, DIVERGED, MISSING, ABSENT = "ok", "DIVERGED", "missing", "absent"
 _STAT_KEYS = ("mean", "std", "min", "max")
-_SCALE_KEYS = (
-    ("used_value", ("used_value",)),
-    ("dataset_derived", ("dataset_derived", "computed_scale")),
-    ("fallback", ("fallback", "computed_scale")),
-    ("recorded_in_bundle", ("recorded_in_bundle",)),
-    ("model_exp_log_scale", ("model_exp_log_scale",)),
-)
+_DOC_BLOCKS = ("probe", "intensity_scale", "comparison")  # compared blocks that are not intensity stages
+_SCALE_KEYS = (("used_value", ("used_value",)), ("dataset_derived", ("dataset_derived", "computed_scale")),
+               ("fallback", ("fallback", "computed_scale")), ("recorded_in_bundle", ("recorded_in_bundle",)),
+               ("model_exp_log_scale", ("model_exp_log_scale",)))
 
 
 @dataclass(frozen=True)
 class RowDiff:
     """One compared quantity."""
-
     quantity: str
     a: float | None
     b: float | None
@@ -75,7 +53,6 @@ class RowDiff:
 @dataclass(frozen=True)
 class StageDiff:
     """The comparison of one stage (``status``: ok | DIVERGED | missing | absent)."""
-
     name: str
     tolerance: float
     status: str
@@ -86,7 +63,6 @@ class StageDiff:
 @dataclass(frozen=True)
 class ParityDiff:
     """The result of :func:`diff_telemetry`."""
-
     stages: tuple[StageDiff, ...]
     first_divergent: str | None
     missing: tuple[str, ...]
@@ -101,8 +77,7 @@ class ParityDiff:
 
 
 def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a telemetry file; :class:`DataError` (one line) when it is unreadable,
-    not JSON, or not schema 1.0."""
+    """A telemetry file, checked against the schema (:func:`~ptychopinn.telemetry.recorder.read_document`)."""
     return read_document(path, validate=True)
 
 
@@ -131,22 +106,15 @@ def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tu
     out = []
     for q, a, b, floor in pairs:
         fa, fb = finite_or_none(a), finite_or_none(b)
-        if fa is None and fb is None:
-            out.append(RowDiff(q, None, None, None, OK))
-            continue
-        if fa is None or fb is None:
-            out.append(RowDiff(q, fa, fb, None, DIVERGED))
-            continue
         r = rel_diff(fa, fb, group_floor if floor is None else floor)
-        out.append(RowDiff(q, fa, fb, r, OK if r is not None and r <= tol else DIVERGED))
+        ok = (fa is None and fb is None) or (r is not None and r <= tol)
+        out.append(RowDiff(q, fa, fb, r, OK if ok else DIVERGED))
     return tuple(out)
 
 
 def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    for st in doc.get("intensity_stages") or []:
-        if isinstance(st, Mapping) and st.get("name") == name:
-            return st
-    return None
+    return next((st for st in doc.get("intensity_stages") or [] if isinstance(st, Mapping) and st.get("name") == name),
+                None)
 
 
 def _nonfinite(s: Mapping[str, Any]) -> float | None:
@@ -154,8 +122,12 @@ def _nonfinite(s: Mapping[str, Any]) -> float | None:
     return None if t is None or f is None else t - f
 
 
+def _recorded(row: tuple[str, Any, Any, float | None]) -> bool:
+    return finite_or_none(row[1]) is not None or finite_or_none(row[2]) is not None
+
+
 def _block(doc: Mapping[str, Any], name: str) -> Any:
-    if name in ("probe", "intensity_scale", "comparison"):
+    if name in _DOC_BLOCKS:
         return doc.get(name)
     entry = _stage_entry(doc, name)
     return None if entry is None else (entry.get("stats") or {})
@@ -181,18 +153,17 @@ def _groups(name: str, a: Any, b: Any) -> tuple[list[list[tuple[str, Any, Any, f
     if name == "comparison":
         groups = [[pair(f"{part}.mae", (part, "mae"))] for part in ("amplitude", "phase")]
         groups += [[pair(f"{part}.pearson_r", (part, "pearson_r"), 1.0)] for part in ("amplitude", "phase")]
-        return ([g for g in groups if finite_or_none(g[0][1]) is not None or finite_or_none(g[0][2]) is not None],
-                note("ground truth", ("ground_truth_source",)))
+        return [g for g in groups if _recorded(g[0])], note("ground truth", ("ground_truth_source",))
     if name == "intensity_scale":
         rows = [pair(q, path) for q, path in _SCALE_KEYS]
-        return [[r for r in rows if finite_or_none(r[1]) is not None or finite_or_none(r[2]) is not None]], note("used_mode", ("used_mode",))
+        return [[r for r in rows if _recorded(r)]], note("used_mode", ("used_mode",))
     return ([[pair(k, (k,)) for k in _STAT_KEYS], [("nonfinite_count", _nonfinite(a), _nonfinite(b), 0.0)]],
             note("shape", ("shape",)))
 
 
 def _diff_stage(a: Mapping[str, Any], b: Mapping[str, Any], name: str, tol: float) -> StageDiff:
     ba, bb = _block(a, name), _block(b, name)
-    pa, pb = (bool(x) if name in ("probe", "intensity_scale", "comparison") else x is not None for x in (ba, bb))
+    pa, pb = (bool(x) if name in _DOC_BLOCKS else x is not None for x in (ba, bb))
     if not (pa or pb):
         return StageDiff(name, tol, ABSENT)
     if not (pa and pb):
@@ -228,14 +199,12 @@ def diff_telemetry(
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER
              and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
-    stages: list[StageDiff] = []
-    for name in (*DIFF_ORDER, *extra):
-        stages.append(_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE))))
+    stages = [_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE)))
+              for name in (*DIFF_ORDER, *extra)]
     first = next((s.name for s in stages if s.status == DIVERGED), None)
     missing = tuple(s.name for s in stages if s.status == MISSING)
     notes: list[str] = []
-    ca = _get(a, ("provenance", "dataset_source", "checksum"))
-    cb = _get(b, ("provenance", "dataset_source", "checksum"))
+    ca, cb = (_get(d, ("provenance", "dataset_source", "checksum")) for d in (a, b))
     if ca and cb:
         notes.append("same input dataset (SHA-256 match)" if ca == cb
                      else "different input datasets (SHA-256 differ): two-track comparison")
@@ -253,9 +222,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _fmt_rel(r: float | None) -> str:
-    if r is None:
-        return "-"
-    return "inf" if math.isinf(r) else f"{100.0 * r:.3g} %"
+    return "-" if r is None else "inf" if math.isinf(r) else f"{100.0 * r:.3g} %"
 
 
 def render_diff(result: ParityDiff, label_a: str = "A", label_b: str = "B") -> str:
@@ -276,8 +243,6 @@ def render_diff(result: ParityDiff, label_a: str = "A", label_b: str = "B") -> s
     lines += [f"note: {n}" for n in result.notes]
     if result.missing:
         lines.append("missing in one file (not compared): " + ", ".join(result.missing))
-    if result.first_divergent:
-        lines.append(f"FIRST DIVERGENT STAGE: {result.first_divergent}")
-    else:
-        lines.append("all compared stages within tolerance")
+    lines.append(f"FIRST DIVERGENT STAGE: {result.first_divergent}" if result.first_divergent
+                 else "all compared stages within tolerance")
     return "\n".join(lines) + "\n"

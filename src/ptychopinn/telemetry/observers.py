@@ -1,11 +1,8 @@
 """What each command adds to ``parity_telemetry.json`` (``--telemetry PATH``).
 
-``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) to
-:func:`~ptychopinn.training.trainer.train` / :func:`~ptychopinn.inference.reconstruct.reconstruct`:
-the stages are recorded from the tensors the loop itself builds (``container_X`` and
-``training_labels_Y_amp`` from the batches of the first epoch this process runs, i.e. the training
-split in shuffled order). ``simulate`` and ``compare`` call a function with their result. Each
-opens the file (extending it if it exists), records its part and writes it back atomically.
+``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors
+the loop builds (``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this
+process runs); ``simulate`` and ``compare`` call a function with their result.
 """
 
 from __future__ import annotations
@@ -19,11 +16,8 @@ import numpy as np
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
 from ptychopinn.physics.dose import mean_total_counts
-from ptychopinn.telemetry.recorder import (
-    TelemetryRecorder,
-    TrainingBlock,
-    seeds_from_metadata,
-)
+from ptychopinn.telemetry.provenance import seeds_from_metadata
+from ptychopinn.telemetry.recorder import TelemetryRecorder, training_block
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
 _TRAINER = "ptychopinn.training.trainer"
@@ -86,7 +80,7 @@ class TrainingTelemetry(Observer):
     def diverged(self, *, history: list[dict[str, Any]], epoch: int, checkpoint: Any, **_: Any) -> None:
         rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="train")
         last = history[-1] if history else {}
-        rec.set_block("training", TrainingBlock(
+        rec.set_block("training", training_block(
             len(history), False, None, last.get("train_loss"), last.get("val_loss"), True, epoch, None,
             os.fspath(checkpoint)))
         rec.write()
@@ -110,27 +104,26 @@ class TrainingTelemetry(Observer):
         rec.record_probe(ds.probe, s["probe_initial"], "normalise_probe_energy", float(model.probe_factor),
                          "npz_loaded", s["train_path"], probe_scale=mcfg.N / 2, probe_big=bool(mcfg.border_branch),
                          probe_mask=False)
-        g = {"gridsize": mcfg.gridsize, "group_limit": tcfg.n_groups}
         rec.record_stage("raw_diffraction", ds.diff3d, f"{ds.source}: diff3d as loaded")
-        rec.record_stage("grouped_diffraction", None, f"{_TRAINER}::_prepare X[groups]", stats=self._grouped[0], **g)
-        # optional stage: the patterns before the (single) normalisation x = X * r are X[groups] itself
-        rec.record_stage("pre_normalization_diffraction", None, f"{_TRAINER}::_prepare X[groups] (before * r; the "
-                         "same tensor as grouped_diffraction)", stats=self._grouped[0], **g)
-        rec.record_stage("grouped_X_full", None, f"{_TRAINER}::_prepare X[groups] * r", stats=self._grouped[1], **g)
+        stages = [("grouped_diffraction", "_prepare X[groups]", self._grouped[0]),
+                  # optional stage: the patterns before the (single) normalisation x = X * r are X[groups] itself
+                  ("pre_normalization_diffraction", "_prepare X[groups] (before * r; the same tensor as "
+                   "grouped_diffraction)", self._grouped[0]),
+                  ("grouped_X_full", "_prepare X[groups] * r", self._grouped[1])]
         if self._epoch is not None:
-            rec.record_stage("container_X", None, f"{_TRAINER}::_batch x (training split, as fed to the model)",
-                             stats=self._inputs.stats(), **g)
+            stages.append(("container_X", "_batch x (training split, as fed to the model)", self._inputs.stats()))
             if mcfg.kind == "pinn":
-                rec.record_stage("training_labels_Y_amp", None, f"{_TRAINER}::_batch xm (loss targets, count units)",
-                                 stats=self._targets.stats(), **g)
-                rec.record_stage("training_labels_Y_I", None, f"{_TRAINER}::_batch xm^2 (Poisson NLL counts)",
-                                 stats=self._targets_i.stats(), **g)
+                stages += [("training_labels_Y_amp", "_batch xm (loss targets, count units)", self._targets.stats()),
+                           ("training_labels_Y_I", "_batch xm^2 (Poisson NLL counts)", self._targets_i.stats())]
+        for name, where, st in stages:
+            rec.record_stage(name, None, f"{_TRAINER}::{where}", stats=st, gridsize=mcfg.gridsize,
+                             group_limit=tcfg.n_groups)
         rec.set_intensity_scale_from(sc, model_exp_log_scale=result.intensity_scale["final"],
                                      batch_mean_sum_intensity=mean_total_counts(ds.diff3d))
         h = result.history
         last = h[-1] if h else {}
         run = os.fspath(result.run_dir)
-        rec.set_block("training", TrainingBlock(
+        rec.set_block("training", training_block(
             len(h), bool(result.stopped_early), len(h) if result.stopped_early else None, last.get("train_loss"),
             last.get("val_loss"), False, None, os.path.join(run, "history.json"),
             os.path.join(run, "model.safetensors")))
@@ -143,8 +136,8 @@ class InferenceTelemetry(Observer):
 
     def __init__(self, path: str | os.PathLike, model_dir: str | os.PathLike, data_path: str | os.PathLike,
                  scenario: str | None = None, pipeline: str | None = None) -> None:
-        self.path, self.model_dir, self.data_path, self.scenario = path, model_dir, data_path, scenario
-        self.pipeline = pipeline
+        self.path, self.model_dir, self.data_path = path, model_dir, data_path
+        self.scenario, self.pipeline = scenario, pipeline
 
     def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
         from ptychopinn.training.bundle import read_config
@@ -174,10 +167,5 @@ class InferenceTelemetry(Observer):
                              artifacts=artifacts)
         scale = read_config(self.model_dir).get("intensity_scale") or {}
         if scale:
-            value = scale.get("value")
-            rec.set_intensity_scale(
-                scale.get("data_derived"), scale.get("closed_form"),
-                "dataset_derived" if scale.get("used", "data") in ("data", "dataset_derived") else "fallback",
-                recorded_in_bundle=value, model_exp_log_scale=scale.get("final", value),
-                nphotons=scale.get("nphotons_metadata"))
+            rec.set_intensity_scale_from(scale, model_exp_log_scale=scale.get("final", scale.get("value")))
         rec.write()

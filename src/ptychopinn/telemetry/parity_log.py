@@ -1,14 +1,11 @@
 """D0 parity logger (DESIGN section 9, seed 004): dataset / probe / baseline evidence for a dose sweep.
 
-For every ``data_p<dose>.npz`` under a dataset root this records the file's SHA-256 and size, the
-shape and dtype of each array, summary statistics of the diffraction values as stored (``raw``), of
-``diff / (diff.max() + 1e-12)`` (``normalized``) and of per-``scan_index`` averages (``grouped``),
-and amplitude / phase statistics of ``probeGuess``. An optional baseline ``params.dill`` adds a
-parameter excerpt and the metrics as ``[train, test]`` pairs. Outputs: ``dose_parity_log.json``,
-``dose_parity_log.md`` and ``probe_stats.csv``.
-
-``params.dill`` is a pickle: loading it runs code from the file, so only load files you trust.
-``dill`` is imported only when a params file is given.
+For every ``data_p<dose>.npz`` under a dataset root: SHA-256, size, array shapes and dtypes,
+statistics of the diffraction values as stored (``raw``), of ``diff / (diff.max() + 1e-12)``
+(``normalized``) and of per-``scan_index`` averages (``grouped``), and the probe summary. An
+optional baseline ``params.dill`` (a pickle: loading it runs code, so only trusted files; ``dill``
+is imported only then) adds a parameter excerpt and metrics as ``[train, test]`` pairs. Outputs:
+``dose_parity_log.json``, ``dose_parity_log.md`` and ``probe_stats.csv``.
 """
 
 from __future__ import annotations
@@ -27,45 +24,31 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._config import Config
-from ptychopinn._io import (  # sha256_file: public helper named by seed 004
-    atomic_path,
-    sha256_file,
-    to_plain,
-)
+from ptychopinn._io import atomic_path, sha256_file, to_plain  # sha256_file: public helper named by seed 004
 from ptychopinn.data.contract import open_npz
 from ptychopinn.errors import ConfigError, DataError, DependencyError
 from ptychopinn.telemetry.provenance import git_info
-from ptychopinn.telemetry.stats import summary_stats
+from ptychopinn.telemetry.stats import array_stats, probe_stats
 
-#: output file names
-JSON_NAME = "dose_parity_log.json"
-MD_NAME = "dose_parity_log.md"
-CSV_NAME = "probe_stats.csv"
+JSON_NAME, MD_NAME, CSV_NAME = "dose_parity_log.json", "dose_parity_log.md", "probe_stats.csv"
 #: default ``--dataset-root`` (seed 004)
 DEFAULT_DATASET_ROOT = "photon_grid_study_20250826_152459"
 SCHEMA = "d0_parity_log"
 SCHEMA_VERSION = "1.0"
 
-#: percentiles of the diffraction stages: (key, q)
-ARRAY_PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p01", 1.0), ("p10", 10.0), ("median", 50.0), ("p90", 90.0), ("p99", 99.0),
-)
-#: percentiles of probe amplitude and phase: (key, q)
-PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0),
-)
 #: keys of :func:`summarize_array`, in order
 ARRAY_STAT_KEYS = ("min", "max", "mean", "std", "median", "p01", "p10", "p90", "p99", "nonzero_fraction")
+#: percentiles of probe amplitude and phase: (key, q)
+PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
 #: keys of each probe component block, in order
 PROBE_STAT_KEYS = ("min", "max", "mean", "std", "p01", "p05", "p50", "p95", "p99")
 #: metrics copied from params.dill as [train, test] pairs
 METRIC_KEYS = ("mae", "ms_ssim", "psnr", "mse", "frc50")
 #: scalar parameters copied into the baseline excerpt (missing ones are recorded as null)
-EXCERPT_KEYS = (
-    "N", "gridsize", "nimgs_train", "nimgs_test", "batch_size", "nepochs", "nphotons",
-    "default_probe_scale", "probe.trainable", "probe.mask", "intensity_scale.trainable",
-    "timestamp", "label",
-)
+EXCERPT_KEYS = ("N", "gridsize", "nimgs_train", "nimgs_test", "batch_size", "nepochs", "nphotons",
+                "default_probe_scale", "probe.trainable", "probe.mask", "intensity_scale.trainable",
+                "timestamp", "label")
 PROBE_FLAG_KEYS = ("probe.trainable", "probe.mask")
 DIFF_KEYS = ("diff3d", "diffraction")
 NORM_EPS = 1e-12
@@ -85,11 +68,6 @@ class ParityLogConfig(Config):
     limit_datasets: tuple[str, ...] | None = None
 
 
-# ---------------------------------------------------------------------------------------------
-# pure helpers
-# ---------------------------------------------------------------------------------------------
-
-
 def parse_photon_dose(filename: str | os.PathLike) -> float | None:
     """Photon dose encoded in a ``data_p<dose>.npz`` name (``data_p1e5.npz`` -> 1e5), else None."""
     m = _DOSE_RE.match(Path(filename).name)
@@ -97,23 +75,22 @@ def parse_photon_dose(filename: str | os.PathLike) -> float | None:
 
 
 def summarize_array(arr: Any, *, chunk_elems: int = _CHUNK) -> dict[str, float]:
-    """``min, max, mean, std, median, p01, p10, p90, p99, nonzero_fraction`` of all values.
-
-    Percentiles use numpy's default (linear) interpolation; ``std`` is the population std
-    (ddof=0). Mean and std are accumulated in float64 over chunks of ``chunk_elems`` values.
-    """
-    out = summary_stats(arr, ARRAY_PERCENTILES, chunk_elems=max(1, int(chunk_elems)), nonzero=True)
-    return {k: out[k] for k in ARRAY_STAT_KEYS}
+    """:data:`ARRAY_STAT_KEYS` of all values of a real array: min, max, mean, std (population,
+    float64 over chunks of ``chunk_elems``), percentiles (numpy's linear interpolation), nonzero fraction."""
+    a = np.asarray(arr)
+    a = a.astype(np.uint8) if a.dtype == bool else a
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        raise DataError(f"needs a non-empty real numeric array; got dtype {a.dtype}, shape {a.shape}")
+    st = array_stats(a.reshape(-1), chunk_elems=max(1, int(chunk_elems)))
+    q = dict(zip(("p01", "p10", "median", "p90", "p99"), np.percentile(a, [1.0, 10.0, 50.0, 90.0, 99.0])))
+    out = {k: float(st[k]) if k in st else float(q[k]) for k in ARRAY_STAT_KEYS[:-1]}
+    out["nonzero_fraction"] = np.count_nonzero(a) / a.size
+    return out
 
 
 def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
-    """Statistics of per-scan average intensity, grouped by ``scan_index``.
-
-    Each frame ``diff3d[i]`` is reduced to the mean of its values; frames sharing a
-    ``scan_index`` are averaged (``np.bincount`` over the unique indices). Returns the
-    :func:`summarize_array` keys over those per-scan averages plus ``n_unique_scans``,
-    ``n_patterns`` and ``patterns_per_scan_min`` / ``_max`` / ``_mean``.
-    """
+    """:func:`summarize_array` of the per-scan averages of frame means (frames sharing a
+    ``scan_index`` averaged), plus ``n_unique_scans``, ``n_patterns``, ``patterns_per_scan_min/max/mean``."""
     d = np.asarray(diff3d)
     si = np.asarray(scan_index).reshape(-1)
     if si.dtype.kind not in "iub":
@@ -128,41 +105,31 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     inv = inv.reshape(-1)
     counts = np.bincount(inv, minlength=uniq.size)
     sums = np.bincount(inv, weights=frame_means, minlength=uniq.size)
-    per_scan = sums / counts
-    out: dict[str, Any] = dict(summarize_array(per_scan))
-    out["n_unique_scans"] = int(uniq.size)
-    out["n_patterns"] = int(m)
-    out["patterns_per_scan_min"] = int(counts.min())
-    out["patterns_per_scan_max"] = int(counts.max())
-    out["patterns_per_scan_mean"] = float(counts.mean())
-    return out
+    return {**summarize_array(sums / counts), "n_unique_scans": int(uniq.size), "n_patterns": int(m),
+            "patterns_per_scan_min": int(counts.min()), "patterns_per_scan_max": int(counts.max()),
+            "patterns_per_scan_mean": float(counts.mean())}
 
 
 def _integral(a: np.ndarray) -> bool:
     """Integer dtype, or floats that are all finite whole numbers."""
-    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(np.all(a == np.round(a))))
+    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a)))
+                                    and bool(np.all(a == np.round(a))))
 
 
 def summarize_probe(probe_array: Any) -> dict[str, Any]:
-    """Amplitude (``np.abs``) and phase (``np.angle``, radians) statistics of a probe.
-
-    Returns ``shape``, ``dtype``, ``l2_norm`` (sqrt of sum |p|^2) and blocks ``amplitude`` and
-    ``phase`` with ``min, max, mean, std, p01, p05, p50, p95, p99``.
-    """
+    """``shape``, ``dtype``, ``l2_norm`` and the ``amplitude`` / ``phase`` blocks (:data:`PROBE_STAT_KEYS`)
+    of the probe summary :func:`~ptychopinn.telemetry.stats.probe_stats`."""
     p = np.asarray(probe_array)
     if p.dtype.kind not in "iufc" or p.size == 0:
         raise DataError(f"summarize_probe: needs a non-empty numeric array; got dtype {p.dtype}, shape {p.shape}")
-    amp = np.abs(p).astype(np.float64)
-    return {"shape": list(p.shape), "dtype": str(p.dtype), "l2_norm": float(np.sqrt(np.sum(amp * amp))),
-            "amplitude": summary_stats(amp, PROBE_PERCENTILES), "phase": summary_stats(np.angle(p), PROBE_PERCENTILES)}
+    s = probe_stats(p, PROBE_PERCENTILES)
+    return {"shape": list(p.shape), "dtype": str(p.dtype), "l2_norm": s["amplitude"].pop("l2_norm"),
+            "amplitude": s["amplitude"], "phase": s["phase"]}
 
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
-    """Unpickle a baseline ``params.dill`` with dill and convert it to plain Python types.
-
-    Unpickling runs code from the file: only load files you trust. Raises DependencyError if
-    dill is not installed and DataError (naming the file) if it cannot be read or is not a dict.
-    """
+    """A baseline ``params.dill`` unpickled with dill (runs code from the file: trusted files only)
+    as plain Python types; DependencyError without dill, DataError naming the file if unreadable."""
     try:
         import dill  # optional dependency, imported only when needed
     except ImportError:
@@ -189,16 +156,12 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
 def _as_float(v: Any) -> float | None:
     while isinstance(v, list) and len(v) == 1:
         v = v[0]
-    if isinstance(v, bool) or v is None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         return None
-    if isinstance(v, (int, float)):
+    try:
         return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
+    except ValueError:
+        return None
 
 
 def _as_pair(v: Any) -> Any:
@@ -214,8 +177,7 @@ def params_excerpt(params: Mapping[str, Any]) -> dict[str, Any]:
     """The seed's excerpt of a (plain) params dict: scalars, loss weights, intensity scale, metrics."""
     out: dict[str, Any] = {k: params.get(k) for k in EXCERPT_KEYS}
     out["loss_weights"] = {k: params[k] for k in sorted(params) if k.endswith("_weight")}
-    raw_scale = params.get("intensity_scale", params.get("intensity_scale_value"))
-    out["intensity_scale_value"] = _as_float(raw_scale)
+    out["intensity_scale_value"] = _as_float(params.get("intensity_scale", params.get("intensity_scale_value")))
     out["metrics"] = {k: _as_pair(params.get(k)) for k in METRIC_KEYS}
     out["metrics_pair_order"] = ["train", "test"]
     return out
@@ -226,28 +188,16 @@ def git_sha(cwd: str | os.PathLike | None = None) -> str:
     return git_info(os.getcwd() if cwd is None else cwd)["commit_hash"]
 
 
-# ---------------------------------------------------------------------------------------------
-# datasets
-# ---------------------------------------------------------------------------------------------
 def parse_limit(text: str | None) -> tuple[str, ...] | None:
     """``"a.npz, b.npz"`` -> ``("a.npz", "b.npz")`` (order kept, duplicates dropped); None stays None."""
     if text is None:
         return None
-    seen: dict[str, None] = {}
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            seen.setdefault(part, None)
-    return tuple(seen)
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 def discover_datasets(root: str | os.PathLike, limit: Sequence[str] | None = None) -> list[Path]:
-    """Dataset files under ``root``, sorted by (photon dose, name).
-
-    Without ``limit``: every ``data_p<dose>.npz`` whose dose parses. With ``limit``: exactly those
-    names (relative to ``root`` unless absolute); a listed file that does not exist is a DataError.
-    Returns [] when ``root`` is not a directory or nothing matches.
-    """
+    """Dataset files under ``root`` sorted by (photon dose, name): every ``data_p<dose>.npz``, or
+    exactly the ``limit`` names (relative to ``root``; a missing one is a DataError)."""
     root = Path(root)
     if limit is None:
         if not root.is_dir():
@@ -260,18 +210,12 @@ def discover_datasets(root: str | os.PathLike, limit: Sequence[str] | None = Non
             if not p.is_file():
                 raise DataError(f"{p}: dataset listed in --limit-datasets not found")
             files.append(p)
+
     def dose_key(p: Path) -> tuple[bool, float, str]:
         dose = parse_photon_dose(p)
         return (dose is None, dose or 0.0, p.name)
 
     return sorted(dict.fromkeys(files), key=dose_key)
-
-
-def _read_npz(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """Shapes/dtypes of every array, and the arrays the logger needs."""
-    z = open_npz(path)
-    shapes = {k: {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)} for k, a in z.items()}
-    return shapes, {k: a for k, a in z.items() if k in {*DIFF_KEYS, "probeGuess", "scan_index"}}
 
 
 def _frames_first(p: str, key: str, diff: np.ndarray, m: int | None) -> np.ndarray:
@@ -289,95 +233,61 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     """The parity entry of one NPZ (see the module docstring); errors name the file and key."""
     path = Path(path)
     p = str(path)
-    size = path.stat().st_size if path.is_file() else None
-    if size is None:
-        raise DataError(f"{p}: file not found")
-    shapes, arrays = _read_npz(path)
-    dkey = next((k for k in DIFF_KEYS if k in arrays), None)
+    z = open_npz(path)  # DataError "<path>: file not found" for a missing file
+    size = path.stat().st_size
+    shapes = {k: {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)} for k, a in z.items()}
+    dkey = next((k for k in DIFF_KEYS if k in z), None)
     if dkey is None:
         raise DataError(f"{p}: key 'diff3d' missing (also looked for 'diffraction')")
-    if "probeGuess" not in arrays:
+    if "probeGuess" not in z:
         raise DataError(f"{p}: key 'probeGuess' missing")
-    diff = arrays.pop(dkey)
+    diff, probe = z[dkey], z["probeGuess"]
     if diff.dtype == bool or diff.dtype.kind not in "iuf":
         raise DataError(f"{p}: key '{dkey}' has unsupported dtype {diff.dtype} (needs real numbers)")
     if diff.size == 0:
         raise DataError(f"{p}: key '{dkey}' is empty")
-    probe = arrays.pop("probeGuess")
     if probe.dtype.kind not in "iufc" or probe.size == 0:
         raise DataError(f"{p}: key 'probeGuess' has unsupported dtype {probe.dtype} or is empty")
-    if "scan_index" in arrays:
-        si = arrays.pop("scan_index").reshape(-1)
-        si_source = "scan_index"
-        frames = _frames_first(p, dkey, diff, si.size)
-    else:
-        frames = _frames_first(p, dkey, diff, None)
-        si = np.zeros(frames.shape[0], dtype=np.int64)
-        si_source = "default_zeros"
+    si_source = "scan_index" if "scan_index" in z else "default_zeros"
+    si = z["scan_index"].reshape(-1) if "scan_index" in z else None
+    frames = _frames_first(p, dkey, diff, None if si is None else si.size)
+    si = np.zeros(frames.shape[0], dtype=np.int64) if si is None else si
     if not _integral(si):
         raise DataError(f"{p}: key 'scan_index' must hold integers; got dtype {si.dtype}")
 
     raw = summarize_array(diff)
     dmax = float(diff.max())
-    norm_arr = diff / (dmax + NORM_EPS)
-    normalized = summarize_array(norm_arr)
-    del norm_arr
+    normalized = summarize_array(diff / (dmax + NORM_EPS))
     grouped = summarize_grouped(frames, si)
-    probe_stats = summarize_probe(probe)
-    flags = {k: (params.get(k) if params is not None else None) for k in PROBE_FLAG_KEYS}
     dose = parse_photon_dose(path)
     return {
-        "filename": path.name,
-        "path": p,
-        "photon_dose": dose,
+        "filename": path.name, "path": p, "photon_dose": dose,
         "photon_dose_label": _DOSE_RE.match(path.name).group(1) if dose is not None else None,
-        "sha256": sha256_file(path),
-        "size_bytes": int(size),
-        "arrays": shapes,
-        "diffraction_key": dkey,
+        "sha256": sha256_file(path), "size_bytes": int(size), "arrays": shapes, "diffraction_key": dkey,
         "n_patterns": int(frames.shape[0]),
-        "stage_stats": {
-            "raw_diffraction": raw,
-            "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
-            "grouped_intensity": grouped,
-        },
-        "grouped_counts": {
-            "scan_index_source": si_source,
-            "n_patterns": grouped["n_patterns"],
-            "n_unique_scans": grouped["n_unique_scans"],
-            "patterns_per_scan_min": grouped["patterns_per_scan_min"],
-            "patterns_per_scan_max": grouped["patterns_per_scan_max"],
-        },
-        "probe": {**probe_stats, "flags": flags},
+        "stage_stats": {"raw_diffraction": raw, "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
+                        "grouped_intensity": grouped},
+        "grouped_counts": {"scan_index_source": si_source, **{k: grouped[k] for k in (
+            "n_patterns", "n_unique_scans", "patterns_per_scan_min", "patterns_per_scan_max")}},
+        "probe": {**summarize_probe(probe), "flags": {k: (params.get(k) if params is not None else None)
+                                                       for k in PROBE_FLAG_KEYS}},
     }
 
 
-def build_parity_log(
-    config: ParityLogConfig,
-    datasets: Iterable[str | os.PathLike] | None = None,
-    *,
-    timestamp: str | None = None,
-    sha: str | None = None,
-) -> dict[str, Any]:
-    """Assemble the whole parity log (nothing is written). ``datasets`` defaults to discovery.
-
-    Raises ConfigError when no dataset is found, DataError / DependencyError for bad inputs.
-    """
+def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLike] | None = None, *,
+                     timestamp: str | None = None, sha: str | None = None) -> dict[str, Any]:
+    """Assemble the whole parity log (nothing is written); ``datasets`` defaults to discovery.
+    ConfigError when no dataset is found, DataError / DependencyError for bad inputs."""
     files = list(datasets) if datasets is not None else discover_datasets(config.dataset_root, config.limit_datasets)
     if not files:
         raise ConfigError(f"{config.dataset_root}: no dataset found (no data_p*.npz files)")
     params = load_params(config.baseline_params) if config.baseline_params else None
-    baseline = None
-    if params is not None:
-        baseline = {
-            "params_file": str(config.baseline_params),
-            "sha256": sha256_file(config.baseline_params),
-            "excerpt": params_excerpt(params),
-        }
+    baseline = None if params is None else {"params_file": str(config.baseline_params),
+                                            "sha256": sha256_file(config.baseline_params),
+                                            "excerpt": params_excerpt(params)}
     entries = [summarize_dataset(f, params) for f in files]
     return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "metadata": {
             "scenario_id": config.scenario_id,
             "dataset_root": str(config.dataset_root),
@@ -397,26 +307,18 @@ def build_parity_log(
             "metrics": "[train, test] pairs copied from params.dill",
             "non_finite": "NaN / Inf values are written as null",
         },
-        "datasets": entries,
-        "baseline": baseline,
+        "datasets": entries, "baseline": baseline,
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# rendering and writing
-# ---------------------------------------------------------------------------------------------
 def render_json(log: Mapping[str, Any]) -> str:
     """Strict JSON text (non-finite floats become null)."""
     return json.dumps(to_plain(log), indent=2, allow_nan=False) + "\n"
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.6g}"
+    if v is None or isinstance(v, (bool, float)):
+        return "n/a" if v is None else str(v) if isinstance(v, bool) else f"{v:.6g}"
     if isinstance(v, list):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -477,16 +379,12 @@ def render_markdown(log: Mapping[str, Any]) -> str:
     else:
         ex = b["excerpt"]
         out += [f"File: `{b['params_file']}` (SHA-256 `{b['sha256']}`)", ""]
-        rows = [(k, ex.get(k)) for k in EXCERPT_KEYS]
-        rows += [(k, v) for k, v in ex["loss_weights"].items()]
-        rows += [("intensity_scale_value", ex["intensity_scale_value"])]
-        out += _table(["parameter", "value"], rows)
+        out += _table(["parameter", "value"], [*((k, ex.get(k)) for k in EXCERPT_KEYS), *ex["loss_weights"].items(),
+                                               ("intensity_scale_value", ex["intensity_scale_value"])])
         out += ["### Metrics (train, test)", ""]
-        mrows = []
-        for k in METRIC_KEYS:
-            v = ex["metrics"].get(k)
-            mrows.append((k, v[0], v[1]) if isinstance(v, list) and len(v) == 2 else (k, v, None))
-        out += _table(["metric", "train", "test"], mrows)
+        metrics = {k: ex["metrics"].get(k) for k in METRIC_KEYS}
+        out += _table(["metric", "train", "test"], [(k, v[0], v[1]) if isinstance(v, list) and len(v) == 2
+                                                    else (k, v, None) for k, v in metrics.items()])
     out += ["## Definitions", ""]
     out += [f"- **{k}**: {v}" for k, v in log.get("definitions", {}).items()] + [""]
     return "\n".join(out)
@@ -511,9 +409,7 @@ def write_parity_log(log: Mapping[str, Any], output_dir: str | os.PathLike) -> d
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --output exists and is not a directory")
-    written: dict[str, Path] = {}
     for name, text in texts.items():
         with atomic_path(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
-        written[name] = out / name
-    return written
+    return {name: out / name for name in texts}

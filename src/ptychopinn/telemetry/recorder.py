@@ -1,22 +1,15 @@
 """Pipeline telemetry recorder: ``parity_telemetry.json`` (schema 1.0, DESIGN section 9, seed 003).
 
-One JSON file collects, across separate ``simulate`` / ``train`` / ``infer`` / ``compare``
-invocations, the provenance, configuration, probe block, ordered intensity stages, the
-intensity-scale block and the training / inference / comparison blocks of a run. Each invocation
-opens the file (:meth:`TelemetryRecorder.open`), adds its part and calls
-:meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check,
-validates the document once against ``parity_telemetry.schema.json`` (when ``jsonschema`` is
-importable) and writes it atomically. Blocks that were not recorded yet are ``null``.
-
-The blocks a command records are typed dataclasses (:class:`Stage`, :class:`IntensityScaleBlock`,
-:class:`TrainingBlock`): their fields are checked and converted when they are built, so a wrong
-type fails at the call that made it, naming the field.
+One file collects what separate ``simulate`` / ``train`` / ``infer`` / ``compare`` invocations
+record: each opens it (:meth:`TelemetryRecorder.open`), adds its blocks and calls
+:meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check, checks
+the document against ``parity_telemetry.schema.json`` (:func:`validate_telemetry`, the one type
+check of every block) and writes it atomically. Blocks not recorded yet are ``null``.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -29,19 +22,12 @@ from typing import Any
 from ptychopinn._io import read_json, sha256_file, to_plain, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
-from ptychopinn.telemetry.provenance import (  # noqa: F401 - re-exported
-    environment_versions,
-    git_info,
-    seeds_from_metadata,
-    utc_timestamp,
-)
+from ptychopinn.telemetry.provenance import environment_versions, git_info, utc_timestamp
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
-DEFAULT_FILENAME = "parity_telemetry.json"
 #: pipeline label of a new file when none is given (``--pipeline``)
 DEFAULT_PIPELINE = "ptychopinn"
-
 #: required intensity stages, in pipeline order (seed 003 section 2.5)
 REQUIRED_STAGES: tuple[str, ...] = (
     "raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
@@ -53,9 +39,13 @@ STAGE_ORDER: tuple[str, ...] = (
     "container_X", "training_labels_Y_amp", "training_labels_Y_I", "scaler_output",
     "inference_prediction", "ground_truth_amplitude",
 )
-OPTIONAL_STAGES: tuple[str, ...] = tuple(s for s in STAGE_ORDER if s not in REQUIRED_STAGES)
 #: blocks set with :meth:`TelemetryRecorder.set_block`
 BLOCKS: tuple[str, ...] = ("training", "inference", "comparison")
+#: keys of the training block (seed 003 section 2.8), the argument order of :func:`training_block`
+TRAINING_KEYS: tuple[str, ...] = (
+    "epochs_completed", "early_stopped", "early_stop_epoch", "final_loss", "final_val_loss",
+    "nan_detected", "first_nan_epoch", "history_artifact", "checkpoint_artifact",
+)
 
 DATASET_DERIVED_FORMULA = "sqrt(mean_patterns sum_xy X^2) / (N/2)  (X: measured amplitudes, count units)"
 FALLBACK_FORMULA = "sqrt(nphotons) / (N/2)"
@@ -63,8 +53,6 @@ SPEC_REFERENCE = "DESIGN.md section 2 (intensity scale); seed 003 section 2.7"
 _MODE_ALIASES = {"dataset_derived": "dataset_derived", "data": "dataset_derived",
                  "fallback": "fallback", "closed_form": "fallback"}
 
-
-# --------------------------------------------------------------------------- typed blocks
 
 def _opt_float(v: Any, what: str) -> float | None:
     if v is None:
@@ -76,101 +64,14 @@ def _opt_float(v: Any, what: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
-_CONVERT = {"float | None": _opt_float,
-            "int | None": lambda v, w: None if v is None else int(v),
-            "bool | None": lambda v, w: None if v is None else bool(v),
-            "str | None": lambda v, w: None if v is None else os.fspath(v)}
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Block:
-    """Base of the typed blocks: optional scalar fields are converted (and checked) once."""
+def training_block(*values: Any) -> dict[str, Any]:
+    """The training block from values in :data:`TRAINING_KEYS` order (missing trailing ones: ``None``)."""
+    return dict(zip(TRAINING_KEYS, (*values, *(None,) * (len(TRAINING_KEYS) - len(values)))))
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            conv = _CONVERT.get(str(f.type))
-            if conv is not None:
-                object.__setattr__(self, f.name, conv(getattr(self, f.name), f"{type(self).__name__}.{f.name}"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_plain(dataclasses.asdict(self))
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage(_Block):
-    """One intensity stage: statistics (see :mod:`ptychopinn.telemetry.stats`) and where it was taken."""
-
-    name: str
-    source: str | None
-    stats: dict[str, Any]
-    count: int | None = None
-    gridsize: int | None = None
-    group_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in STAGE_ORDER:
-            raise ConfigError(f"telemetry: unknown stage '{self.name}'; expected one of {', '.join(STAGE_ORDER)}")
-        if self.count is None and self.stats.get("shape"):
-            object.__setattr__(self, "count", int(self.stats["shape"][0]))
-        super().__post_init__()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "stats": to_plain(self.stats),
-                "metadata": {"count": self.count, "gridsize": self.gridsize, "group_limit": self.group_limit}}
-
-
-@dataclasses.dataclass(frozen=True)
-class IntensityScaleBlock(_Block):
-    """The intensity-scale block (seed 003 section 2.7). ``used_mode``: ``dataset_derived`` |
-    ``fallback`` (aliases ``data`` | ``closed_form``)."""
-
-    dataset_derived: float | None
-    closed_form: float | None
-    used_mode: str
-    recorded_in_bundle: float | None = None
-    model_exp_log_scale: float | None = None
-    batch_mean_sum_intensity: float | None = None
-    nphotons: float | None = None
-
-    def __post_init__(self) -> None:
-        mode = _MODE_ALIASES.get(str(self.used_mode))
-        if mode is None:
-            raise ConfigError(f"telemetry: intensity scale used_mode must be one of "
-                              f"{sorted(_MODE_ALIASES)}; got {self.used_mode!r}")
-        object.__setattr__(self, "used_mode", mode)
-        super().__post_init__()
-
-    def to_dict(self) -> dict[str, Any]:
-        b, m = self.recorded_in_bundle, self.model_exp_log_scale
-        return {
-            "dataset_derived": {"formula": DATASET_DERIVED_FORMULA,
-                                "batch_mean_sum_intensity": self.batch_mean_sum_intensity,
-                                "computed_scale": self.dataset_derived, "spec_reference": SPEC_REFERENCE},
-            "fallback": {"formula": FALLBACK_FORMULA, "computed_scale": self.closed_form, "nphotons": self.nphotons},
-            "used_mode": self.used_mode,
-            "used_value": self.dataset_derived if self.used_mode == "dataset_derived" else self.closed_form,
-            "recorded_in_bundle": b, "model_exp_log_scale": m,
-            "delta_bundle_vs_model": (b - m) if b is not None and m is not None else None,
-            "ratio_bundle_vs_model": (b / m) if b is not None and m else None,
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingBlock(_Block):
-    """The training block (seed 003 section 2.8)."""
-
-    epochs_completed: int | None = None
-    early_stopped: bool | None = None
-    early_stop_epoch: int | None = None
-    final_loss: float | None = None
-    final_val_loss: float | None = None
-    nan_detected: bool | None = None
-    first_nan_epoch: int | None = None
-    history_artifact: str | None = None
-    checkpoint_artifact: str | None = None
-
-
-# --------------------------------------------------------------------------- document
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``parity_telemetry.json`` shipped with the package."""
@@ -178,25 +79,22 @@ def load_schema() -> dict[str, Any]:
 
 
 def validate_telemetry(doc: Any, where: str = "telemetry") -> str | None:
-    """Validate ``doc`` against the schema.
-
-    Returns ``None`` when it was validated, or a note when ``jsonschema`` is not installed (the
-    check is then skipped). Raises :class:`DataError` naming ``where`` and the first failing key."""
+    """Check ``doc`` against the schema: ``None`` when checked, a note when ``jsonschema`` is not
+    installed (check skipped); :class:`DataError` naming ``where`` and the first failing key."""
     try:
         import jsonschema
     except ImportError:
         return "jsonschema is not installed; telemetry not validated against the schema"
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(jsonschema.Draft202012Validator(load_schema()).iter_errors(doc),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
-        e = errors[0]
-        key = "/".join(str(p) for p in e.absolute_path) or "<root>"
-        msg = e.message if len(e.message) <= 160 else e.message[:157] + "..."
+        key, msg = "/".join(map(str, errors[0].absolute_path)) or "<root>", errors[0].message
+        msg = msg if len(msg) <= 160 else msg[:157] + "..."
         raise DataError(f"{where}: key '{key}': {msg} (schema {SCHEMA_VERSION}; {len(errors)} error(s))")
     return None
 
 
-def empty_document(pipeline: str = "ptychopinn", scenario: str | None = None) -> dict[str, Any]:
+def empty_document(pipeline: str = DEFAULT_PIPELINE, scenario: str | None = None) -> dict[str, Any]:
     """A schema-1.0 document with every block present and nothing recorded."""
     return {
         "schema_version": SCHEMA_VERSION, "timestamp": utc_timestamp(), "pipeline": pipeline, "scenario": scenario,
@@ -204,31 +102,26 @@ def empty_document(pipeline: str = "ptychopinn", scenario: str | None = None) ->
             "commit_hash": "unknown", "branch": None, "dirty": None, "environment": environment_versions(),
             "seeds": {"object_seed": None, "sim_seed": None, "training_seed": None},
             "dataset_source": {"type": None, "path": None, "checksum": None, "provenance_chain": None},
-            "invocations": [],
-        },
+            "invocations": []},
         "configuration": {}, "probe": None, "intensity_stages": [], "stage_ratios": {}, "full_chain_product": None,
         "symmetry_check": {"expected": 1.0, "actual": None, "tolerance": _st.SYMMETRY_TOLERANCE,
                            "violated": False, "primary_deviation_source": None},
-        "intensity_scale": None, "training": None, "inference": None, "comparison": None,
-    }
+        "intensity_scale": None, "training": None, "inference": None, "comparison": None}
 
 
 def _ordered(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rank = {n: i for i, n in enumerate(STAGE_ORDER)}
-    return [s for _, s in sorted(((rank.get(str(s.get("name")), len(STAGE_ORDER)), i), s)
-                                 for i, s in enumerate(stages))]
+    return sorted(stages, key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))  # stable: ties keep order
 
 
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
     """The intensity scale that was used, from an ``intensity_scale`` block (``None`` if unknown)."""
     if not block:
         return None
-    v = block.get("used_value")
-    if v is None:
-        sub = block.get(block.get("used_mode") or "", None)
-        v = sub.get("computed_scale") if isinstance(sub, Mapping) else None
-    if v is None:
-        v = block.get("recorded_in_bundle")
+    sub = block.get(block.get("used_mode") or "")
+    found = (block.get("used_value"), sub.get("computed_scale") if isinstance(sub, Mapping) else None,
+             block.get("recorded_in_bundle"))
+    v = next((x for x in found if x is not None), None)
     return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
 
@@ -241,32 +134,24 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     tol = (out.get("symmetry_check") or {}).get("tolerance", _st.SYMMETRY_TOLERANCE)
     out["full_chain_product"], out["symmetry_check"] = _st.symmetry_check(
         ratios, used_scale(out.get("intensity_scale")), float(tol))
-    out["stage_ratios"] = ratios
-    out["timestamp"] = utc_timestamp()
+    out.update(stage_ratios=ratios, timestamp=utc_timestamp())
     return to_plain(out)
 
 
 def read_document(path: str | os.PathLike, validate: bool = False) -> dict[str, Any]:
-    """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not JSON,
-    not an object, or not schema 1.0 (with ``validate``, also when it fails the schema)."""
-    p = Path(path)
-    doc = read_json(p, "telemetry file", error=DataError, expect=dict)
+    """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not a JSON
+    object or not schema 1.0 (with ``validate``, also when it fails the schema)."""
+    doc = read_json(Path(path), "telemetry file", error=DataError, expect=dict)
     if doc.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(f"{p}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
+        raise DataError(f"{path}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
     if validate:
         validate_telemetry(doc, where=str(path))
     return doc
 
 
-# --------------------------------------------------------------------------- recorder
-
 class TelemetryRecorder:
-    """Builds (or extends) one ``parity_telemetry.json``.
-
-    ``path``: the JSON file; ``pipeline``: pipeline label (seed: ``sim_lines_4x`` /
-    ``dose_experiments``; ``None``: kept from an existing file, else ``ptychopinn``); ``scenario``: free-text scenario name (kept from
-    an existing file when ``None``); ``command``: the invocation adding to the file (``simulate``,
-    ``train``, ...), recorded in ``provenance.invocations`` by :meth:`set_provenance`."""
+    """Builds (or extends) one ``parity_telemetry.json``; ``pipeline`` / ``scenario`` labels are kept
+    from an existing file when ``None``; ``command`` is recorded in ``provenance.invocations``."""
 
     def __init__(self, path: str | os.PathLike, pipeline: str | None = None, scenario: str | None = None,
                  command: str | None = None) -> None:
@@ -286,36 +171,23 @@ class TelemetryRecorder:
         return rec
 
     def load_existing(self) -> bool:
-        """Continue from ``path`` if it exists (earlier blocks are kept until replaced); returns
-        whether it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
+        """Continue from ``path`` if it exists (earlier blocks kept until replaced); returns whether
+        it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
         if not self.path.exists():
             return False
         base = empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario)
         base.update(read_document(self.path))
-        if self.pipeline is not None:
-            base["pipeline"] = self.pipeline
-        if self.scenario is not None:
-            base["scenario"] = self.scenario
+        base.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
         self._doc = base
         return True
-
-    @property
-    def document(self) -> dict[str, Any]:
-        """The finalised document as it would be written (a copy)."""
-        return finalize_document(self._doc)
 
     def set_provenance(self, dataset_path: str | os.PathLike | None = None, seeds: Mapping[str, Any] | None = None,
                        dataset_type: str | None = None, provenance_chain: str | None = None,
                        repo_dir: str | os.PathLike | None = None) -> None:
-        """Record git state, versions, seeds (merged into earlier ones) and the dataset source.
-
-        ``dataset_path``: the input (or simulated) NPZ; its SHA-256 is computed. ``dataset_type``
-        defaults to ``'npz_file'`` when a path is given. Also appends this invocation to
-        ``provenance.invocations``."""
-        prov = self._doc.setdefault("provenance", {})
-        git = git_info(repo_dir)
-        prov.update(git)
-        prov["environment"] = environment_versions()
+        """Record git state, versions, seeds (merged into earlier ones), the dataset source (with
+        the SHA-256 of ``dataset_path``; type ``npz_file`` by default) and this invocation."""
+        prov, git = self._doc.setdefault("provenance", {}), git_info(repo_dir)
+        prov.update(git, environment=environment_versions())
         merged = dict(prov.get("seeds") or {})
         for k, v in (seeds or {}).items():
             if v is not None or k not in merged:
@@ -338,11 +210,8 @@ class TelemetryRecorder:
             "dirty": git["dirty"]}]
 
     def set_configuration(self, config: Mapping[str, Any], replace: bool = False) -> None:
-        """Merge ``config`` into the configuration block (``replace=True`` starts afresh).
-
-        Seed keys: N, gridsize, nphotons, neighbor_count, group_count, batch_size, nepochs,
-        split_fraction, loss_fn, loss_weights{nll_weight, mae_weight, realspace_weight,
-        tv_weight}, intensity_scale_trainable; other keys (e.g. full config snapshots) are kept."""
+        """Merge ``config`` (the seed's keys, e.g. N, gridsize, loss_weights; others are kept) into
+        the configuration block (``replace=True`` starts afresh)."""
         if not isinstance(config, Mapping):
             raise ConfigError(f"telemetry: configuration must be a mapping; got {type(config).__name__}")
         self._doc["configuration"] = {**({} if replace else (self._doc.get("configuration") or {})),
@@ -352,15 +221,13 @@ class TelemetryRecorder:
                      source_type: str = "idealized", path: str | os.PathLike | None = None, *,
                      probe_scale: float | None = None, probe_big: bool | None = None,
                      probe_mask: bool | None = None, mask: Any | None = None) -> None:
-        """Record the probe block: statistics before (``pre``) and after (``post``; default =
-        ``pre``) normalisation, the normalisation ``method`` (ours: ``normalise_probe_energy``,
-        sum|P|^2 = (N/2)^2; or ``none``) and its ``factor`` (post = factor * pre).
+        """The probe block: :func:`~ptychopinn.telemetry.stats.probe_stats` before (``pre``) and after
+        (``post``, default ``pre``) the normalisation ``method`` with ``factor`` (post = factor * pre);
         ``source_type``: ``idealized`` | ``custom`` | ``npz_loaded``; ``path`` is checksummed."""
-        pre_np = _st._to_numpy(pre)
         self._doc["probe"] = {
             "source": {"type": str(source_type), "path": None if path is None else os.fspath(path),
                        "checksum": sha256_file(path) if path is not None and Path(path).is_file() else None},
-            "shape": [int(s) for s in pre_np.shape],
+            "shape": [int(s) for s in _st._to_numpy(pre).shape],
             "dtype": _st._dtype_name(pre),
             "pre_normalization": _st.probe_stats(pre),
             "normalization": {
@@ -376,15 +243,17 @@ class TelemetryRecorder:
     def record_stage(self, name: str, array: Any | None, source: str | None, count: int | None = None,
                      gridsize: int | None = None, group_limit: int | None = None, *,
                      stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Record (or replace) the intensity stage ``name`` from ``array`` (numpy or torch; complex
-        -> abs), or from precomputed ``stats``. ``count`` defaults to the length of the first axis.
-        Stages are kept in the canonical order :data:`STAGE_ORDER`. Returns the entry."""
+        """Record (or replace) the intensity stage ``name`` from ``array`` (numpy or torch) or from
+        precomputed ``stats``; ``count`` defaults to the first axis. Returns the entry."""
         if (array is None) == (stats is None):
             raise ConfigError(f"telemetry: stage '{name}': give exactly one of array / stats")
-        if name not in STAGE_ORDER:  # before the (possibly long) statistics
-            Stage(name, source, {})
+        if name not in STAGE_ORDER:
+            raise ConfigError(f"telemetry: unknown stage '{name}'; expected one of {', '.join(STAGE_ORDER)}")
         st = _st.array_stats(array) if array is not None else dict(stats)  # type: ignore[arg-type]
-        entry = Stage(name, source, st, count, gridsize, group_limit).to_dict()
+        if count is None and st.get("shape"):
+            count = st["shape"][0]
+        entry = {"name": name, "source": source, "stats": to_plain(st), "metadata": {
+            "count": _opt_int(count), "gridsize": _opt_int(gridsize), "group_limit": _opt_int(group_limit)}}
         stages = [s for s in (self._doc.get("intensity_stages") or []) if s.get("name") != name]
         self._doc["intensity_stages"] = _ordered([*stages, entry])
         return entry
@@ -392,53 +261,61 @@ class TelemetryRecorder:
     def set_intensity_scale(self, dataset_derived: float | None, closed_form: float | None, used_mode: str,
                             recorded_in_bundle: float | None = None, model_exp_log_scale: float | None = None,
                             batch_mean_sum_intensity: float | None = None, nphotons: float | None = None) -> None:
-        """Record the intensity-scale block (:class:`IntensityScaleBlock`).
-
-        ``dataset_derived``: s = sqrt(mean_patterns sum X^2)/(N/2); ``closed_form`` (the seed's
-        ``fallback``): sqrt(nphotons)/(N/2); ``recorded_in_bundle``: the value stored in the model
-        bundle; ``model_exp_log_scale``: exp(log_s) read from the model. Delta and ratio are
-        bundle - model and bundle / model. ``batch_mean_sum_intensity`` and ``nphotons`` left as
-        ``None`` keep the values of an earlier block (so ``infer`` can refresh the bundle/model
-        values without the training data)."""
+        """The intensity-scale block (seed 003 section 2.7). ``used_mode``: ``dataset_derived`` |
+        ``fallback`` (aliases ``data`` | ``closed_form``); ``recorded_in_bundle``: the bundle's
+        value, ``model_exp_log_scale``: the model's exp(log_s). ``batch_mean_sum_intensity`` and
+        ``nphotons`` left ``None`` keep an earlier block's values (``infer`` has no training data)."""
+        mode = _MODE_ALIASES.get(str(used_mode))
+        if mode is None:
+            raise ConfigError(f"telemetry: intensity scale used_mode must be one of {sorted(_MODE_ALIASES)}; "
+                              f"got {used_mode!r}")
         old = self._doc.get("intensity_scale") or {}
         if batch_mean_sum_intensity is None:
             batch_mean_sum_intensity = (old.get("dataset_derived") or {}).get("batch_mean_sum_intensity")
         if nphotons is None:
             nphotons = (old.get("fallback") or {}).get("nphotons")
-        self._doc["intensity_scale"] = IntensityScaleBlock(
-            dataset_derived, closed_form, used_mode, recorded_in_bundle, model_exp_log_scale,
-            batch_mean_sum_intensity, nphotons).to_dict()
+        dd, cf, b, m, bm, nph = (_opt_float(v, "intensity scale value") for v in (
+            dataset_derived, closed_form, recorded_in_bundle, model_exp_log_scale, batch_mean_sum_intensity, nphotons))
+        self._doc["intensity_scale"] = {
+            "dataset_derived": {"formula": DATASET_DERIVED_FORMULA, "batch_mean_sum_intensity": bm,
+                                "computed_scale": dd, "spec_reference": SPEC_REFERENCE},
+            "fallback": {"formula": FALLBACK_FORMULA, "computed_scale": cf, "nphotons": nph},
+            "used_mode": mode,
+            "used_value": dd if mode == "dataset_derived" else cf,
+            "recorded_in_bundle": b, "model_exp_log_scale": m,
+            "delta_bundle_vs_model": (b - m) if b is not None and m is not None else None,
+            "ratio_bundle_vs_model": (b / m) if b is not None and m else None,
+        }
 
     def set_intensity_scale_from(self, scale: Any, model_exp_log_scale: float | None = None,
                                  batch_mean_sum_intensity: float | None = None,
                                  recorded_in_bundle: float | None = None) -> None:
-        """:meth:`set_intensity_scale` from a ``ptychopinn.model.scaling.IntensityScale`` (or a
-        mapping with its keys: data_derived, closed_form, used, value, nphotons_metadata).
-        ``recorded_in_bundle`` defaults to its ``value``."""
+        """:meth:`set_intensity_scale` from a ``ptychopinn.model.scaling.IntensityScale`` or a mapping
+        with its keys (data_derived, closed_form, used, value, nphotons_metadata); ``recorded_in_bundle``
+        defaults to its ``value``."""
         get = scale.get if isinstance(scale, Mapping) else (lambda k, d=None: getattr(scale, k, d))
         self.set_intensity_scale(
             get("data_derived"), get("closed_form"), get("used", "data"),
             recorded_in_bundle if recorded_in_bundle is not None else get("value"),
             model_exp_log_scale, batch_mean_sum_intensity, get("nphotons_metadata"))
 
-    def set_block(self, name: str, block: Mapping[str, Any] | TrainingBlock | None) -> None:
+    def set_block(self, name: str, block: Mapping[str, Any] | None) -> None:
         """Set the ``training`` / ``inference`` / ``comparison`` block (replacing an earlier one)."""
         if name not in BLOCKS:
             raise ConfigError(f"telemetry: unknown block '{name}'; expected one of {', '.join(BLOCKS)}")
-        if block is not None and not isinstance(block, (Mapping, _Block)):
+        if block is not None and not isinstance(block, Mapping):
             raise ConfigError(f"telemetry: block '{name}' must be a mapping or None")
         self._doc[name] = None if block is None else to_plain(block)
 
     def record_inference(self, amplitude: Any, phase: Any, group_limit: int | None = None,
                          artifacts: Mapping[str, Any] | None = None,
                          dataset_path: str | os.PathLike | None = None) -> None:
-        """The inference block from the stitched amplitude and phase (H, W) arrays; with
-        ``dataset_path`` the inference data's path and SHA-256 are added as ``dataset``."""
+        """The inference block from the stitched amplitude and phase (H, W); with ``dataset_path``
+        also the inference data's path and SHA-256 (``dataset``)."""
         block: dict[str, Any] = {
             "group_limit": group_limit, "stitched_shape": [int(s) for s in _st._to_numpy(amplitude).shape],
             "amplitude": _st.component_stats(amplitude), "phase": _st.component_stats(phase),
-            "artifacts": dict(artifacts or {}),
-        }
+            "artifacts": dict(artifacts or {})}
         if dataset_path is not None:
             block["dataset"] = {"path": os.fspath(dataset_path), "checksum": sha256_file(dataset_path)}
         self.set_block("inference", block)
@@ -447,19 +324,16 @@ class TelemetryRecorder:
                           pred_phase: Any | None = None, ground_truth_source: str = "simulated_object",
                           crop_metadata: Mapping[str, Any] | None = None) -> None:
         """The comparison block from aligned ground-truth and predicted amplitude (and phase)."""
-        block: dict[str, Any] = {
-            "ground_truth_source": ground_truth_source,
-            "crop_metadata": None if crop_metadata is None else dict(crop_metadata),
-            "amplitude": _st.comparison_stats(truth_amplitude, pred_amplitude),
-        }
+        block: dict[str, Any] = {"ground_truth_source": ground_truth_source,
+                                 "crop_metadata": None if crop_metadata is None else dict(crop_metadata),
+                                 "amplitude": _st.comparison_stats(truth_amplitude, pred_amplitude)}
         if truth_phase is not None and pred_phase is not None:
             block["phase"] = _st.comparison_stats(truth_phase, pred_phase, scaling=False)
         self.set_block("comparison", block)
 
     def write(self) -> Path:
-        """Finalise (ratios, symmetry check, timestamp), validate once (when ``jsonschema`` is
-        importable; otherwise :attr:`validation_note` says so and a warning is issued) and write
-        atomically."""
+        """Finalise, check against the schema (a warning, :attr:`validation_note`, when
+        ``jsonschema`` is missing) and write atomically."""
         doc = finalize_document(self._doc)
         self.validation_note = validate_telemetry(doc, where=str(self.path))
         if self.validation_note:
