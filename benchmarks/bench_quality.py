@@ -113,7 +113,7 @@ def run_heldout(a: argparse.Namespace) -> list[dict]:
     from ptychopinn.inference.fit import FINETUNE_TRAIN, reconstruct_scan
     from ptychopinn.inference.reconstruct import reconstruct
     from ptychopinn.iterative.ptychi_runner import PtychiConfig, run_ptychi
-    from ptychopinn.training.bundle import resolve_bundle
+    from ptychopinn.model.bundle import resolve_bundle
 
     torch.set_num_threads(a.threads)
     out = Path(a.out)

@@ -22,7 +22,7 @@ _LAZY = {
     "train": "ptychopinn.training.trainer:train",
     "TrainConfig": "ptychopinn.training.config:TrainConfig",
     "ModelConfig": "ptychopinn.model.config:ModelConfig",
-    "load_bundle": "ptychopinn.training.bundle:load_bundle",
+    "load_bundle": "ptychopinn.model.bundle:load_bundle",
     "reconstruct": "ptychopinn.inference.reconstruct:reconstruct",
     "reconstruct_scan": "ptychopinn.inference.fit:reconstruct_scan",
     "compare": "ptychopinn.evaluation.compare:compare",

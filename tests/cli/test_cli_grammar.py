@@ -358,7 +358,7 @@ def test_ctrl_c_after_a_checkpoint_says_how_to_resume(tmp_path, monkeypatch, cap
 
 
 def test_infer_on_an_interrupted_run_says_so(tmp_path):
-    from ptychopinn.training.bundle import read_config
+    from ptychopinn.model.bundle import read_config
 
     (tmp_path / "checkpoint.pt").write_bytes(b"x")
     with pytest.raises(BundleError, match="training was interrupted.*--resume"):

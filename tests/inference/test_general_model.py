@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptychopinn.training.bundle import builtin_dir
+from ptychopinn.model.bundle import builtin_dir
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def _score(ds, rec) -> tuple[float, float]:
 def test_general_model_reconstructs_a_held_out_family_and_random_weights_do_not() -> None:
     from ptychopinn.inference.reconstruct import reconstruct
     from ptychopinn.model import build_model
-    from ptychopinn.training.bundle import load_bundle
+    from ptychopinn.model.bundle import load_bundle
 
     torch.set_num_threads(1)
     ds = _scan()

@@ -70,7 +70,7 @@ def test_classic_bundle_without_arch_key_loads_and_infers(tmp_path: Path) -> Non
     """A classic bundle whose config.json predates ``arch`` loads as classic and reconstructs."""
     from ptychopinn.data.simulate import simulate
     from ptychopinn.inference.reconstruct import reconstruct
-    from ptychopinn.training.bundle import load_bundle
+    from ptychopinn.model.bundle import load_bundle
     from ptychopinn.training.config import TrainConfig
     from ptychopinn.training.trainer import train
 

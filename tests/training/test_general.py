@@ -51,7 +51,7 @@ def test_set_probe_normalises_and_checks_the_shape() -> None:
 def test_train_general_writes_a_bundle_that_reconstructs_with_the_scan_probe(tmp_path) -> None:
     from ptychopinn.data.corpus import Corpus
     from ptychopinn.inference.reconstruct import reconstruct
-    from ptychopinn.training.bundle import load_bundle
+    from ptychopinn.model.bundle import load_bundle
     from ptychopinn.training.general import GENERAL_MODEL, GeneralTrainConfig, train_general
 
     ccfg = CorpusConfig(N=32, patterns_per_scan=16)
@@ -67,7 +67,7 @@ def test_train_general_writes_a_bundle_that_reconstructs_with_the_scan_probe(tmp
 
 
 def test_builtin_names_resolve_and_unknown_ones_are_plain_paths(tmp_path) -> None:
-    from ptychopinn.training.bundle import BUILTIN_BUNDLES, builtin_dir, general_bundle_for, resolve_bundle
+    from ptychopinn.model.bundle import BUILTIN_BUNDLES, builtin_dir, general_bundle_for, resolve_bundle
 
     assert resolve_bundle(tmp_path) == tmp_path
     assert str(resolve_bundle("no-such-model")) == "no-such-model"

@@ -13,7 +13,7 @@ import torch
 
 import ptychopinn
 from ptychopinn.errors import BundleError
-from ptychopinn.training.bundle import FORMAT_VERSION, load_bundle
+from ptychopinn.model.bundle import FORMAT_VERSION, load_bundle
 from training_helpers import tiny_dataset, tiny_model, tiny_train
 
 
@@ -108,7 +108,7 @@ def test_weights_file_is_byte_identical_for_identical_weights(tmp_path) -> None:
     from ptychopinn.model import build_model
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.physics.probe import default_probe
-    from ptychopinn.training.bundle import WEIGHTS_FILE, save_bundle
+    from ptychopinn.model.bundle import WEIGHTS_FILE, save_bundle
 
     probe = default_probe(32)
     model = build_model(ModelConfig(N=32, n_filters_scale=1), probe, 3.0)

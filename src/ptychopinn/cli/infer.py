@@ -87,7 +87,7 @@ def _load(args: argparse.Namespace):
 
     from ptychopinn.cli._data_input import load_input, options_change_data
     from ptychopinn.errors import BundleError, DataError
-    from ptychopinn.training.bundle import resolve_bundle
+    from ptychopinn.model.bundle import resolve_bundle
 
     args.model = str(resolve_bundle(args.model))
     if not os.path.isdir(args.model):  # the cheap check first
@@ -97,7 +97,7 @@ def _load(args: argparse.Namespace):
     except DataError as exc:
         if "no probe in this file" not in str(exc) or args.probe_from:
             raise
-        from ptychopinn.training.bundle import load_bundle
+        from ptychopinn.model.bundle import load_bundle
 
         probe = load_bundle(args.model).probe  # the network does not use it; keeps the contract whole
         ds = load_input(args, args.data, probe=probe, probe_source=f"{args.model}: bundle probe")

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ptychopinn.data.contract import as_dataset
     from ptychopinn.inference.fit import GENERAL, reconstruct_scan, start_bundle
-    from ptychopinn.training.bundle import resolve_bundle
+    from ptychopinn.model.bundle import resolve_bundle
     from ptychopinn.training.config import FINETUNE_DEFAULTS
 
     ck.refuse_pairs(conflicts(args) + [

@@ -39,7 +39,7 @@ def start_bundle(from_bundle: Any, n: int) -> Path | str | None:
     """The bundle a fit starts from: ``GENERAL`` -> the built-in general model for N (or None: from
     scratch), unless a directory of that name exists; a name or directory as given; None -> from scratch."""
     if isinstance(from_bundle, str) and from_bundle == GENERAL and not os.path.exists(from_bundle):
-        from ptychopinn.training.bundle import general_bundle_for
+        from ptychopinn.model.bundle import general_bundle_for
 
         return general_bundle_for(n)
     return from_bundle

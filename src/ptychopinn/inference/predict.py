@@ -69,15 +69,15 @@ def resolve_model(model: Any, device: str | torch.device = "auto") -> InferenceM
     A bare module describes itself through ``module.config`` or attributes (see
     :func:`model_geometry`). The module is put in eval mode and moved to ``device``.
     """
-    from ptychopinn.training.bundle import Bundle, load_bundle
+    from ptychopinn.model.bundle import Bundle, load_bundle
 
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
-        from ptychopinn.training.bundle import resolve_bundle
+        from ptychopinn.model.bundle import resolve_bundle
 
         path = str(resolve_bundle(model))
         if os.path.isfile(path):  # checkpoint.pt of an interrupted training run
-            from ptychopinn.training.bundle import load_checkpoint
+            from ptychopinn.model.bundle import load_checkpoint
 
             model = load_checkpoint(path, device=str(dev))
         elif not os.path.isdir(path):

@@ -124,7 +124,7 @@ def _prepare(model: Any, data: Any, stitch_crop: int | None,
     first, then the data, then the (possibly large) model)."""
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
-        from ptychopinn.training.bundle import resolve_bundle
+        from ptychopinn.model.bundle import resolve_bundle
 
         model = resolve_bundle(model)
     if isinstance(model, (str, os.PathLike)) and not os.path.exists(model):

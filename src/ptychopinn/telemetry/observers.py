@@ -140,7 +140,7 @@ class InferenceTelemetry(Observer):
         self.scenario, self.pipeline = scenario, pipeline
 
     def end(self, *, reconstruction: Any, ds: Any, out_dir: Any, **_: Any) -> None:
-        from ptychopinn.training.bundle import read_config
+        from ptychopinn.model.bundle import read_config
 
         rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="infer")
         rec.set_provenance()

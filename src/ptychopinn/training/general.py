@@ -40,7 +40,7 @@ from ptychopinn.model import losses as losses_mod
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.physics.dose import input_scale
 from ptychopinn.physics.probe import default_probe, normalise_probe_energy
-from ptychopinn.training import bundle as bundle_mod
+from ptychopinn.model import bundle as bundle_mod
 from ptychopinn.training.config import TrainConfig
 from ptychopinn.training.trainer import clip_gradients, resolve_precision
 

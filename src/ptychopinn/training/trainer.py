@@ -46,7 +46,7 @@ from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
 from ptychopinn.model.config import ModelConfig
 from ptychopinn.model.scaling import choose_intensity_scale, input_scale
-from ptychopinn.training import bundle as bundle_mod
+from ptychopinn.model import bundle as bundle_mod
 from ptychopinn.training import distributed as dist_mod
 from ptychopinn.training.config import RUN_CONTROL_FIELDS, TrainConfig, check_protocol
 from ptychopinn.training.diagnostics import epoch_diagnostics

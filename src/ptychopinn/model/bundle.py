@@ -1,4 +1,5 @@
 """Model bundle: a run directory that fully describes a trained model, loaded without unpickling.
+The one home of the format: the trainer writes it, inference and fine-tuning load it.
 
 Layout (``FORMAT_VERSION`` 1)::
 
@@ -194,7 +195,6 @@ def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
     from ptychopinn._config import type_problem
     from ptychopinn.data.contract import open_npz
     from ptychopinn.model import build_model
-    from ptychopinn.training.config import TrainConfig
 
     run = resolve_bundle(run_dir)
     cfg = read_config(run)
@@ -202,10 +202,12 @@ def load_bundle(run_dir: str | os.PathLike, device: str = "cpu") -> Bundle:
     for name in BUNDLE_FILES:
         if not (run / name).is_file():
             raise BundleError(f"{run / name}: missing (incomplete model bundle)")
-    for section, cls in (("model", ModelConfig), ("training", TrainConfig)):
-        bad = type_problem(cls, cfg[section])
-        if bad is not None:
-            raise _bundle_error(cpath, f"{section}.{bad[0]}", bad[1])
+    bad = type_problem(ModelConfig, cfg["model"])
+    if bad is not None:
+        raise _bundle_error(cpath, f"model.{bad[0]}", bad[1])
+    k = cfg["training"].get("neighbor_count", DEFAULT_NEIGHBOR_COUNT)  # what loading reads of the training block
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise _bundle_error(cpath, "training.neighbor_count", f"expected an integer >= 1, got {type(k).__name__} {k!r}")
     try:
         mcfg = ModelConfig.from_dict(cfg["model"])
     except (ConfigError, TypeError, ValueError) as exc:
