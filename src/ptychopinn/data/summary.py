@@ -49,7 +49,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"at 10% of peak)",
         f"estimated overlap:  {100 * s['estimated_overlap']:.0f} % (disc overlap at the mean step)",
     ]
-    lines.append(f"detector mask:      " + (f"{s['masked_pixels']} bad pixel(s), {100 * s['masked_fraction']:.2f} % "
+    lines.append("detector mask:      " + (f"{s['masked_pixels']} bad pixel(s), {100 * s['masked_fraction']:.2f} % "
                                            "masked (excluded from the losses and pty-chi)"
                                            if s.get("masked_pixels") else "none (every pixel used)"))
     if s.get("patterns_dropped"):
