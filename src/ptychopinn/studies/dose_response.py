@@ -253,6 +253,8 @@ def job_summary(out: Path, root: Path, p: dict[str, Any], progress: bool) -> Non
     gain = None
     if len(cfg.doses) >= 3:
         gain = dose_gain(cfg, metrics)
+        gain["converged"] = {loss: [bool(flags[f"{tags[d]}_{loss}"]["converged"]) for d in gain["doses"]]
+                             for loss in LOSSES}
         write_json_atomic(out / "dose_gain.json", gain)
         C.save_figure(dose_gain_figure(gain), out / "dose_gain.png")
     summary = {"study": "dose-response", "config": cfg.to_dict(), "sanity": sanity, "training": flags,
@@ -328,17 +330,31 @@ def dose_gain(cfg: DoseResponseConfig, metrics: dict[str, Any]) -> dict[str, Any
 
 
 def dose_gain_figure(gain: dict[str, Any]) -> Any:
-    fig = C.new_figure((10, 4))
+    """FRC50 and SSIM versus dose per loss (open markers: arms not converged by the study's rule),
+    the MAE/NLL dose ratio written at each dose where it was measured."""
+    fig = C.new_figure((11, 4.2))
     axes = fig.subplots(1, 2)
+    conv = gain.get("converged") or {}
     for ax, key, label in ((axes[0], "frc50", "amplitude FRC50 (cycles/px)"), (axes[1], "ssim", "amplitude SSIM")):
-        for loss, mk in (("nll", "o-"), ("mae", "s--")):
-            ax.semilogx(gain["doses"], gain["curves"][loss][key], mk, label=loss.upper())
+        for loss, mk, ls in (("nll", "o", "-"), ("mae", "s", "--")):
+            y = gain["curves"][loss][key]
+            line, = ax.semilogx(gain["doses"], y, ls, label=loss.upper())
+            ok = conv.get(loss) or [True] * len(y)
+            for d, v, c in zip(gain["doses"], y, ok):
+                ax.plot([d], [v], mk, color=line.get_color(), mfc=line.get_color() if c else "white", ms=7)
+                ax.annotate(f"{v:.2f}", (d, v), textcoords="offset points", xytext=(0, 7 if loss == "nll" else -13),
+                            ha="center", fontsize=7, color=line.get_color())
         ax.set_xlabel("photons per pattern")
         ax.set_ylabel(label)
+        ax.margins(y=0.12)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(title="open marker: not converged" if conv else None, fontsize=8, title_fontsize=7)
+    ratios = gain.get("mae_dose_ratio_to_match_nll_frc50", {})
+    text = ", ".join(f"{k.replace('+0', '')}: {v:.3g}x" for k, v in ratios.items() if math.isfinite(v))
     axes[0].set_title("FRC50 versus dose")
     axes[1].set_title("SSIM versus dose")
+    if text:
+        fig.suptitle(f"dose MAE needs to reach NLL's FRC50, per NLL dose: {text}", fontsize=9)
     return fig
 
 
