@@ -24,7 +24,8 @@ for a Dask distributed cluster (pip install 'ptychopinn[cluster]'; GPU jobs ask 
 resource when a worker advertises one, e.g. dask worker ... --resources GPU=1)."""
 
 
-def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (),
+                 required: tuple[str, ...] = ()) -> None:
     """The options every study takes, then one per field of its config ``cls`` (help and choices
     from the field's metadata; unset ones take the preset's value)."""
     import dataclasses
@@ -47,6 +48,7 @@ def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
     for f in dataclasses.fields(cls):
         if f.name not in skip:
             _common.add_field_option(p, cls, f.name, default=None, help=f.metadata.get("help"),
+                                     required=f.name in required,
                                      **({"type": ck.dose_list} if f.name == "doses" else {}))
 
 
@@ -103,10 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="run only the jobs of this view ('full': the gridsize-1 arms trained on the whole half)")
     do.add_argument("--gridsize", type=int, dest="only_gridsize", metavar="G",
                     help="run only the training jobs of this gridsize (1: PINN gs1 and baseline; 2: the views' PINN)")
-    _runner_args(do, dose_overlap.DoseOverlapConfig, skip=("gridsize",))
-    for a in do._actions:
-        if a.dest in ("object_from", "probe_from"):
-            a.required = True
+    _runner_args(do, dose_overlap.DoseOverlapConfig, skip=("gridsize",), required=("object_from", "probe_from"))
 
     _preset_defaults(do, dose_overlap.PRESETS)
     ck = sub.add_parser("check-loss", help="training-loss guardrail: compare two training_manifest.json files",
