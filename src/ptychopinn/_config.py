@@ -103,6 +103,29 @@ class Config:
 # ---------------------------------------------------------------------------------------------
 # fields as options, settings files
 # ---------------------------------------------------------------------------------------------
+#: numeric checks a field's option applies (``opt(check=...)``; ``cli._checks.CHECKS`` parses them)
+CHECKS = ("positive", "non_negative", "fraction", "seed", "dose", "doses", "finite")
+
+
+def opt(default: Any, help: str, *, choices: Any = None, check: str | None = None, metavar: str | None = None,
+        flag: str | None = None) -> Any:
+    """A config field that declares its command-line option: ``help``, ``choices`` (else the
+    field's ``Literal`` values), ``check`` (one of :data:`CHECKS`: the numeric range the option
+    accepts), ``metavar`` and ``flag`` (default ``--name`` with ``-`` for ``_``), all kept in the
+    field's ``metadata``. The CLI builds the option from it; nothing is retyped there."""
+    if check is not None and check not in CHECKS:
+        raise ValueError(f"check must be one of {CHECKS}; got {check!r}")
+    meta = {"help": help, "choices": choices, "check": check, "metavar": metavar, "flag": flag}
+    return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
+
+
+def field_like(cls: type, name: str, default: Any = dataclasses.MISSING) -> Any:
+    """Field ``name`` of config ``cls`` (its default unless given, its option help, choices and
+    check): a config that shares a field with another does not retype its option."""
+    f = cls.__dataclass_fields__[name]
+    return dataclasses.field(default=f.default if default is dataclasses.MISSING else default, metadata=f.metadata)
+
+
 def field_info(source: Any, name: str) -> tuple[Any, Any, tuple | None]:
     """(default, resolved annotation, metadata choices) of field ``name`` of a dataclass, or of
     parameter ``name`` of a function."""

@@ -11,6 +11,7 @@ from typing import Literal
 
 import pytest
 
+from ptychopinn._config import opt
 from ptychopinn.cli import _common
 
 CLI = Path(_common.__file__).parent
@@ -86,3 +87,44 @@ def test_commands_do_not_import_each_other():
                         and not (path.name == "main.py"):
                     found.append(f"{path.name}: {name}")
     assert not found, f"cli command modules importing each other: {found}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Declared:
+    count: int = opt(3, "how many", check="positive", metavar="K")
+    rate: float = opt(0.5, "a fraction", check="fraction")
+    plot: bool = opt(True, "skip the plot", flag="--no-plot")
+    kind: str = opt("a", "the kind", choices=("a", "b"), flag="--the-kind")
+    internal: int = 7  # no option: declares none
+
+
+def test_options_are_generated_from_field_metadata():
+    """``add_fields`` reads help, metavar, flag, choices and the numeric check from ``opt(...)``;
+    fields without one get no option; ``config_for`` builds the config from the parsed values."""
+    p = argparse.ArgumentParser()
+    _common.add_fields(p, _Declared)
+    acts = {a.dest: a for a in p._actions if a.dest != "help"}
+    assert set(acts) == {"count", "rate", "plot", "kind"}
+    assert (acts["count"].help, acts["count"].metavar, acts["kind"].option_strings) == ("how many", "K", ["--the-kind"])
+    args = p.parse_args(["--count", "5", "--no-plot", "--the-kind", "b", "--rate", "0"])
+    assert _common.config_for(args, "x", _Declared) == _Declared(count=5, rate=0.0, plot=False, kind="b")
+    assert _common.config_for(p.parse_args([]), "x", _Declared) == _Declared()
+    for bad in (["--count", "0"], ["--rate", "1"], ["--rate", "nan"], ["--the-kind", "c"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+    with pytest.raises(ValueError):
+        opt(1, "h", check="positve")
+
+
+def test_train_options_come_from_the_configs():
+    """Every option of ``train`` that names a ModelConfig/TrainConfig field has that field's help and default."""
+    from ptychopinn.cli.main import build_parser
+    from ptychopinn.model.config import ModelConfig
+    from ptychopinn.training.config import TrainConfig
+
+    p = build_parser(only="train")._command_parsers["train"]
+    acts = {a.dest: a for a in p._actions}
+    for cls in (ModelConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            if "help" in f.metadata:
+                assert acts[f.name].help == f.metadata["help"] and acts[f.name].default == f.default, f.name

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 from ptychopinn._io import check_output  # noqa: F401 - the output rule, used by every command as ck.check_output
 from ptychopinn.errors import ConfigError
@@ -68,6 +69,14 @@ def dose_list(text: str) -> tuple[float, ...]:
     if not text.strip() or any(not t for t in items):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}")
     return tuple(dose(t) for t in items)
+
+
+def check_type(check: str, kind: type | None) -> Callable[[str], Any]:
+    """The argparse type of a field's ``opt(check=...)`` (``kind``: the field's int or float)."""
+    if check in ("positive", "non_negative"):
+        return {("positive", int): positive_int, ("non_negative", int): non_negative_int,
+                ("positive", float): positive_float, ("non_negative", float): non_negative_float}[check, kind or float]
+    return {"fraction": fraction, "seed": seed, "dose": dose, "doses": dose_list, "finite": finite_float}[check]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,28 +82,48 @@ def add_field_option(p: Any, source: Any, name: str, flag: str | None = None, *,
                      default: Any = FROM_FIELD, choices: Any = FROM_FIELD, type: Any = FROM_FIELD,
                      **kw: Any) -> argparse.Action:
     """Declare the option of field ``name`` of ``source`` (a config dataclass, or a function whose
-    parameter it is) instead of retyping it: ``flag`` (default ``--name`` with ``-`` for ``_``),
-    dest ``name`` (``dest=`` to change it), the field's default, ``choices`` (a library constant
-    such as ``ARCHS``; else the field's ``metadata["choices"]`` or its ``Literal[...]`` values),
-    ``type`` (else ``int``/``float`` from the annotation). A ``bool`` field that defaults to False
-    becomes a flag (``store_true``). Other keywords go to ``add_argument`` (``help``, ``metavar``)."""
+    parameter it is) instead of retyping it. From the field (:func:`ptychopinn._config.opt`
+    metadata): flag (else ``--name`` with ``-`` for ``_``), help, metavar, choices (else its
+    ``Literal[...]`` values), the numeric ``check`` as the argparse type (else ``int``/``float`` from
+    the annotation) and the default; dest ``name``. Keywords given here win. A ``bool`` field that
+    defaults to False becomes a flag (``store_true``)."""
     from ptychopinn._config import field_info, literal_choices, plain_type
+    from ptychopinn.cli._checks import check_type
 
     field_default, tp, meta_choices = field_info(source, name)
+    meta = ({f.name: f for f in dataclasses.fields(source)}[name].metadata
+            if dataclasses.is_dataclass(source) else {})
     default = field_default if default is FROM_FIELD else default
     kw.setdefault("dest", name)
-    flag = flag or "--" + name.replace("_", "-")
-    if tp is bool and default is False and "action" not in kw:
-        return p.add_argument(flag, action="store_true", **kw)
+    for key in ("help", "metavar"):
+        if key not in kw and key in meta:
+            kw[key] = meta[key]
+    flag = flag or meta.get("flag") or "--" + name.replace("_", "-")
+    if tp is bool and "action" not in kw and (default is False or flag.startswith("--no-")):
+        return p.add_argument(flag, action="store_true" if default is False else "store_false", **kw)
     if choices is FROM_FIELD:
         choices = meta_choices if meta_choices is not None else literal_choices(tp)
     if type is FROM_FIELD:
-        type = None if choices is not None else plain_type(tp)
+        type = (check_type(meta["check"], plain_type(tp)) if "check" in meta
+                else None if choices is not None else plain_type(tp))
     if choices is not None:
         kw["choices"] = choices
     if type is not None:
         kw["type"] = type
     return p.add_argument(flag, default=default, **kw)
+
+
+def add_fields(p: Any, cls: type, names: Sequence[str] | None = None, *,
+               defaults: Mapping[str, Any] | None = None, **per_field: Mapping[str, Any]) -> None:
+    """One option per field of ``cls`` that declares one (``opt(help=...)``), or per field in
+    ``names`` (in that order); ``defaults`` replaces field defaults, ``per_field[name]`` holds extra
+    keywords of :func:`add_field_option`."""
+    declared = [f.name for f in dataclasses.fields(cls) if "help" in f.metadata]
+    for name in names if names is not None else declared:
+        kw = dict(per_field.get(name, {}))
+        if defaults and name in defaults:
+            kw.setdefault("default", defaults[name])
+        add_field_option(p, cls, name, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,14 +285,16 @@ def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser, argv
             raise ConfigError(f"{path}: unknown key '{key}' (tables: {tables})")
 
 
-def config_for(args: argparse.Namespace, section: str, cls: type, values: Mapping[str, Any],
+def config_for(args: argparse.Namespace, section: str, cls: type, values: Mapping[str, Any] | None = None,
                flag_of: Mapping[str, str] | None = None) -> Any:
     """``cls(**values)`` with the ``--config`` file's [section] fields replacing every value whose
     option (``flag_of[field]``, default the field name) was not given on the command line.
-    Recorded for the effective config."""
+    ``values`` defaults to the fields that are options of this command (``args.<field>``), and
+    fills in those it leaves out. Recorded for the effective config."""
     flag_of = dict(flag_of or {})
     explicit = getattr(args, "_explicit", set())
-    merged = dict(values)
+    merged = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    merged.update(values or {})
     for name, v in getattr(args, "_config_values", {}).get(section, {}).items():
         if flag_of.get(name, name) not in explicit:
             merged[name] = tuple(v) if isinstance(v, list) else v

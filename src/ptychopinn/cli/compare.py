@@ -22,12 +22,7 @@ reconstructions_aligned.npz, comparison_plot.png, comparison.json"""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.evaluation.align import REGISTER_ON
     from ptychopinn.evaluation.compare import CompareConfig
-    from ptychopinn.evaluation.metrics import FRC_WINDOWS, PSNR_CONVENTIONS
-
-    def opt(name: str, help: str, **kw) -> None:
-        _common.add_field_option(p, CompareConfig, name, help=help, **kw)
 
     p.add_argument("--data", required=True, metavar="NPZ", help="dataset with objectGuess (ground truth) and scan positions")
     p.add_argument("--recon", action="append", required=True, metavar="LABEL=PATH",
@@ -35,24 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "canonical labels PtychoPINN, Baseline, PtyChi")
     _common.add_output(p, "output directory", metavar="DIR",
                        overwrite="files in an existing, non-empty output directory")
-    opt("psnr_convention", "PSNR peak: ground-truth data range or the legacy 255", choices=PSNR_CONVENTIONS)
-    opt("phase_plane", "remove a phase plane, not only a constant offset")
-    p.add_argument("--no-register", action="store_true", help="no sub-pixel registration")
-    opt("register_on", "signal used for registration (auto: amplitude, complex if the amplitude is flat)",
-        choices=REGISTER_ON)
-    opt("upsample_factor", "registration upsampling", type=ck.positive_int)
-    opt("rim", "pixels dropped at each edge after shifting (default: none = auto)", type=ck.non_negative_int)
-    p.add_argument("--no-amplitude-scale", action="store_true", help="do not rescale the amplitude")
-    opt("ms_ssim_sigma", "Gaussian sigma of the MS-SSIM window", type=ck.positive_float)
-    opt("frc_window", "window applied before the FRC", choices=FRC_WINDOWS)
-    p.add_argument("--no-plot", action="store_true", help="skip comparison_plot.png")
+    _common.add_fields(p, CompareConfig)
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"comparison": CompareConfig})
-
-
-#: CompareConfig fields set by a negated flag
-FLAG_OF = {"scale_amplitude": "no_amplitude_scale", "register": "no_register", "plot": "no_plot"}
 
 
 def _parse_recons(items: list[str]) -> dict[str, str]:
@@ -74,19 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.evaluation.compare import CompareConfig, compare
 
     ck.refuse_pairs([
-        (bool(args.no_register and args.register_on != "auto"), "--no-register", "--register-on",
+        (bool(not args.register and args.register_on != "auto"), "--no-register", "--register-on",
          "mean nothing together (no registration is done)"),
-        (bool(args.no_register and args.upsample_factor != CompareConfig.upsample_factor), "--no-register", "--upsample-factor",
+        (bool(not args.register and args.upsample_factor != CompareConfig.upsample_factor), "--no-register", "--upsample-factor",
          "mean nothing together (no registration is done)"),
     ])
     recons = _parse_recons(args.recon)
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    cfg = config_for(args, "comparison", CompareConfig, dict(
-        psnr_convention=args.psnr_convention, phase_plane=args.phase_plane,
-        scale_amplitude=not args.no_amplitude_scale, register=not args.no_register,
-        register_on=args.register_on, upsample_factor=args.upsample_factor, rim=args.rim,
-        ms_ssim_sigma=args.ms_ssim_sigma, frc_window=args.frc_window, plot=not args.no_plot,
-    ), flag_of=FLAG_OF)
+    cfg = config_for(args, "comparison", CompareConfig)
     result = compare(args.data, recons, args.output, config=cfg)
     if args.telemetry:
         from ptychopinn.telemetry.observers import record_comparison

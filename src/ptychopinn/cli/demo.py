@@ -20,17 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.studies.demo import DemoConfig
 
-    def opt(name: str, help: str, **kw) -> None:
-        _common.add_field_option(p, DemoConfig, name, help=help, **kw)
-
     _common.add_output(p, "output directory", overwrite="files in an existing, non-empty output directory")
-    opt("epochs", "PINN training epochs (early stopping may end sooner)", type=ck.positive_int)
-    opt("N", "pattern size (32 keeps the demo fast on a CPU)", type=ck.positive_int)
-    opt("nphotons", "mean photons per pattern", type=ck.dose)
-    opt("gridsize", "patterns per group = gridsize^2", type=ck.positive_int)
-    p.add_argument("--no-ptychi", action="store_true", help="skip the pty-chi arm")
-    opt("ptychi_epochs", "pty-chi LSQML epochs", type=ck.positive_int)
-    opt("seed", "seed of the simulation and the training", type=ck.seed)
+    _common.add_fields(p, DemoConfig)
     _common.add_device(p, default=DemoConfig.device)
     _common.add_threads(p)
     _common.add_quiet(p)
@@ -41,11 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.studies.demo import DemoConfig, run_demo
 
-    ck.refuse_pairs([(bool(args.no_ptychi and args.ptychi_epochs != DemoConfig.ptychi_epochs), "--no-ptychi",
+    ck.refuse_pairs([(bool(not args.ptychi and args.ptychi_epochs != DemoConfig.ptychi_epochs), "--no-ptychi",
                       "--ptychi-epochs", "mean nothing together (pty-chi is not run)")])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    cfg = config_for(args, "demo", DemoConfig, dict(
-        N=args.N, epochs=args.epochs, nphotons=args.nphotons, gridsize=args.gridsize, ptychi=not args.no_ptychi,
-        ptychi_epochs=args.ptychi_epochs, seed=args.seed, device=args.device), flag_of={"ptychi": "no_ptychi"})
+    cfg = config_for(args, "demo", DemoConfig)
     run_demo(args.output, cfg, progress=not args.quiet)
     return 0

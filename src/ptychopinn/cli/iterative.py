@@ -30,36 +30,13 @@ Exit status: 0 written; 2 bad input, bad option or pty-chi missing (nothing writ
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.iterative.ptychi_runner import (
-        ALGORITHMS,
-        OBJECT_INITS,
-        PtychiConfig,
-    )
-
-    def opt(name: str, help: str, **kw) -> None:
-        _common.add_field_option(parser, PtychiConfig, name, help=help, **kw)
+    from ptychopinn.iterative.ptychi_runner import PtychiConfig
 
     parser.add_argument("--data", required=True, metavar="DATA.npz",
                         help="dataset (NPZ contract, CXI or ptychodus HDF5; see docs/cxi.md)")
     _common.add_output(parser, "output directory", metavar="OUT_DIR",
                        overwrite="files in an existing, non-empty output directory")
-    opt("algorithm", "reconstruction algorithm", type=str.upper, choices=ALGORITHMS)
-    opt("epochs", "number of epochs", type=ck.positive_int)
-    opt("batch_size", "minibatch size", type=ck.positive_int)
-    opt("probe_fixed", "keep the probe fixed (default: refine it)")
-    opt("seed", "random seed", type=ck.seed)
-    opt("object_init", "initial object: ones, or the file's objectGuess", choices=OBJECT_INITS)
-    opt("init_object", "start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
-                       "places it; unscanned pixels start at its mean) instead of --object-init", metavar="RECON.npz")
-    opt("init_probe", "start from this probe (probeGuess, reconstructed_probe or probe key) "
-                      "instead of the dataset's probeGuess", metavar="PROBE.npz")
-    opt("position_correction", "refine the scan positions (pty-chi's gradient position correction; the mean "
-                               "position is kept); writes refined_positions.npz (xcoords, ycoords) beside the "
-                               "reconstruction")
-    opt("position_correction_start", "first epoch that updates the positions", type=ck.non_negative_int,
-        metavar="EPOCH")
-    opt("position_step_size", "step size of the position update (pty-chi's default 0.3; pty-chi also clips "
-                              "each update to 0.1 px per epoch)", type=ck.positive_float)
+    _common.add_fields(parser, PtychiConfig, algorithm={"type": str.upper})
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     _common.add_device(parser, default=PtychiConfig.device)
     _common.add_threads(parser)
@@ -96,13 +73,7 @@ def run(args: argparse.Namespace) -> int:
     ])
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     ck.check_output(args.save_probe, "file", overwrite=args.overwrite, option="--save-probe")
-    config = config_for(args, "ptychi", PtychiConfig, dict(
-        algorithm=args.algorithm, epochs=args.epochs, batch_size=args.batch_size,
-        probe_fixed=bool(args.probe_fixed), device=args.device, seed=args.seed, object_init=args.object_init,
-        init_object=args.init_object, init_probe=args.init_probe,
-        position_correction=bool(args.position_correction),
-        position_correction_start=args.position_correction_start,
-        position_step_size=args.position_step_size))
+    config = config_for(args, "ptychi", PtychiConfig)
     import_ptychi()  # fail fast (exit 2) before reading a large file
     dataset = load_input(args, args.data)
     result = run_ptychi(dataset, config, progress=not args.quiet)

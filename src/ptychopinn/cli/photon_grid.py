@@ -18,22 +18,10 @@ interrupted run leaves nothing. Exit status: 0 written; 2 bad option or input (n
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.data.simulate import OBJECT_KINDS, SCAN_KINDS
     from ptychopinn.studies.photon_grid import PhotonGridConfig
 
-    def opt(name: str, help: str, flag: str | None = None, **kw) -> None:
-        _common.add_field_option(p, PhotonGridConfig, name, flag, help=help, **kw)
-
     _common.add_output(p, "output directory ROOT", overwrite="files in an existing, non-empty ROOT")
-    opt("doses", "comma-separated photons per pattern", type=ck.dose_list)
-    opt("n_images", "patterns per dataset", type=ck.positive_int)
-    opt("N", "pattern / probe size", type=ck.positive_int)
-    opt("object_size", "synthetic object side (px)", type=ck.positive_int)
-    opt("object_kind", "synthetic object", "--object", choices=OBJECT_KINDS)
-    opt("object_from", "NPZ with objectGuess")
-    opt("probe_from", "NPZ with probeGuess")
-    opt("scan", "scan pattern", choices=SCAN_KINDS)
-    opt("seed", "seed of the object, scan and noise streams", type=ck.seed)
+    _common.add_fields(p, PhotonGridConfig)
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"photon_grid": PhotonGridConfig})
@@ -44,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.studies.photon_grid import PhotonGridConfig, photon_grid
 
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
-    cfg = config_for(args, "photon_grid", PhotonGridConfig, dict(
-        doses=args.doses, n_images=args.n_images, N=args.N, object_size=args.object_size,
-        object_kind=args.object_kind, object_from=args.object_from, probe_from=args.probe_from,
-        scan=args.scan, seed=args.seed))
+    cfg = config_for(args, "photon_grid", PhotonGridConfig)
     m = photon_grid(cfg, args.output, progress=not args.quiet)
     for e in m["datasets"]:
         print(f"{e['file']}: dose {e['dose']:.0e}, measured {e['measured_photons_per_pattern']:.4g} photons/pattern")

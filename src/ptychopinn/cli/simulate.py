@@ -16,28 +16,10 @@ can share one object and one trajectory."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
-    from ptychopinn.data.simulate import OBJECT_KINDS, SCAN_KINDS, SimulationConfig
-
-    def opt(name: str, help: str, flag: str | None = None, **kw) -> None:
-        _common.add_field_option(p, SimulationConfig, name, flag, help=help, **kw)
+    from ptychopinn.data.simulate import SimulationConfig
 
     _common.add_output(p, "output NPZ path", overwrite="an existing output file")
-    opt("object_kind", "synthetic object", "--object", choices=OBJECT_KINDS)
-    opt("object_from", "NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
-    opt("probe_from", "NPZ with probeGuess (resampled to N if needed)")
-    opt("probe_defocus", "quadratic phase of the default probe (rad at its edge)", type=ck.finite_float)
-    opt("n_images", "number of diffraction patterns", type=ck.positive_int)
-    opt("nphotons", "mean total photons per pattern", type=ck.dose)
-    opt("N", "pattern / probe size", type=ck.positive_int)
-    opt("object_size", "synthetic object side (px)", type=ck.positive_int)
-    opt("scan", "scan pattern", choices=SCAN_KINDS)
-    opt("step", "raster/jitter step in px (default: none = fits --n-images)", type=ck.positive_float)
-    opt("border", "extra margin (px) kept free at the object edge", type=ck.non_negative_float)
-    opt("seed", "seed of the object, scan and noise streams", type=ck.seed)
-    opt("object_seed", "object stream seed (overrides --seed)", type=ck.seed)
-    opt("scan_seed", "scan stream seed (overrides --seed)", type=ck.seed)
-    opt("noise_seed", "noise stream seed (overrides --seed)", type=ck.seed)
-    opt("noiseless", "store sqrt(expected counts) without Poisson noise")
+    _common.add_fields(p, SimulationConfig)
     _common.add_threads(p)
     _common.add_quiet(p)
     _common.add_config(p, {"simulation": SimulationConfig})
@@ -68,13 +50,7 @@ def run(args: argparse.Namespace) -> int:
          "mean nothing together (--step sets the raster/jitter step)"),
     ])
     ck.check_output(args.output, "file", overwrite=args.overwrite)
-    cfg = config_for(args, "simulation", SimulationConfig, dict(
-        n_images=args.n_images, nphotons=args.nphotons, N=args.N, object_size=args.object_size,
-        object_kind=args.object_kind, object_from=args.object_from, probe_from=args.probe_from,
-        probe_defocus=args.probe_defocus, scan=args.scan, step=args.step, border=args.border,
-        seed=args.seed, object_seed=args.object_seed, scan_seed=args.scan_seed,
-        noise_seed=args.noise_seed, noiseless=args.noiseless,
-    ))
+    cfg = config_for(args, "simulation", SimulationConfig)
     t0 = time.perf_counter()
     ds = simulate(cfg)
     ds.save(args.output)

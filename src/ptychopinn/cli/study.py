@@ -30,7 +30,6 @@ def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
     from the field's metadata; unset ones take the preset's value)."""
     import dataclasses
 
-    from ptychopinn.cli import _checks as ck
     from ptychopinn.cli import _common
     from ptychopinn.studies._common import PRESET_NAMES
 
@@ -45,11 +44,8 @@ def _runner_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = 
     _common.add_threads(p)
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs and whether each would be reused or run; run nothing")
-    for f in dataclasses.fields(cls):
-        if f.name not in skip:
-            _common.add_field_option(p, cls, f.name, default=None, help=f.metadata.get("help"),
-                                     required=f.name in required,
-                                     **({"type": ck.dose_list} if f.name == "doses" else {}))
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    _common.add_fields(p, cls, names, defaults=dict.fromkeys(names), **{n: {"required": True} for n in required})
 
 
 def _preset_defaults(p: argparse.ArgumentParser, presets: dict[str, Any]) -> None:

@@ -25,22 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.data.corpus import CorpusConfig
     from ptychopinn.training.general import GENERAL_MODEL, GeneralTrainConfig
 
-    def opt(cls: type, name: str, help: str, flag: str | None = None, **kw) -> None:
-        _common.add_field_option(p, cls, name, flag, help=help, **kw)
-
-    C, G = CorpusConfig, GeneralTrainConfig
     _common.add_output(p, "bundle directory", metavar="RUN_DIR", overwrite="an existing bundle in RUN_DIR")
-    opt(C, "N", "pattern size", type=ck.positive_int)
     p.add_argument("--probe-file", action="append", default=None, metavar="NPZ",
                    help="measured probe (probeGuess) to include in the corpus (repeatable)")
-    opt(C, "dose_range", "photons per pattern, drawn log-uniformly", type=ck.dose_list, metavar="LOW,HIGH")
-    opt(C, "patterns_per_scan", "patterns of each corpus scan", type=ck.positive_int)
-    opt(C, "seed", "seed of the corpus", "--corpus-seed", dest="corpus_seed", type=ck.seed)
-    opt(G, "steps", "optimiser steps", type=ck.positive_int)
-    opt(G, "batch_size", "groups per step", type=ck.positive_int)
-    opt(G, "lr", "peak learning rate (cosine schedule)", type=ck.positive_float)
-    opt(G, "val_every", "steps between validation scores and bundle writes", type=ck.positive_int)
-    opt(G, "seed", "weight initialisation and batch order seed", type=ck.seed)
+    _common.add_fields(p, CorpusConfig, seed={"dest": "corpus_seed"})
+    _common.add_fields(p, GeneralTrainConfig)
     p.add_argument("--n-filters-scale", type=ck.positive_int, default=GENERAL_MODEL.n_filters_scale,
                    help="network width multiplier")
     _common.add_device(p)
@@ -53,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
+    from ptychopinn.cli._common import config_for
     from ptychopinn.data.corpus import CorpusConfig
     from ptychopinn.errors import ConfigError
     from ptychopinn.training.general import (
@@ -64,10 +54,9 @@ def run(args: argparse.Namespace) -> int:
     ck.check_output(args.output, "dir", overwrite=args.overwrite)
     if len(args.dose_range) != 2:
         raise ConfigError(f"--dose-range: give two doses LOW,HIGH; got {len(args.dose_range)}")
-    corpus = CorpusConfig(N=args.N, probe_files=tuple(args.probe_file or ()), dose_range=tuple(args.dose_range),
-                          patterns_per_scan=args.patterns_per_scan, seed=args.corpus_seed)
-    tcfg = GeneralTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, val_every=args.val_every,
-                              seed=args.seed, device=args.device)
+    corpus = config_for(args, "corpus", CorpusConfig, {"seed": args.corpus_seed, "dose_range": tuple(args.dose_range),
+                                                       "probe_files": tuple(args.probe_file or ())})
+    tcfg = config_for(args, "general", GeneralTrainConfig)
     mcfg = dataclasses.replace(GENERAL_MODEL, n_filters_scale=args.n_filters_scale)
     if args.overwrite and Path(args.output).exists():
         shutil.rmtree(args.output)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn.data.contract import PtychoDataset, load_probe
 from ptychopinn.errors import ConfigError
 from ptychopinn.physics import families
@@ -32,18 +32,19 @@ class CorpusConfig(Config):
     (each drawn with weight ``probe_file_weight`` in total, at a random zoom in ``probe_zoom``);
     ``step_fraction``: scan step / probe diameter range (0.2 dense .. 0.8 sparse)."""
 
-    N: int = 64
-    patterns_per_scan: int = 128
+    N: int = opt(64, "pattern size", check="positive")
+    patterns_per_scan: int = opt(128, "patterns of each corpus scan", check="positive")
     textures: tuple[str, ...] = families.TEXTURES
     relations: tuple[str, ...] = families.RELATIONS
     probe_kinds: tuple[str, ...] = families.PROBE_KINDS
     probe_files: tuple[str, ...] = ()
     probe_file_weight: float = 0.25
     probe_zoom: tuple[float, float] = (0.7, 1.1)
-    dose_range: tuple[float, float] = (1e3, 1e9)
+    dose_range: tuple[float, float] = opt((1e3, 1e9), "photons per pattern, drawn log-uniformly", check="doses",
+                                          metavar="LOW,HIGH")
     scans: tuple[str, ...] = ("random", "raster", "jitter")
     step_fraction: tuple[float, float] = (0.2, 0.8)
-    seed: int = 0
+    seed: int = opt(0, "seed of the corpus", check="seed", flag="--corpus-seed")
 
     def __post_init__(self) -> None:
         bad = [t for t in self.textures if t not in families.TEXTURES]

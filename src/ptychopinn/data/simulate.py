@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn.data.contract import (
     PtychoDataset,
     check_positions_inside,
@@ -41,23 +41,23 @@ MAX_NPHOTONS = 1e18
 class SimulationConfig(Config):
     """Everything that defines a simulated dataset (round-trips to JSON)."""
 
-    n_images: int = 2000
-    nphotons: float = 1e9
-    N: int = 64
-    object_size: int = 128
-    object_kind: str = "lines"
-    object_from: str | None = None
-    probe_from: str | None = None
+    n_images: int = opt(2000, "number of diffraction patterns", check="positive")
+    nphotons: float = opt(1e9, "mean total photons per pattern", check="dose")
+    N: int = opt(64, "pattern / probe size", check="positive")
+    object_size: int = opt(128, "synthetic object side (px)", check="positive")
+    object_kind: str = opt("lines", "synthetic object", choices=OBJECT_KINDS, flag="--object")
+    object_from: str | None = opt(None, "NPZ with objectGuess to use as the object (e.g. a real reconstruction)")
+    probe_from: str | None = opt(None, "NPZ with probeGuess (resampled to N if needed)")
     probe_diameter: float | None = None  # default N/3
-    probe_defocus: float = 0.0
-    scan: str = "random"
-    step: float | None = None  # raster/jitter step; default from n_images
-    border: float = 0.0
-    seed: int = 0
-    object_seed: int | None = None
-    scan_seed: int | None = None
-    noise_seed: int | None = None
-    noiseless: bool = False
+    probe_defocus: float = opt(0.0, "quadratic phase of the default probe (rad at its edge)", check="finite")
+    scan: str = opt("random", "scan pattern", choices=SCAN_KINDS)
+    step: float | None = opt(None, "raster/jitter step in px (default: none = fits --n-images)", check="positive")
+    border: float = opt(0.0, "extra margin (px) kept free at the object edge", check="non_negative")
+    seed: int = opt(0, "seed of the object, scan and noise streams", check="seed")
+    object_seed: int | None = opt(None, "object stream seed (overrides --seed)", check="seed")
+    scan_seed: int | None = opt(None, "scan stream seed (overrides --seed)", check="seed")
+    noise_seed: int | None = opt(None, "noise stream seed (overrides --seed)", check="seed")
+    noiseless: bool = opt(False, "store sqrt(expected counts) without Poisson noise")
     chunk: int = 1024
 
     def __post_init__(self) -> None:

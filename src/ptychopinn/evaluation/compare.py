@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.data.reconstruction import (  # noqa: F401 - Reconstruction re-exported (evaluation.Reconstruction)
     Reconstruction,
@@ -56,16 +56,19 @@ class CompareConfig(Config):
     all arms so that every arm is scored on the same pixels).
     """
 
-    psnr_convention: str = "range"
-    phase_plane: bool = False
-    scale_amplitude: bool = True
-    register: bool = True
-    register_on: str = "auto"
-    upsample_factor: int = 100
-    rim: int | None = None
-    ms_ssim_sigma: float = 1.5
-    frc_window: str = "hann"
-    plot: bool = True
+    psnr_convention: str = opt("range", "PSNR peak: ground-truth data range or the legacy 255",
+                               choices=PSNR_CONVENTIONS)
+    phase_plane: bool = opt(False, "remove a phase plane, not only a constant offset")
+    register: bool = opt(True, "no sub-pixel registration", flag="--no-register")
+    register_on: str = opt("auto", "signal used for registration (auto: amplitude, complex if the amplitude is "
+                                   "flat)", choices=_al.REGISTER_ON)
+    upsample_factor: int = opt(100, "registration upsampling", check="positive")
+    rim: int | None = opt(None, "pixels dropped at each edge after shifting (default: none = auto)",
+                          check="non_negative")
+    scale_amplitude: bool = opt(True, "do not rescale the amplitude", flag="--no-amplitude-scale")
+    ms_ssim_sigma: float = opt(1.5, "Gaussian sigma of the MS-SSIM window", check="positive")
+    frc_window: str = opt("hann", "window applied before the FRC", choices=FRC_WINDOWS)
+    plot: bool = opt(True, "skip comparison_plot.png", flag="--no-plot")
 
     def __post_init__(self) -> None:
         if self.psnr_convention not in PSNR_CONVENTIONS:

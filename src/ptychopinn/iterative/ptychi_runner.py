@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn._device import check_device_name
 from ptychopinn._io import jsonable
 from ptychopinn.data.contract import PtychoDataset
@@ -87,19 +87,26 @@ LOSS_DEFINITIONS = {
 class PtychiConfig(Config):
     """Settings of one pty-chi reconstruction (round-trips to JSON)."""
 
-    algorithm: str = "LSQML"
-    epochs: int = 100
-    batch_size: int = 32
-    probe_fixed: bool = False
+    algorithm: str = opt("LSQML", "reconstruction algorithm", choices=ALGORITHMS)
+    epochs: int = opt(100, "number of epochs", check="positive")
+    batch_size: int = opt(32, "minibatch size", check="positive")
+    probe_fixed: bool = opt(False, "keep the probe fixed (default: refine it)")
     device: str = "auto"
-    seed: int | None = 0
-    object_init: str = "ones"  # "ones" or "dataset" (the dataset's objectGuess)
+    seed: int | None = opt(0, "random seed", check="seed")
+    object_init: str = opt("ones", "initial object: ones, or the file's objectGuess", choices=OBJECT_INITS)
     margin: int = 2
-    init_object: str | None = None  # reconstruction NPZ (object + origin) to start from
-    init_probe: str | None = None  # NPZ with probeGuess / reconstructed_probe / probe to start from
-    position_correction: bool = False  # refine the scan positions (pty-chi's gradient correction)
-    position_correction_start: int = 5  # first epoch that updates positions (the object forms first)
-    position_step_size: float = 0.3  # pty-chi's step size of the position update (its default)
+    init_object: str | None = opt(None, "start from this reconstruction (e.g. a PINN's reconstruction.npz; its origin "
+                                        "places it; unscanned pixels start at its mean) instead of --object-init",
+                                  metavar="RECON.npz")
+    init_probe: str | None = opt(None, "start from this probe (probeGuess, reconstructed_probe or probe key) "
+                                       "instead of the dataset's probeGuess", metavar="PROBE.npz")
+    position_correction: bool = opt(False, "refine the scan positions (pty-chi's gradient position correction; the "
+                                           "mean position is kept); writes refined_positions.npz (xcoords, ycoords) "
+                                           "beside the reconstruction")
+    position_correction_start: int = opt(5, "first epoch that updates the positions", check="non_negative",
+                                         metavar="EPOCH")
+    position_step_size: float = opt(0.3, "step size of the position update (pty-chi's default 0.3; pty-chi also "
+                                         "clips each update to 0.1 px per epoch)", check="positive")
 
     def __post_init__(self) -> None:
         alg = str(self.algorithm).upper()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn.errors import ConfigError
 
 MODEL_KINDS = ("pinn", "supervised")
@@ -47,18 +47,19 @@ class ModelConfig(Config):
     """
 
     kind: str = "pinn"
-    arch: str = "unet"
+    arch: str = opt("unet", "network: unet (back-projected input, skip connections) or classic (the reference "
+                              "PtychoPINN network)", choices=ARCHS)
     N: int | None = None
-    gridsize: int = 1
-    n_filters_scale: int = 2
-    probe_trainable: bool = False
-    intensity_scale_trainable: bool = False
+    gridsize: int = opt(1, "patterns per group = gridsize^2", check="positive")
+    n_filters_scale: int = opt(2, "width multiplier of the network", check="positive")
+    probe_trainable: bool = opt(False, "refine the probe during training")
+    intensity_scale_trainable: bool = opt(False, "train the intensity scale log_s")
     amp_activation: str = "sigmoid"
-    amp_max: float = 2.0
+    amp_max: float = opt(2.0, "amplitude head range: amp_max * sigmoid", check="positive")
     border_branch: bool | None = None
     merge_eps: float = 1e-6
     channels_last: bool = True
-    norm: str = "none"
+    norm: str = opt("none", "normalisation layers (unet)", choices=NORMS)
     back_project: bool = True
     probe_conditioned: bool = False
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn._device import check_device_name
 from ptychopinn._io import save_npz_atomic, write_json_atomic
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
@@ -27,11 +27,6 @@ from ptychopinn.training.config import PROTOCOLS
 
 #: the presets every study offers (``PRESETS`` of each study module; --preset lists them in this order)
 PRESET_NAMES = ("quick", "full", "seed")
-
-
-def opt(default: Any, help: str, **meta: Any) -> Any:
-    """A study config field with its option help (and ``choices``) in ``metadata``."""
-    return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,23 +21,23 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn._io import staged_dir, write_json_atomic
 
 
 @dataclass(frozen=True)
 class DemoConfig(Config):
-    N: int = 32
+    N: int = opt(32, "pattern size (32 keeps the demo fast on a CPU)", check="positive")
     object_size: int = 160
     step: float = 3.0
-    nphotons: float = 1e6
-    gridsize: int = 2
+    nphotons: float = opt(1e6, "mean photons per pattern", check="dose")
+    gridsize: int = opt(2, "patterns per group = gridsize^2", check="positive")
     n_filters_scale: int = 1
-    epochs: int = 40
+    epochs: int = opt(40, "PINN training epochs (early stopping may end sooner)", check="positive")
     batch_size: int = 16
-    ptychi: bool = True
-    ptychi_epochs: int = 50
-    seed: int = 0
+    ptychi: bool = opt(True, "skip the pty-chi arm", flag="--no-ptychi")
+    ptychi_epochs: int = opt(50, "pty-chi LSQML epochs", check="positive")
+    seed: int = opt(0, "seed of the simulation and the training", check="seed")
     device: str = "auto"
 
 

@@ -60,7 +60,7 @@ class DoseOverlapConfig(C.StudyTraining):
 
     object_from: str = C.opt("", "NPZ with objectGuess (e.g. Run1084_recon3_postPC.npz)")
     probe_from: str = C.opt("", "NPZ with probeGuess")
-    doses: tuple[float, ...] = C.opt((1e3, 1e4, 1e5), "photons per pattern")
+    doses: tuple[float, ...] = C.opt((1e3, 1e4, 1e5), "photons per pattern", check="doses")
     N: int | None = C.opt(None, "pattern size (unset: the probe file's size)")
     tile: int = C.opt(4, "mirror-tile each half of the cut object T x T times (within the half)")
     crop_margin: int | None = C.opt(None, "crop the object to its scan positions +- this (unset: N/4)")

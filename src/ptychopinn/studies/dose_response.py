@@ -42,7 +42,8 @@ class DoseResponseConfig(C.StudyTraining):
     """Every size and seed of the study (and, from :class:`StudyTraining`, how the arms train).
     ``doses`` in photons per pattern."""
 
-    doses: tuple[float, ...] = C.opt((1e9, 1e4), "photons per pattern (e.g. 1e3,1e4,...,1e9 sweeps)")
+    doses: tuple[float, ...] = C.opt((1e9, 1e4), "photons per pattern (e.g. 1e3,1e4,...,1e9 sweeps)",
+                                      check="doses")
     N: int = C.opt(64, "pattern size")
     object_size: int = C.opt(128, "object size")
     object_seed: int = C.opt(0, "object seed")

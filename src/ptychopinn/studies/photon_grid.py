@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, field_like, opt
 from ptychopinn._io import sha256_file, staged_dir, write_json_atomic, write_text_atomic
+from ptychopinn.data.simulate import SimulationConfig
 from ptychopinn.errors import ConfigError
 
 DEFAULT_DOSES = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9)
@@ -45,15 +46,18 @@ def noise_seed(seed: int, dose: float) -> int:
 
 @dataclass(frozen=True)
 class PhotonGridConfig(Config):
-    doses: tuple[float, ...] = DEFAULT_DOSES
-    n_images: int = 5000
-    N: int = 64
-    object_size: int = 232
-    object_kind: str = "lines"
-    object_from: str | None = None
-    probe_from: str | None = None
-    scan: str = "random"
-    seed: int = 0
+    """One object, probe and scan at several doses (the fields it shares with
+    :class:`~ptychopinn.data.simulate.SimulationConfig` mean the same)."""
+
+    doses: tuple[float, ...] = opt(DEFAULT_DOSES, "comma-separated photons per pattern", check="doses")
+    n_images: int = field_like(SimulationConfig, "n_images", 5000)
+    N: int = field_like(SimulationConfig, "N")
+    object_size: int = field_like(SimulationConfig, "object_size", 232)
+    object_kind: str = field_like(SimulationConfig, "object_kind")
+    object_from: str | None = field_like(SimulationConfig, "object_from")
+    probe_from: str | None = field_like(SimulationConfig, "probe_from")
+    scan: str = field_like(SimulationConfig, "scan")
+    seed: int = field_like(SimulationConfig, "seed")
 
     def __post_init__(self) -> None:
         if not self.doses or any(not (math.isfinite(d) and d > 0) for d in self.doses):
@@ -67,7 +71,7 @@ def photon_grid(config: PhotonGridConfig, root: str | os.PathLike, progress: boo
     """Simulate every dose of ``config`` into ``root``; return the manifest dict."""
     from tqdm.auto import tqdm
 
-    from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.data.simulate import simulate
 
     root = Path(root)
     base = SimulationConfig(

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn._device import check_device_name
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
 from ptychopinn.errors import ConfigError
@@ -90,36 +90,50 @@ class TrainConfig(Config):
     the training protocol (:data:`PROTOCOLS`); the fields it fixes must hold its values.
     """
 
-    epochs: int = 50
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup_epochs: float = 1.0
-    loss: str = "nll"
-    nll_weight: float | None = None
-    mae_weight: float | None = None
-    neighbor_count: int = DEFAULT_NEIGHBOR_COUNT
-    n_groups: int | None = None
-    oversample: bool = False
-    seed: int = 0
+    epochs: int = opt(50, "maximum number of epochs", check="positive")
+    batch_size: int = opt(16, "groups per batch", check="positive")
+    lr: float = opt(1e-3, "Adam learning rate", check="positive")
+    warmup_epochs: float = opt(1.0, "linear learning-rate warmup (0 = off)", check="non_negative")
+    loss: str = opt("nll", "PINN loss", choices=LOSSES)
+    nll_weight: float | None = opt(None, "weight of the Poisson NLL term (default: none = from --loss)",
+                                   check="non_negative")
+    mae_weight: float | None = opt(None, "weight of the amplitude MAE term (default: none = from --loss)",
+                                   check="non_negative")
+    neighbor_count: int = opt(DEFAULT_NEIGHBOR_COUNT, "K nearest neighbours for grouping", check="positive")
+    n_groups: int | None = opt(None, "number of groups (default: none = one per pattern)", check="positive")
+    oversample: bool = opt(False, "allow more groups than patterns (gridsize > 1)")
+    seed: int = opt(0, "seed of the weights, shuffles and validation split", check="seed")
     device: str = "auto"
-    precision: str = "auto"
-    val_fraction: float = 0.1
-    patience: int = 6
-    schedule: str = "cosine"
+    precision: str = opt("auto", "auto: bfloat16 convolutions on CPUs with native support, else float32",
+                         choices=PRECISIONS)
+    val_fraction: float = opt(0.1, "fraction of groups held out for validation / early stopping", check="fraction")
+    patience: int = opt(6, "early-stopping patience in epochs (0 = off)", check="non_negative")
+    schedule: str = opt("cosine", "learning rate after warmup: half cosine to --min-lr, or halve on plateau",
+                        choices=SCHEDULES)
     lr_factor: float = 0.5
     lr_patience: int = 2
-    min_lr: float = 1e-4
-    grad_clip: float = 0.0
+    min_lr: float = opt(1e-4, "final / lowest learning rate", check="non_negative")
+    grad_clip: float = opt(0.0, "clip the gradient norm at this multiple of its running mean (0 = off)",
+                           check="non_negative")
     diagnostics: bool = True
-    probe_lr: float | None = None
-    probe_warmup_epochs: float = 1.0
-    refine_positions: bool = False
-    position_lr: float = 0.02
-    position_warmup_epochs: float = 1.0
-    intensity_scale_source: str = "data"
+    probe_lr: float | None = opt(None, "learning rate of a trainable probe (default: none = --lr), scaled by the "
+                                       "same schedule", check="positive")
+    probe_warmup_epochs: float = opt(1.0, "epochs with the trainable probe held fixed while the object is learnt",
+                                     check="non_negative")
+    refine_positions: bool = opt(False, "learn a sub-pixel correction of every scan position through the physics "
+                                        "(gridsize >= 2); the refined positions are saved as refined_positions.npz")
+    position_lr: float = opt(0.02, "Adam rate of the position corrections (px per step), scaled by the schedule",
+                             check="positive")
+    position_warmup_epochs: float = opt(1.0, "epochs with the positions held fixed while the object is learnt",
+                                        check="non_negative")
+    intensity_scale_source: str = opt("data", "data-derived scale or sqrt(nphotons)/(N/2) from the metadata",
+                                      choices=SCALE_SOURCES)
     restore_best: bool = True
-    protocol: str = "modern"
-    resume: bool = False
+    protocol: str = opt("modern", "training protocol: 'modern' = the defaults above; 'seed' = the seeds' training "
+                        "(no early stopping, no validation hold-out, last-epoch weights, trainable intensity "
+                        "scale, lr 1e-3 halved on a 2-epoch plateau of the training loss down to 1e-4, no "
+                        "warmup); an option that contradicts the protocol is an error", choices=tuple(PROTOCOLS))
+    resume: bool = opt(False, "continue the run in RUN_DIR from its checkpoint")
     overwrite: bool = False
 
     def __post_init__(self) -> None:

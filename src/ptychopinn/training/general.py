@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptychopinn._config import Config
+from ptychopinn._config import Config, opt
 from ptychopinn._device import resolve_device
 from ptychopinn._io import write_json_atomic
 from ptychopinn._observe import notify
@@ -55,16 +55,16 @@ class GeneralTrainConfig(Config):
     """Optimisation of the general model: Adam, linear warm-up over ``warmup_steps`` then a half
     cosine from ``lr`` to ``min_lr`` at ``steps``; ``grad_clip`` as in :class:`TrainConfig`."""
 
-    steps: int = 4000
-    batch_size: int = 16
-    lr: float = 1e-3
+    steps: int = opt(4000, "optimiser steps", check="positive")
+    batch_size: int = opt(16, "groups per step", check="positive")
+    lr: float = opt(1e-3, "peak learning rate (cosine schedule)", check="positive")
     min_lr: float = 2e-5
     warmup_steps: int = 100
     scans_per_round: int = 32
     val_scans: int = 8
-    val_every: int = 250
+    val_every: int = opt(250, "steps between validation scores and bundle writes", check="positive")
     grad_clip: float = 0.0
-    seed: int = 0
+    seed: int = opt(0, "weight initialisation and batch order seed", check="seed")
     device: str = "auto"
     precision: str = "auto"
 
