@@ -165,26 +165,22 @@ def plain_type(tp: Any) -> Any:
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON (``.json``) or TOML (any other suffix; JSON tried first) document at ``path``."""
+    """The JSON (``.json``) or TOML (any other suffix) document at ``path``: a dict."""
     from ptychopinn._io import parse_json, read_text
 
     path = Path(path)
     text = read_text(path, "config file", error=ConfigError)
     if path.suffix.lower() == ".json":
-        doc = parse_json(text, path, "config file", error=ConfigError)
-    else:
+        return parse_json(text, path, "config file", error=ConfigError, expect=dict)
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
         try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib
-            except ModuleNotFoundError:
-                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or the 'tomli' package; "
-                                  "or write the file as JSON (.json)") from None
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: must hold a table / JSON object")
-    return doc
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or the 'tomli' package; "
+                              "or write the file as JSON (.json)") from None
+    try:
+        return tomllib.loads(text)  # a TOML document is always a table
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -126,6 +126,22 @@ def add_fields(p: Any, cls: type, names: Sequence[str] | None = None, *,
         add_field_option(p, cls, name, **kw)
 
 
+def add_command_options(p: Any, sections: Mapping[str, type], output: str, *, metavar: str | None = None,
+                        overwrite: str = "files in an existing, non-empty output directory",
+                        device: Any = None) -> None:
+    """A command's usual options: ``-o/--output`` (``output``: its help) and ``--overwrite``, one
+    option per declared field of each config in ``sections`` (:func:`add_fields`), ``--device``
+    when ``device`` gives its default, ``--threads``, ``-q`` and ``--config`` (those sections)."""
+    add_output(p, output, metavar=metavar, overwrite=overwrite)
+    for cls in sections.values():
+        add_fields(p, cls)
+    if device is not None:
+        add_device(p, default=device)
+    add_threads(p)
+    add_quiet(p)
+    add_config(p, sections)
+
+
 # ---------------------------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------------------------

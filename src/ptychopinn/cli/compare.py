@@ -28,12 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recon", action="append", required=True, metavar="LABEL=PATH",
                    help="a reconstruction NPZ (reconstruction.npz or ptychi_reconstruction.npz); repeat per arm; "
                         "canonical labels PtychoPINN, Baseline, PtyChi")
-    _common.add_output(p, "output directory", metavar="DIR",
-                       overwrite="files in an existing, non-empty output directory")
-    _common.add_fields(p, CompareConfig)
-    _common.add_threads(p)
-    _common.add_quiet(p)
-    _common.add_config(p, {"comparison": CompareConfig})
+    _common.add_command_options(p, {"comparison": CompareConfig}, "output directory", metavar="DIR")
 
 
 def _parse_recons(items: list[str]) -> dict[str, str]:

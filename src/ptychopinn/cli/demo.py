@@ -20,12 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.studies.demo import DemoConfig
 
-    _common.add_output(p, "output directory", overwrite="files in an existing, non-empty output directory")
-    _common.add_fields(p, DemoConfig)
-    _common.add_device(p, default=DemoConfig.device)
-    _common.add_threads(p)
-    _common.add_quiet(p)
-    _common.add_config(p, {"demo": DemoConfig})
+    _common.add_command_options(p, {"demo": DemoConfig}, "output directory", device=DemoConfig.device)
 
 
 def run(args: argparse.Namespace) -> int:

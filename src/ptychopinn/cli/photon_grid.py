@@ -20,11 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.studies.photon_grid import PhotonGridConfig
 
-    _common.add_output(p, "output directory ROOT", overwrite="files in an existing, non-empty ROOT")
-    _common.add_fields(p, PhotonGridConfig)
-    _common.add_threads(p)
-    _common.add_quiet(p)
-    _common.add_config(p, {"photon_grid": PhotonGridConfig})
+    _common.add_command_options(p, {"photon_grid": PhotonGridConfig}, "output directory ROOT",
+                                overwrite="files in an existing, non-empty ROOT")
 
 
 def run(args: argparse.Namespace) -> int:

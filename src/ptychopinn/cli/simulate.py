@@ -18,11 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ptychopinn.cli import _common
     from ptychopinn.data.simulate import SimulationConfig
 
-    _common.add_output(p, "output NPZ path", overwrite="an existing output file")
-    _common.add_fields(p, SimulationConfig)
-    _common.add_threads(p)
-    _common.add_quiet(p)
-    _common.add_config(p, {"simulation": SimulationConfig})
+    _common.add_command_options(p, {"simulation": SimulationConfig}, "output NPZ path", overwrite="an existing output file")
 
 
 def effective_config_path(args: argparse.Namespace):
