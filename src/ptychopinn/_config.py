@@ -7,7 +7,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,3 +184,72 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         return tomllib.loads(text)  # a TOML document is always a table
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+#: decisions about existing outputs: command line only (a repeated run must not silently replace
+#: or continue something); left out of run_config.json and refused in a settings file
+COMMAND_LINE_ONLY = ("overwrite", "resume")
+
+
+def read_settings(path: str | os.PathLike, sections: Mapping[str, type],
+                  run_options: Collection[str] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """A settings file (a ``--config`` file, or the ``run_config.json`` a run writes): ({section:
+    {field: value}}, {option: value} of its [run] table). One table per config dataclass of
+    ``sections`` (a single section's fields may also stand at the top level); other options in
+    [run], checked against ``run_options`` when given; keys starting with ``_`` are comments.
+    Unknown tables, fields or options, and :data:`COMMAND_LINE_ONLY` keys, are a ConfigError
+    naming the file and the key. E.g. ``read_settings("RUN/run_config.json", {"model": ModelConfig,
+    "training": TrainConfig})[0]["training"]`` are the training fields a run used."""
+    doc = load_config_file(path)
+    values: dict[str, dict[str, Any]] = {}
+    run: dict[str, Any] = {}
+    single = next(iter(sections)) if len(sections) == 1 else None
+    for key, value in doc.items():
+        if key.startswith("_"):
+            continue
+        inner = value if isinstance(value, dict) and (key in sections or key == "run") else {key: value}
+        for name in COMMAND_LINE_ONLY:
+            if name in inner:
+                raise ConfigError(f"{path}: '{name}' can only be given on the command line (--{name})")
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: '{key}' must be a table of {sections[key].__name__} fields")
+            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(sections[key])})
+            if unknown:
+                raise ConfigError(f"{path}: [{key}]: unknown {sections[key].__name__} field(s) "
+                                  f"{', '.join(unknown)}")
+            values.setdefault(key, {}).update(value)
+        elif key == "run":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: 'run' must be a table of command-line options")
+            unknown = sorted(set(value) - set(run_options)) if run_options is not None else []
+            if unknown:
+                raise ConfigError(f"{path}: [run]: unknown option '{unknown[0]}' (known: {', '.join(sorted(run_options))})")
+            run.update(value)
+        elif single is not None and key in {f.name for f in dataclasses.fields(sections[single])}:
+            values.setdefault(single, {})[key] = value
+        else:
+            raise ConfigError(f"{path}: unknown key '{key}' (tables: {', '.join([*sections, 'run'])})")
+    return values, run
+
+
+def settings_document(command: str, configs: Mapping[str, Any], run: Mapping[str, Any],
+                      threads: int | None = None) -> dict[str, Any]:
+    """What a run writes as ``run_config.json``: an ``_about`` block, the [run] options and one
+    table per config (``configs``: section -> config object; :data:`COMMAND_LINE_ONLY` fields left
+    out), in the format :func:`read_settings` reads back. Non-finite floats stay floats (Python's
+    json reads them back)."""
+    import time
+
+    from ptychopinn import __version__
+    from ptychopinn._io import to_plain
+
+    doc: dict[str, Any] = {"_about": {
+        "command": command, "package_version": __version__, "threads": threads,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "note": f"repeat with: ptychopinn {command} --config THIS_FILE (plus the required options)",
+    }, "run": to_plain(dict(run), nonfinite="keep")}
+    for section, obj in configs.items():
+        d = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        doc[section] = to_plain({k: v for k, v in d.items() if k not in COMMAND_LINE_ONLY}, nonfinite="keep")
+    return doc

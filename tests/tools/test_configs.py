@@ -40,3 +40,22 @@ def test_tuple_fields_come_back_as_tuples():
     assert ParityLogConfig.from_dict(json.loads(lim.to_json())).limit_datasets == ("a.npz",)
     with pytest.raises(ConfigError, match="not valid JSON"):
         TrainConfig.from_json("{epochs: 3")
+
+
+def test_a_settings_document_reads_back_into_the_same_configs(tmp_path):
+    """``settings_document`` (what a run writes) and ``read_settings`` (what --config reads) are
+    inverse: the configs rebuilt from the file equal the ones written; unknown keys are named."""
+    from ptychopinn._config import read_settings, settings_document
+    from ptychopinn._io import write_json_atomic
+
+    model, train = ModelConfig(gridsize=2, norm="group"), TrainConfig(lr=3e-4, nll_weight=0.5, resume=True)
+    path = tmp_path / "run_config.json"
+    write_json_atomic(path, settings_document("train", {"model": model, "training": train}, {"batch": 3}, 2))
+    values, run = read_settings(path, {"model": ModelConfig, "training": TrainConfig}, ["batch"])
+    assert run == {"batch": 3} and "resume" not in values["training"]  # command-line-only fields are not written
+    assert ModelConfig.from_dict(values["model"]) == model
+    assert TrainConfig.from_dict(values["training"]) == TrainConfig(lr=3e-4, nll_weight=0.5)
+    with pytest.raises(ConfigError, match="unknown option 'batch'"):
+        read_settings(path, {"model": ModelConfig, "training": TrainConfig}, [])
+    with pytest.raises(ConfigError, match=r"\[model\]: unknown TrainConfig field\(s\) N, amp_activation"):
+        read_settings(path, {"model": TrainConfig, "training": TrainConfig})

@@ -23,20 +23,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ptychopinn._config import COMMAND_LINE_ONLY
 from ptychopinn.errors import ConfigError
 
 EFFECTIVE_CONFIG = "run_config.json"
 QUIET_HELP = "no progress bars or per-epoch lines (errors and the final summary still print)"
 #: dests never written to, nor read from, the [run] table
 _NOT_RECORDED = {"help", "config", "version", "telemetry"}
-#: decisions about existing outputs: command line only (a repeated run must not silently replace
-#: or continue something); left out of run_config.json and refused in a --config file
-COMMAND_LINE_ONLY = ("overwrite", "resume")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,41 +261,13 @@ def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser, argv
     path = getattr(args, "config", None)
     if not path:
         return
-    sections: dict[str, type] = getattr(args, "_config_sections", {})
-    from ptychopinn._config import load_config_file
+    from ptychopinn._config import read_settings
 
-    doc = load_config_file(path)
     actions = {a.dest: a for a in parser._actions if a.dest not in _NOT_RECORDED and a.dest != argparse.SUPPRESS}
-    single = next(iter(sections)) if len(sections) == 1 else None
-    for key, value in doc.items():
-        if key.startswith("_"):
-            continue
-        inner = value if isinstance(value, dict) and (key in sections or key == "run") else {key: value}
-        for name in COMMAND_LINE_ONLY:
-            if name in inner:
-                raise ConfigError(f"{path}: '{name}' can only be given on the command line (--{name})")
-        if key in sections:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{path}: '{key}' must be a table of {sections[key].__name__} fields")
-            names = {f.name for f in dataclasses.fields(sections[key])}
-            unknown = sorted(set(value) - names)
-            if unknown:
-                raise ConfigError(f"{path}: [{key}]: unknown {sections[key].__name__} field(s) "
-                                  f"{', '.join(unknown)}")
-            args._config_values.setdefault(key, {}).update(value)
-        elif key == "run":
-            if not isinstance(value, dict):
-                raise ConfigError(f"{path}: 'run' must be a table of command-line options")
-            for opt, v in value.items():
-                if opt not in actions:
-                    raise ConfigError(f"{path}: [run]: unknown option '{opt}' (known: {', '.join(sorted(actions))})")
-                if opt not in explicit:
-                    setattr(args, opt, _coerce(actions[opt], v, f"{path}: [run] {opt}"))
-        elif single is not None and key in {f.name for f in dataclasses.fields(sections[single])}:
-            args._config_values.setdefault(single, {})[key] = value
-        else:
-            tables = ", ".join([*sections, "run"])
-            raise ConfigError(f"{path}: unknown key '{key}' (tables: {tables})")
+    args._config_values, run = read_settings(path, getattr(args, "_config_sections", {}), actions)
+    for opt, v in run.items():
+        if opt not in explicit:
+            setattr(args, opt, _coerce(actions[opt], v, f"{path}: [run] {opt}"))
 
 
 def config_for(args: argparse.Namespace, section: str, cls: type, values: Mapping[str, Any] | None = None,
@@ -325,30 +294,14 @@ def config_for(args: argparse.Namespace, section: str, cls: type, values: Mappin
     return obj
 
 
-def _plain(v: Any) -> Any:
-    """JSON types for the effective config; a non-finite float stays one (Python's json reads it back)."""
-    from ptychopinn._io import to_plain
-
-    return to_plain(v, nonfinite="keep")
-
-
 def effective_config(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The settings a run used, in the ``--config`` format (plus an ``_about`` block)."""
-    from ptychopinn import __version__
+    """The settings a run used, in the ``--config`` format (:func:`ptychopinn._config.settings_document`)."""
+    from ptychopinn._config import settings_document
 
-    doc: dict[str, Any] = {"_about": {
-        "command": command, "package_version": __version__, "threads": getattr(args, "threads", None),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "note": f"repeat with: ptychopinn {command} --config THIS_FILE (plus the required options)",
-    }}
     mapped = getattr(args, "_mapped_dests", set())
     skip = {*_NOT_RECORDED, *COMMAND_LINE_ONLY, "command"}
-    doc["run"] = {k: _plain(v) for k, v in sorted(vars(args).items())
-                  if not k.startswith("_") and k not in skip and k not in mapped}
-    for section, obj in getattr(args, "_effective", {}).items():
-        d = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
-        doc[section] = _plain({k: v for k, v in d.items() if k not in COMMAND_LINE_ONLY})
-    return doc
+    run = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k not in skip and k not in mapped}
+    return settings_document(command, getattr(args, "_effective", {}), run, getattr(args, "threads", None))
 
 
 def write_effective_config(args: argparse.Namespace, command: str, path: str | os.PathLike) -> Path:
