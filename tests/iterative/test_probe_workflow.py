@@ -12,6 +12,7 @@ import pytest
 from ptychopinn.cli.main import main
 from ptychopinn.data.contract import load_dataset
 from ptychopinn.data.simulate import simulate
+from ptychopinn.errors import DataError
 
 needs_ptychi = pytest.mark.skipif(
     __import__("importlib").util.find_spec("ptychi") is None, reason="pty-chi not installed")
@@ -55,6 +56,12 @@ def test_infer_reads_a_probe_less_cxi_with_the_bundle_probe(tiny, capsys):
                  "--no-progress", "--device", "cpu"]) == 0
     with np.load(tiny / "a" / "reconstruction.npz") as a, np.load(tiny / "b" / "reconstruction.npz") as b:
         np.testing.assert_allclose(a["object"], b["object"], atol=1e-5)  # same patterns, same positions
+    from ptychopinn.inference.reconstruct import load_scan
+
+    with pytest.raises(DataError, match="general-n64 reconstructs with the scan's own probe"):
+        load_scan("general-n64", tiny / "d.cxi")  # the general model uses the probe: no placeholder
+    assert main(["infer", "--model", "general-n64", "--data", str(tiny / "d.cxi"), "-o", str(tiny / "c"), "-q"]) == 2
+    assert "own probe" in capsys.readouterr().err and not (tiny / "c").exists()
 
 
 @needs_ptychi

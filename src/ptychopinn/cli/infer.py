@@ -85,20 +85,14 @@ def _load(args: argparse.Namespace):
     """The dataset (its path when nothing changes it)."""
     import os
 
-    from ptychopinn.cli._data_input import load_input, options_change_data
-    from ptychopinn.errors import BundleError, DataError
+    from ptychopinn.cli._data_input import enforce_checks, input_options, options_change_data
+    from ptychopinn.errors import BundleError
+    from ptychopinn.inference.reconstruct import load_scan
     from ptychopinn.model.bundle import resolve_bundle
 
     args.model = str(resolve_bundle(args.model))
     if not os.path.isdir(args.model):  # the cheap check first
         raise BundleError(f"{args.model}: model bundle directory not found")
-    try:
-        ds = load_input(args, args.data)
-    except DataError as exc:
-        if "no probe in this file" not in str(exc) or args.probe_from:
-            raise
-        from ptychopinn.model.bundle import load_bundle
-
-        probe = load_bundle(args.model).probe  # the network does not use it; keeps the contract whole
-        ds = load_input(args, args.data, probe=probe, probe_source=f"{args.model}: bundle probe")
+    ds = load_scan(args.model, args.data, input_options(args))
+    enforce_checks(ds, args.force)
     return ds if options_change_data(args, args.data) else args.data

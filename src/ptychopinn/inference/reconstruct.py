@@ -113,6 +113,27 @@ def reconstruct(
     return rec
 
 
+def load_scan(model: str | os.PathLike, path: str | os.PathLike, options: Any = None) -> Any:
+    """The dataset at ``path`` read for reconstruction with the bundle ``model`` (a directory or a
+    built-in name): a file without a probe is read with the bundle's probe (recorded as the probe
+    source), which the network does not use; a probe-conditioned (general) model reconstructs
+    with the scan's own probe, so there a missing probe stays an error. ``options``: the
+    :class:`~ptychopinn.data.cxi.InputOptions` of :func:`~ptychopinn.data.contract.load_dataset`."""
+    from ptychopinn.data.contract import load_dataset
+    from ptychopinn.model.bundle import load_bundle, resolve_bundle
+
+    try:
+        return load_dataset(path, options=options)
+    except DataError as exc:
+        if "no probe in this file" not in str(exc) or getattr(options, "probe_from", None):
+            raise
+        bundle = load_bundle(resolve_bundle(model))
+        if bundle.model_config.probe_conditioned:
+            raise DataError(f"{path}: no probe in this file, and the general model {Path(model).name} reconstructs "
+                            "with the scan's own probe: pass --probe-from FILE") from None
+    return load_dataset(path, options=options, probe=bundle.probe, probe_source=f"{model}: bundle probe")
+
+
 def _probe_conditioned(im: InferenceModel) -> bool:
     """A general model: it takes each scan's probe as an input."""
     return bool(getattr(getattr(im.module, "config", None), "probe_conditioned", False))
