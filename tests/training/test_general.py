@@ -65,6 +65,17 @@ def test_train_general_writes_a_bundle_that_reconstructs_with_the_scan_probe(tmp
     want = normalise_probe_energy(ds.probe)[0]
     assert np.allclose(b.model.probe_complex.detach().numpy(), want, atol=1e-5)  # the scan's probe, not the bundle's
 
+    # --init-from: the same weights (a vanishing rate changes nothing), the scans after those seen
+    tiny = GeneralTrainConfig(steps=2, batch_size=4, scans_per_round=2, val_scans=1, val_every=2, device="cpu",
+                              lr=1e-30, min_lr=0.0, init_from=str(run))
+    cont = load_bundle(train_general(tmp_path / "g2", ccfg, GENERAL_MODEL, tiny, progress=False))
+    for k, v in load_bundle(run).model.state_dict().items():  # (b.model took the scan's probe above)
+        assert torch.equal(v, cont.model.state_dict()[k]), k
+    gen = cont.config["general"]
+    assert gen["first_scan"] == b.config["data"]["train"]["n_scans"] == 2 and gen["previous"]["bundle"] == str(run)
+    with pytest.raises(ConfigError, match="differs from this run's corpus in patterns_per_scan"):
+        train_general(tmp_path / "g3", CorpusConfig(N=32, patterns_per_scan=8), GENERAL_MODEL, tiny, progress=False)
+
 
 def test_builtin_names_resolve_and_unknown_ones_are_plain_paths(tmp_path) -> None:
     from ptychopinn.model.bundle import BUILTIN_BUNDLES, builtin_dir, general_bundle_for, resolve_bundle

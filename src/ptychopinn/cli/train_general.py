@@ -58,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
                                                        "probe_files": tuple(args.probe_file or ())})
     tcfg = config_for(args, "general", GeneralTrainConfig)
     mcfg = dataclasses.replace(GENERAL_MODEL, n_filters_scale=args.n_filters_scale)
+    if tcfg.init_from is not None:
+        from ptychopinn.model.bundle import resolve_bundle
+
+        ck.refuse_pairs([(bool("n_filters_scale" in args._explicit), "--init-from", "--n-filters-scale",
+                          "exclude each other (a continued run keeps its bundle's network)")])
+        if Path(resolve_bundle(tcfg.init_from)).resolve() == Path(args.output).resolve():
+            raise ConfigError("--init-from and -o name the same bundle: write the continued run elsewhere")
     if args.overwrite and Path(args.output).exists():
         shutil.rmtree(args.output)
     run_dir = train_general(args.output, corpus, mcfg, tcfg, progress=not args.quiet)

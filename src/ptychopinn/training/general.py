@@ -67,6 +67,9 @@ class GeneralTrainConfig(Config):
     seed: int = opt(0, "weight initialisation and batch order seed", check="seed")
     device: str = "auto"
     precision: str = "auto"
+    init_from: str | None = opt(None, "continue from the weights of this general bundle (a directory or a built-in "
+                                      "name, e.g. general-n64): its network, a fresh warm-up and cosine schedule, and "
+                                      "corpus scans after those it saw", metavar="RUN_DIR")
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.scans_per_round < 1 or self.val_every < 1:
@@ -159,9 +162,14 @@ def train_general(run_dir: str | os.PathLike, corpus: CorpusConfig | None = None
     data = Corpus(ccfg)
     val_data = Corpus(CorpusConfig.from_dict({**ccfg.to_dict(), "seed": ccfg.seed + 1_000_003}))
     ref_probe = default_probe(ccfg.N)
+    previous = None
+    if tcfg.init_from is not None:
+        mcfg, previous = _previous_run(tcfg.init_from, ccfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tcfg.seed)
         model = build_model(mcfg, ref_probe, 1.0).to(device)
+    if previous is not None:
+        model.load_state_dict(bundle_mod.load_bundle(bundle_mod.resolve_bundle(tcfg.init_from)).model.state_dict())
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     val_pool = Pool.from_scans([val_data.scan(i) for i in range(tcfg.val_scans)], mcfg.gridsize, tcfg.seed)
     n_params = count_parameters(model)
@@ -172,7 +180,8 @@ def train_general(run_dir: str | os.PathLike, corpus: CorpusConfig | None = None
     history: list[dict[str, Any]] = []
     gen = torch.Generator().manual_seed(tcfg.seed)
     t0 = time.perf_counter()
-    step, scan_index, n_scans, run_loss, run_n, grad_state = 0, 0, 0, 0.0, 0, None
+    step, n_scans, run_loss, run_n, grad_state = 0, 0, 0.0, 0, None
+    scan_index = 0 if previous is None else previous["first_scan"] + previous["scans_seen"]
     model.train()
     while step < tcfg.steps:
         tg = time.perf_counter()
@@ -211,13 +220,32 @@ def train_general(run_dir: str | os.PathLike, corpus: CorpusConfig | None = None
                 if progress:
                     print(f"step {step}/{tcfg.steps}: train {rec['train_loss']:.5g}, val {rec['val_loss']:.5g}, "
                           f"lr {rec['lr']:.2g}, {rec['seconds']:.0f} s, {n_scans} scans", file=sys.stderr, flush=True)
-                _save(run, model, mcfg, tcfg, ccfg, history, ref_probe, n_params, precision, device)
+                _save(run, model, mcfg, tcfg, ccfg, history, ref_probe, n_params, precision, device,
+                      scan_index - n_scans, previous)
     return run
+
+
+def _previous_run(init_from: str, ccfg: CorpusConfig) -> tuple[ModelConfig, dict[str, Any]]:
+    """(network, previous run's ``general`` block) of the general bundle a run continues; its corpus
+    must be this one (the continuation draws the scans after those it saw)."""
+    path = bundle_mod.resolve_bundle(init_from)
+    cfg = bundle_mod.read_config(path)
+    prev = cfg.get("general")
+    if not isinstance(prev, dict) or not cfg.get("model", {}).get("probe_conditioned"):
+        raise ConfigError(f"{path}: config.json: not a general model bundle (no 'general' block); "
+                          "--init-from continues a train-general run")
+    if prev.get("corpus") != ccfg.to_dict():
+        diff = sorted(k for k in ccfg.to_dict() if (prev.get("corpus") or {}).get(k) != ccfg.to_dict()[k])
+        raise ConfigError(f"{path}: config.json: key 'general.corpus': differs from this run's corpus in "
+                          f"{', '.join(diff)} (give the same corpus options)")
+    seen = int(cfg.get("data", {}).get("train", {}).get("n_scans", 0))
+    return ModelConfig.from_dict(cfg["model"]), {**prev, "bundle": str(init_from),
+                                                "first_scan": int(prev.get("first_scan", 0)), "scans_seen": seen}
 
 
 def _save(run: Path, model: torch.nn.Module, mcfg: ModelConfig, tcfg: GeneralTrainConfig, ccfg: CorpusConfig,
           history: list[dict[str, Any]], ref_probe: np.ndarray, n_params: int, precision: str,
-          device: torch.device) -> None:
+          device: torch.device, first_scan: int = 0, previous: dict[str, Any] | None = None) -> None:
     from ptychopinn import __version__
 
     # the TrainConfig block is what fine-tuning from this bundle starts from (gridsize-2 grouping)
@@ -225,9 +253,10 @@ def _save(run: Path, model: torch.nn.Module, mcfg: ModelConfig, tcfg: GeneralTra
                      patience=0)
     config = {
         "package": "ptychopinn", "package_version": __version__, "torch_version": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "init_from": None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "init_from": tcfg.init_from,
         "model": mcfg.to_dict(), "training": tc.to_dict(),
-        "general": {"train": tcfg.to_dict(), "corpus": ccfg.to_dict()},
+        "general": {"train": tcfg.to_dict(), "corpus": ccfg.to_dict(), "first_scan": first_scan,
+                    "previous": previous},
         "loss_weights": losses_mod.LossWeights().to_dict(),
         "intensity_scale": {"value": 1.0, "final": 1.0, "source": "per scan (probe-conditioned general model)"},
         "probe": {"normalisation": "sum|P|^2 = (N/2)^2", "factor": float(model.probe_factor),
