@@ -234,8 +234,12 @@ def _previous_run(init_from: str, ccfg: CorpusConfig) -> tuple[ModelConfig, dict
     if not isinstance(prev, dict) or not cfg.get("model", {}).get("probe_conditioned"):
         raise ConfigError(f"{path}: config.json: not a general model bundle (no 'general' block); "
                           "--init-from continues a train-general run")
-    if prev.get("corpus") != ccfg.to_dict():
-        diff = sorted(k for k in ccfg.to_dict() if (prev.get("corpus") or {}).get(k) != ccfg.to_dict()[k])
+    def comparable(d: dict[str, Any]) -> dict[str, Any]:  # probe files by name: the folder may move
+        return {**d, "probe_files": [os.path.basename(f) for f in d.get("probe_files") or ()]}
+
+    mine, theirs = comparable(ccfg.to_dict()), comparable(prev.get("corpus") or {})
+    if mine != theirs:
+        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
         raise ConfigError(f"{path}: config.json: key 'general.corpus': differs from this run's corpus in "
                           f"{', '.join(diff)} (give the same corpus options)")
     seen = int(cfg.get("data", {}).get("train", {}).get("n_scans", 0))
