@@ -10,13 +10,13 @@ file only; the first divergent stage is where the runs part.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ptychopinn.errors import ConfigError
-from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document
+from ptychopinn.telemetry.recorder import STAGE_ORDER
+from ptychopinn.telemetry.recorder import read_document as load_telemetry  # noqa: F401 - checked by the schema
 from ptychopinn.telemetry.stats import finite_or_none
 
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
@@ -76,11 +76,6 @@ class ParityDiff:
         return asdict(self)
 
 
-def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
-    """A telemetry file, checked against the schema (:func:`~ptychopinn.telemetry.recorder.read_document`)."""
-    return read_document(path, validate=True)
-
-
 def _get(d: Any, keys: Sequence[str]) -> Any:
     for k in keys:
         if not isinstance(d, Mapping):
@@ -112,11 +107,6 @@ def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tu
     return tuple(out)
 
 
-def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    return next((st for st in doc.get("intensity_stages") or [] if isinstance(st, Mapping) and st.get("name") == name),
-                None)
-
-
 def _nonfinite(s: Mapping[str, Any]) -> float | None:
     t, f = finite_or_none(s.get("total_count")), finite_or_none(s.get("finite_count"))
     return None if t is None or f is None else t - f
@@ -127,9 +117,11 @@ def _recorded(row: tuple[str, Any, Any, float | None]) -> bool:
 
 
 def _block(doc: Mapping[str, Any], name: str) -> Any:
+    """A document block, or the ``stats`` of the intensity stage ``name`` (``None`` if not recorded)."""
     if name in _DOC_BLOCKS:
         return doc.get(name)
-    entry = _stage_entry(doc, name)
+    entry = next((st for st in doc.get("intensity_stages") or [] if isinstance(st, Mapping) and st.get("name") == name),
+                 None)
     return None if entry is None else (entry.get("stats") or {})
 
 
@@ -197,8 +189,7 @@ def diff_telemetry(
 ) -> ParityDiff:
     """Compare two telemetry documents stage by stage (see the module docstring)."""
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
-    extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER
-             and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
+    extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER and (_block(a, s) is not None or _block(b, s) is not None)]
     stages = [_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE)))
               for name in (*DIFF_ORDER, *extra)]
     first = next((s.name for s in stages if s.status == DIVERGED), None)

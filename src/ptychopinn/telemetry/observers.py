@@ -15,6 +15,7 @@ import numpy as np
 
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
+from ptychopinn.evaluation.align import canvas_box
 from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.telemetry.provenance import seeds_from_metadata
 from ptychopinn.telemetry.recorder import TelemetryRecorder, training_block
@@ -149,10 +150,9 @@ class InferenceTelemetry(Observer):
                          "(stitched amplitude, covered pixels)", count=m,
                          gridsize=reconstruction.metadata.get("gridsize"), group_limit=m)
         if ds.object is not None:
-            y0, x0 = (int(round(float(v))) for v in reconstruction.origin)
-            h, w = amp.shape
-            if y0 >= 0 and x0 >= 0 and y0 + h <= ds.object.shape[0] and x0 + w <= ds.object.shape[1]:
-                gt = np.abs(ds.object[y0:y0 + h, x0:x0 + w])
+            y0, y1, x0, x1 = canvas_box(reconstruction.origin, amp.shape)
+            if y0 >= 0 and x0 >= 0 and y1 <= ds.object.shape[0] and x1 <= ds.object.shape[1]:
+                gt = np.abs(ds.object[y0:y1, x0:x1])
                 rec.record_stage("ground_truth_amplitude", gt[covered], "objectGuess over the stitched canvas", count=m)
         artifacts: dict[str, str] = {}
         if out_dir is not None:  # the seed's stitched arrays next to reconstruction.npz
@@ -160,9 +160,8 @@ class InferenceTelemetry(Observer):
             for name in ("amplitude", "phase"):
                 with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
                     np.save(fh, getattr(reconstruction, name))
-            artifacts = {name: os.fspath(out / f) for name, f in (
-                ("reconstruction_npz", "reconstruction.npz"), ("amplitude_npy", "amplitude.npy"),
-                ("phase_npy", "phase.npy"), ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))}
+            artifacts = {f"{name}_{ext}": os.fspath(out / f"{name}.{ext}") for name, ext in (("reconstruction", "npz"),
+                         ("amplitude", "npy"), ("phase", "npy"), ("amplitude", "png"), ("phase", "png"))}
         rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path,
                              artifacts=artifacts)
         scale = read_config(self.model_dir).get("intensity_scale") or {}

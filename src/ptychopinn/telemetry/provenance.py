@@ -57,10 +57,7 @@ def seeds_from_metadata(meta: Mapping[str, Any] | None) -> dict[str, int | None]
     """Seeds of a simulated dataset's ``_metadata``: ``object_seed``, ``sim_seed`` (the master
     ``seed``), plus ``scan_seed`` / ``noise_seed`` when present."""
     seeds = (meta or {}).get("seeds") or {}
-
-    def as_int(v: Any) -> int | None:
-        return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-    out = {"object_seed": as_int(seeds.get("object_seed")), "sim_seed": as_int(seeds.get("seed", seeds.get("sim_seed")))}
-    out.update({k: as_int(seeds[k]) for k in ("scan_seed", "noise_seed") if k in seeds})
-    return out
+    found = {"object_seed": seeds.get("object_seed"), "sim_seed": seeds.get("seed", seeds.get("sim_seed")),
+             **{k: seeds[k] for k in ("scan_seed", "noise_seed") if k in seeds}}
+    return {k: int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+            for k, v in found.items()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -55,13 +54,10 @@ _MODE_ALIASES = {"dataset_derived": "dataset_derived", "data": "dataset_derived"
 
 
 def _opt_float(v: Any, what: str) -> float | None:
-    if v is None:
-        return None
     try:
-        f = float(v)
+        return None if v is None else _st.finite_or_none(float(v))
     except (TypeError, ValueError):
         raise ConfigError(f"telemetry: {what} must be a number; got {v!r}") from None
-    return f if math.isfinite(f) else None
 
 
 def _opt_int(v: Any) -> int | None:
@@ -138,9 +134,9 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return to_plain(out)
 
 
-def read_document(path: str | os.PathLike, validate: bool = False) -> dict[str, Any]:
+def read_document(path: str | os.PathLike, validate: bool = True) -> dict[str, Any]:
     """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not a JSON
-    object or not schema 1.0 (with ``validate``, also when it fails the schema)."""
+    object, not schema 1.0 or (with ``validate``) fails the schema (``parity-diff``'s reader)."""
     doc = read_json(Path(path), "telemetry file", error=DataError, expect=dict)
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{path}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
@@ -175,10 +171,9 @@ class TelemetryRecorder:
         it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
         if not self.path.exists():
             return False
-        base = empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario)
-        base.update(read_document(self.path))
-        base.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
-        self._doc = base
+        self._doc = {**empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario),
+                     **read_document(self.path, validate=False)}
+        self._doc.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
         return True
 
     def set_provenance(self, dataset_path: str | os.PathLike | None = None, seeds: Mapping[str, Any] | None = None,
@@ -188,23 +183,17 @@ class TelemetryRecorder:
         the SHA-256 of ``dataset_path``; type ``npz_file`` by default) and this invocation."""
         prov, git = self._doc.setdefault("provenance", {}), git_info(repo_dir)
         prov.update(git, environment=environment_versions())
-        merged = dict(prov.get("seeds") or {})
-        for k, v in (seeds or {}).items():
-            if v is not None or k not in merged:
-                merged[str(k)] = None if v is None else int(v)
-        for k in ("object_seed", "sim_seed", "training_seed"):
-            merged.setdefault(k, None)
-        prov["seeds"] = merged
-        src = dict(prov.get("dataset_source") or {"type": None, "path": None, "checksum": None})
+        merged = prov["seeds"] = {"object_seed": None, "sim_seed": None, "training_seed": None,
+                                  **(prov.get("seeds") or {})}
+        merged.update({str(k): None if v is None else int(v) for k, v in (seeds or {}).items()
+                       if v is not None or k not in merged})
+        src = prov["dataset_source"] = {"type": None, "path": None, "checksum": None, "provenance_chain": None,
+                                        **(prov.get("dataset_source") or {})}
         if dataset_path is not None:
-            src.update(path=os.fspath(dataset_path), checksum=sha256_file(dataset_path),
-                       type=dataset_type or src.get("type") or "npz_file")
-        elif dataset_type is not None:
-            src["type"] = dataset_type
+            src.update(path=os.fspath(dataset_path), checksum=sha256_file(dataset_path))
+        src["type"] = dataset_type or src["type"] or ("npz_file" if dataset_path is not None else None)
         if provenance_chain is not None:
             src["provenance_chain"] = provenance_chain
-        src.setdefault("provenance_chain", None)
-        prov["dataset_source"] = src
         prov["invocations"] = [*(prov.get("invocations") or []), {
             "command": self.command, "timestamp": utc_timestamp(), "commit_hash": git["commit_hash"],
             "dirty": git["dirty"]}]
