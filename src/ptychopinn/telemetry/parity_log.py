@@ -27,7 +27,7 @@ from ptychopinn._config import Config
 from ptychopinn._io import sha256_file, to_plain, write_text_atomic  # sha256_file: public helper named by seed 004
 from ptychopinn.data.contract import open_npz
 from ptychopinn.errors import ConfigError, DataError, DependencyError
-from ptychopinn.telemetry.provenance import git_info
+from ptychopinn.telemetry.recorder import git_info
 from ptychopinn.telemetry.stats import array_stats, probe_stats
 
 JSON_NAME, MD_NAME, CSV_NAME = "dose_parity_log.json", "dose_parity_log.md", "probe_stats.csv"
@@ -42,7 +42,7 @@ ARRAY_STAT_KEYS = ("min", "max", "mean", "std", "median", "p01", "p10", "p90", "
 PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
 #: keys of each probe component block, in order
-PROBE_STAT_KEYS = ("min", "max", "mean", "std", "p01", "p05", "p50", "p95", "p99")
+PROBE_STAT_KEYS = ("min", "max", "mean", "std", *(k for k, _ in PROBE_PERCENTILES))
 #: metrics copied from params.dill as [train, test] pairs
 METRIC_KEYS = ("mae", "ms_ssim", "psnr", "mse", "frc50")
 #: scalar parameters copied into the baseline excerpt (missing ones are recorded as null)
@@ -128,9 +128,8 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     try:
         import dill  # optional dependency, imported only when needed
     except ImportError:
-        raise DependencyError(
-            f"{path}: reading params.dill needs the optional dependency 'dill' (pip install dill)"
-        ) from None
+        raise DependencyError(f"{path}: reading params.dill needs the optional dependency 'dill' "
+                              "(pip install dill)") from None
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: params file not found")
@@ -140,12 +139,10 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
         msg = " ".join(str(exc).split())[:200]
         raise DataError(f"{p}: cannot unpickle params file ({exc.__class__.__name__}: {msg})") from None
-    if not isinstance(obj, Mapping):
-        d = getattr(obj, "__dict__", None)
-        if not isinstance(d, Mapping):
-            raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
-        obj = d
-    return to_plain(obj, max_list=64)
+    params = obj if isinstance(obj, Mapping) else getattr(obj, "__dict__", None)
+    if not isinstance(params, Mapping):
+        raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
+    return to_plain(params, max_list=64)
 
 
 def _as_float(v: Any) -> float | None:

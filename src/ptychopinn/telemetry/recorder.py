@@ -4,7 +4,9 @@ One file collects what separate ``simulate`` / ``train`` / ``infer`` / ``compare
 record: each opens it (:meth:`TelemetryRecorder.open`), adds its blocks and calls
 :meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check, checks
 the document against ``parity_telemetry.schema.json`` (:func:`validate_telemetry`, the one type
-check of every block) and writes it atomically. Blocks not recorded yet are ``null``.
+check of every block) and writes it atomically. Blocks not recorded yet are ``null``. Provenance
+(time, git state, versions) comes from :func:`utc_timestamp`, :func:`git_info` and
+:func:`environment_versions`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
+import subprocess
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata as _md
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ptychopinn._io import read_json, sha256_file, to_plain, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
-from ptychopinn.telemetry.provenance import environment_versions, git_info, utc_timestamp
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
@@ -53,15 +60,50 @@ _MODE_ALIASES = {"dataset_derived": "dataset_derived", "data": "dataset_derived"
                  "fallback": "fallback", "closed_form": "fallback"}
 
 
+def utc_timestamp() -> str:
+    """Current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(args: Sequence[str], cwd: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_info(repo_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{commit_hash, branch, dirty}`` of the git checkout holding ``repo_dir`` (default: the
+    installed ptychopinn sources); ``'unknown'`` / ``None`` outside a checkout."""
+    d = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
+    sha = _git(["rev-parse", "HEAD"], d) if d.is_dir() else None
+    if not sha or not all(c in "0123456789abcdef" for c in sha):
+        return {"commit_hash": "unknown", "branch": None, "dirty": None}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], d)
+    return {"commit_hash": sha, "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], d) or None,
+            "dirty": None if status is None else bool(status)}
+
+
+def environment_versions() -> dict[str, str | None]:
+    """Python, torch, numpy and ptychopinn versions (from package metadata; torch is not imported)."""
+    from ptychopinn import __version__
+
+    def version(dist: str) -> str | None:
+        try:
+            return _md.version(dist)
+        except _md.PackageNotFoundError:
+            return None
+
+    return {"python_version": platform.python_version(), "torch_version": version("torch"),
+            "numpy_version": np.__version__, "ptychopinn_version": version("ptychopinn") or __version__}
+
+
 def _opt_float(v: Any, what: str) -> float | None:
     try:
         return None if v is None else _st.finite_or_none(float(v))
     except (TypeError, ValueError):
         raise ConfigError(f"telemetry: {what} must be a number; got {v!r}") from None
-
-
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
 
 
 def training_block(*values: Any) -> dict[str, Any]:
@@ -105,15 +147,9 @@ def empty_document(pipeline: str = DEFAULT_PIPELINE, scenario: str | None = None
         "intensity_scale": None, "training": None, "inference": None, "comparison": None}
 
 
-def _ordered(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rank = {n: i for i, n in enumerate(STAGE_ORDER)}
-    return sorted(stages, key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))  # stable: ties keep order
-
-
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
     """The intensity scale that was used, from an ``intensity_scale`` block (``None`` if unknown)."""
-    if not block:
-        return None
+    block = block or {}
     sub = block.get(block.get("used_mode") or "")
     found = (block.get("used_value"), sub.get("computed_scale") if isinstance(sub, Mapping) else None,
              block.get("recorded_in_bundle"))
@@ -125,7 +161,9 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``doc`` with stages in canonical order, fresh ``stage_ratios``,
     ``full_chain_product``, ``symmetry_check`` and timestamp."""
     out = copy.deepcopy(dict(doc))
-    out["intensity_stages"] = _ordered(list(out.get("intensity_stages") or []))
+    rank = {n: i for i, n in enumerate(STAGE_ORDER)}  # stable sort: unknown names keep their order, last
+    out["intensity_stages"] = sorted(out.get("intensity_stages") or [],
+                                     key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))
     ratios = _st.stage_ratios(out["intensity_stages"])
     tol = (out.get("symmetry_check") or {}).get("tolerance", _st.SYMMETRY_TOLERANCE)
     out["full_chain_product"], out["symmetry_check"] = _st.symmetry_check(
@@ -198,13 +236,10 @@ class TelemetryRecorder:
             "command": self.command, "timestamp": utc_timestamp(), "commit_hash": git["commit_hash"],
             "dirty": git["dirty"]}]
 
-    def set_configuration(self, config: Mapping[str, Any], replace: bool = False) -> None:
+    def set_configuration(self, config: Mapping[str, Any]) -> None:
         """Merge ``config`` (the seed's keys, e.g. N, gridsize, loss_weights; others are kept) into
-        the configuration block (``replace=True`` starts afresh)."""
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"telemetry: configuration must be a mapping; got {type(config).__name__}")
-        self._doc["configuration"] = {**({} if replace else (self._doc.get("configuration") or {})),
-                                      **to_plain(config)}
+        the configuration block."""
+        self._doc["configuration"] = {**(self._doc.get("configuration") or {}), **to_plain(config)}
 
     def record_probe(self, pre: Any, post: Any | None = None, method: str = "none", factor: float | None = 1.0,
                      source_type: str = "idealized", path: str | os.PathLike | None = None, *,
@@ -242,9 +277,10 @@ class TelemetryRecorder:
         if count is None and st.get("shape"):
             count = st["shape"][0]
         entry = {"name": name, "source": source, "stats": to_plain(st), "metadata": {
-            "count": _opt_int(count), "gridsize": _opt_int(gridsize), "group_limit": _opt_int(group_limit)}}
+            k: None if v is None else int(v) for k, v in (("count", count), ("gridsize", gridsize),
+                                                          ("group_limit", group_limit))}}
         stages = [s for s in (self._doc.get("intensity_stages") or []) if s.get("name") != name]
-        self._doc["intensity_stages"] = _ordered([*stages, entry])
+        self._doc["intensity_stages"] = [*stages, entry]  # in canonical order at write
         return entry
 
     def set_intensity_scale(self, dataset_derived: float | None, closed_form: float | None, used_mode: str,
@@ -292,9 +328,7 @@ class TelemetryRecorder:
         """Set the ``training`` / ``inference`` / ``comparison`` block (replacing an earlier one)."""
         if name not in BLOCKS:
             raise ConfigError(f"telemetry: unknown block '{name}'; expected one of {', '.join(BLOCKS)}")
-        if block is not None and not isinstance(block, Mapping):
-            raise ConfigError(f"telemetry: block '{name}' must be a mapping or None")
-        self._doc[name] = None if block is None else to_plain(block)
+        self._doc[name] = to_plain(block)  # its type is the schema's to check, at write
 
     def record_inference(self, amplitude: Any, phase: Any, group_limit: int | None = None,
                          artifacts: Mapping[str, Any] | None = None,
