@@ -1,10 +1,9 @@
 """Compare two ``parity_telemetry.json`` files stage by stage (``ptychopinn parity-diff``).
 
-Stages are compared in :data:`DIFF_ORDER`, then the optional stages present in either file. Each
-quantity by ``rel(a, b) = |a - b| / max(|a|, |b|, floor)`` (0 when a == b), ``floor`` being 1e-6 x
-the stage's largest magnitude, pi for probe phases, 1 for Pearson r and 0 for counts. A stage
-diverges when a quantity exceeds its tolerance (:data:`DEFAULT_TOLERANCES`) or is ``null`` in one
-file only; the first divergent stage is where the runs part.
+Stages are compared in :data:`DIFF_ORDER`, then the optional stages present in either file. Each quantity by
+``rel(a, b) = |a - b| / max(|a|, |b|, floor)`` (0 when a == b), ``floor`` being 1e-6 x the stage's largest magnitude,
+pi for probe phases, 1 for Pearson r and 0 for counts. A stage diverges when a quantity exceeds its tolerance
+(:data:`DEFAULT_TOLERANCES`) or is ``null`` in one file only; the first divergent stage is where the runs part.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ from ptychopinn.telemetry.stats import finite_or_none
 
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
 DIFF_ORDER: tuple[str, ...] = (
-    "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale",
-    "container_X", "training_labels_Y_amp", "inference_prediction", "comparison",
-)
+    "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale", "container_X",
+    "training_labels_Y_amp", "inference_prediction", "comparison")
 #: default relative tolerances (seed 003 section 5.3): probe, raw diffraction, intensity scale 1 %; others 5 %
 DEFAULT_TOLERANCES: dict[str, float] = {
     name: 0.01 if name in ("probe", "raw_diffraction", "intensity_scale") else 0.05 for name in DIFF_ORDER}
@@ -184,9 +182,8 @@ def parse_tolerances(items: Sequence[str] | None) -> dict[str, float]:
     return out
 
 
-def diff_telemetry(
-    a: Mapping[str, Any], b: Mapping[str, Any], tolerances: Mapping[str, float] | None = None,
-) -> ParityDiff:
+def diff_telemetry(a: Mapping[str, Any], b: Mapping[str, Any],
+                   tolerances: Mapping[str, float] | None = None) -> ParityDiff:
     """Compare two telemetry documents stage by stage (see the module docstring)."""
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER and (_block(a, s) is not None or _block(b, s) is not None)]

@@ -1,8 +1,8 @@
 """What each command adds to ``parity_telemetry.json`` (``--telemetry PATH``).
 
-``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors
-the loop builds (``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this
-process runs); ``simulate`` and ``compare`` call a function with their result.
+``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors the loop builds
+(``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this process runs); ``simulate`` and
+``compare`` call a function with their result.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """D0 parity logger (DESIGN section 9, seed 004): dataset / probe / baseline evidence for a dose sweep.
 
-For every ``data_p<dose>.npz`` under a dataset root: SHA-256, size, array shapes and dtypes,
-statistics of the diffraction values as stored (``raw``), of ``diff / (diff.max() + 1e-12)``
-(``normalized``) and of per-``scan_index`` averages (``grouped``), and the probe summary. An
-optional baseline ``params.dill`` (a pickle: loading it runs code, so only trusted files; ``dill``
-is imported only then) adds a parameter excerpt and metrics as ``[train, test]`` pairs. Outputs:
-``dose_parity_log.json``, ``dose_parity_log.md`` and ``probe_stats.csv``.
+For every ``data_p<dose>.npz`` under a dataset root: SHA-256, size, array shapes and dtypes, statistics of the
+diffraction values as stored (``raw``), of ``diff / (diff.max() + 1e-12)`` (``normalized``) and of per-``scan_index``
+averages (``grouped``), and the probe summary. An optional baseline ``params.dill`` (a pickle: loading it runs code, so
+only trusted files; ``dill`` is imported only then) adds a parameter excerpt and metrics as ``[train, test]`` pairs.
+Outputs: ``dose_parity_log.json``, ``dose_parity_log.md`` and ``probe_stats.csv``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""Pipeline telemetry recorder: ``parity_telemetry.json`` (schema 1.0, DESIGN section 9, seed 003).
+"""Pipeline telemetry recorder: ``parity_telemetry.json`` (schema 1.0, DESIGN section 9, seed 003; docs/parity.md).
 
-One file collects what separate ``simulate`` / ``train`` / ``infer`` / ``compare`` invocations
-record: each opens it (:meth:`TelemetryRecorder.open`), adds its blocks and calls
-:meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check, checks
-the document against ``parity_telemetry.schema.json`` (:func:`validate_telemetry`, the one type
-check of every block) and writes it atomically. Blocks not recorded yet are ``null``. Provenance
-(time, git state, versions) comes from :func:`utc_timestamp`, :func:`git_info` and
-:func:`environment_versions`.
+Each ``simulate`` / ``train`` / ``infer`` / ``compare`` invocation opens the one file (:meth:`TelemetryRecorder.open`),
+adds its blocks and its provenance (time, git state, versions) and calls :meth:`TelemetryRecorder.write`, which
+recomputes the stage ratios and the symmetry check, checks the document against ``parity_telemetry.schema.json``
+(:func:`validate_telemetry`, the one type check of every block) and writes it atomically. Unrecorded blocks are null.
 """
 
 from __future__ import annotations
@@ -35,23 +32,18 @@ SCHEMA_FILE = "parity_telemetry.schema.json"
 #: pipeline label of a new file when none is given (``--pipeline``)
 DEFAULT_PIPELINE = "ptychopinn"
 #: required intensity stages, in pipeline order (seed 003 section 2.5)
-REQUIRED_STAGES: tuple[str, ...] = (
-    "raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
-    "training_labels_Y_amp", "inference_prediction",
-)
+REQUIRED_STAGES: tuple[str, ...] = ("raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
+                                    "training_labels_Y_amp", "inference_prediction")
 #: canonical order of every stage name the recorder accepts (required + optional)
 STAGE_ORDER: tuple[str, ...] = (
-    "raw_diffraction", "grouped_diffraction", "pre_normalization_diffraction", "grouped_X_full",
-    "container_X", "training_labels_Y_amp", "training_labels_Y_I", "scaler_output",
-    "inference_prediction", "ground_truth_amplitude",
-)
+    "raw_diffraction", "grouped_diffraction", "pre_normalization_diffraction", "grouped_X_full", "container_X",
+    "training_labels_Y_amp", "training_labels_Y_I", "scaler_output", "inference_prediction", "ground_truth_amplitude")
 #: blocks set with :meth:`TelemetryRecorder.set_block`
 BLOCKS: tuple[str, ...] = ("training", "inference", "comparison")
 #: keys of the training block (seed 003 section 2.8), the argument order of :func:`training_block`
 TRAINING_KEYS: tuple[str, ...] = (
-    "epochs_completed", "early_stopped", "early_stop_epoch", "final_loss", "final_val_loss",
-    "nan_detected", "first_nan_epoch", "history_artifact", "checkpoint_artifact",
-)
+    "epochs_completed", "early_stopped", "early_stop_epoch", "final_loss", "final_val_loss", "nan_detected",
+    "first_nan_epoch", "history_artifact", "checkpoint_artifact")
 
 DATASET_DERIVED_FORMULA = "sqrt(mean_patterns sum_xy X^2) / (N/2)  (X: measured amplitudes, count units)"
 FALLBACK_FORMULA = "sqrt(nphotons) / (N/2)"

@@ -1,8 +1,8 @@
 """Statistics for pipeline telemetry (``parity_telemetry.json``, schema 1.0).
 
-Arrays (numpy or torch, any device; complex -> ``abs``) are summarised in float64, chunk by chunk
-along the first axis: ``min / max / mean / std`` (population) over the finite elements, with
-``nan_count``, ``finite_count`` and ``total_count``; a statistic with no finite element is ``None``.
+Arrays (numpy or torch, any device; complex -> ``abs``) are summarised in float64, chunk by chunk along the first axis:
+``min / max / mean / std`` (population) over the finite elements, with ``nan_count``, ``finite_count`` and
+``total_count``; a statistic with no finite element is ``None``.
 """
 
 from __future__ import annotations
@@ -195,11 +195,8 @@ def expected_ratios(intensity_scale_used: float | None) -> dict[str, float | Non
             "normalized_to_container": 1.0, "container_to_labels": s, "prediction_to_truth": 1.0}
 
 
-def symmetry_check(
-    ratios: Mapping[str, float | None],
-    intensity_scale_used: float | None = None,
-    tolerance: float = SYMMETRY_TOLERANCE,
-) -> tuple[float | None, dict[str, Any]]:
+def symmetry_check(ratios: Mapping[str, float | None], intensity_scale_used: float | None = None,
+                   tolerance: float = SYMMETRY_TOLERANCE) -> tuple[float | None, dict[str, Any]]:
     """``(full_chain_product, symmetry_check)`` from the stage ratios.
 
     Each ratio is divided by its expected value (without a known scale the two scale ratios are
