@@ -182,8 +182,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 def stage_ratios(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     """The ratios of stage means, :data:`RATIO_STAGES` (``None`` when a stage is missing)."""
-    means = {str(st.get("name")): (st.get("stats") or {}).get("mean") for st in stages}
-    means = {k: float(m) if isinstance(m, (int, float)) else None for k, m in means.items()}
+    means = {str(st.get("name")): finite_or_none((st.get("stats") or {}).get("mean")) for st in stages}
     return {k: _ratio(means.get(num), means.get(den)) for k, (num, den) in RATIO_STAGES.items()}
 
 
