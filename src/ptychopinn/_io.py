@@ -52,7 +52,7 @@ def save_npz_atomic(path: str | os.PathLike, compress: bool = False, **arrays: A
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # read back by read_text as UTF-8
     return Path(path)
 
 

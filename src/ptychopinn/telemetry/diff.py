@@ -1,29 +1,27 @@
 """Compare two ``parity_telemetry.json`` files stage by stage (``ptychopinn parity-diff``).
 
-Stages are compared in :data:`DIFF_ORDER`, then the optional stages present in either file. Each
-quantity by ``rel(a, b) = |a - b| / max(|a|, |b|, floor)`` (0 when a == b), ``floor`` being 1e-6 x
-the stage's largest magnitude, pi for probe phases, 1 for Pearson r and 0 for counts. A stage
-diverges when a quantity exceeds its tolerance (:data:`DEFAULT_TOLERANCES`) or is ``null`` in one
-file only; the first divergent stage is where the runs part.
+Stages are compared in :data:`DIFF_ORDER`, then the optional stages present in either file. Each quantity by
+``rel(a, b) = |a - b| / max(|a|, |b|, floor)`` (0 when a == b), ``floor`` being 1e-6 x the stage's largest magnitude,
+pi for probe phases, 1 for Pearson r and 0 for counts. A stage diverges when a quantity exceeds its tolerance
+(:data:`DEFAULT_TOLERANCES`) or is ``null`` in one file only; the first divergent stage is where the runs part.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ptychopinn.errors import ConfigError
-from ptychopinn.telemetry.recorder import STAGE_ORDER, read_document
+from ptychopinn.telemetry.recorder import STAGE_ORDER
+from ptychopinn.telemetry.recorder import read_document as load_telemetry  # noqa: F401 - checked by the schema
 from ptychopinn.telemetry.stats import finite_or_none
 
 #: comparison order (pipeline order; the intensity scale is computed after normalisation)
 DIFF_ORDER: tuple[str, ...] = (
-    "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale",
-    "container_X", "training_labels_Y_amp", "inference_prediction", "comparison",
-)
+    "probe", "raw_diffraction", "grouped_diffraction", "grouped_X_full", "intensity_scale", "container_X",
+    "training_labels_Y_amp", "inference_prediction", "comparison")
 #: default relative tolerances (seed 003 section 5.3): probe, raw diffraction, intensity scale 1 %; others 5 %
 DEFAULT_TOLERANCES: dict[str, float] = {
     name: 0.01 if name in ("probe", "raw_diffraction", "intensity_scale") else 0.05 for name in DIFF_ORDER}
@@ -76,11 +74,6 @@ class ParityDiff:
         return asdict(self)
 
 
-def load_telemetry(path: str | os.PathLike) -> dict[str, Any]:
-    """A telemetry file, checked against the schema (:func:`~ptychopinn.telemetry.recorder.read_document`)."""
-    return read_document(path, validate=True)
-
-
 def _get(d: Any, keys: Sequence[str]) -> Any:
     for k in keys:
         if not isinstance(d, Mapping):
@@ -112,11 +105,6 @@ def _rows(pairs: Sequence[tuple[str, Any, Any, float | None]], tol: float) -> tu
     return tuple(out)
 
 
-def _stage_entry(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    return next((st for st in doc.get("intensity_stages") or [] if isinstance(st, Mapping) and st.get("name") == name),
-                None)
-
-
 def _nonfinite(s: Mapping[str, Any]) -> float | None:
     t, f = finite_or_none(s.get("total_count")), finite_or_none(s.get("finite_count"))
     return None if t is None or f is None else t - f
@@ -127,9 +115,11 @@ def _recorded(row: tuple[str, Any, Any, float | None]) -> bool:
 
 
 def _block(doc: Mapping[str, Any], name: str) -> Any:
+    """A document block, or the ``stats`` of the intensity stage ``name`` (``None`` if not recorded)."""
     if name in _DOC_BLOCKS:
         return doc.get(name)
-    entry = _stage_entry(doc, name)
+    entry = next((st for st in doc.get("intensity_stages") or [] if isinstance(st, Mapping) and st.get("name") == name),
+                 None)
     return None if entry is None else (entry.get("stats") or {})
 
 
@@ -192,13 +182,11 @@ def parse_tolerances(items: Sequence[str] | None) -> dict[str, float]:
     return out
 
 
-def diff_telemetry(
-    a: Mapping[str, Any], b: Mapping[str, Any], tolerances: Mapping[str, float] | None = None,
-) -> ParityDiff:
+def diff_telemetry(a: Mapping[str, Any], b: Mapping[str, Any],
+                   tolerances: Mapping[str, float] | None = None) -> ParityDiff:
     """Compare two telemetry documents stage by stage (see the module docstring)."""
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
-    extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER
-             and (_stage_entry(a, s) is not None or _stage_entry(b, s) is not None)]
+    extra = [s for s in STAGE_ORDER if s not in DIFF_ORDER and (_block(a, s) is not None or _block(b, s) is not None)]
     stages = [_diff_stage(a, b, name, float(tols.get(name, OPTIONAL_STAGE_TOLERANCE)))
               for name in (*DIFF_ORDER, *extra)]
     first = next((s.name for s in stages if s.status == DIVERGED), None)

@@ -1,13 +1,14 @@
 """What each command adds to ``parity_telemetry.json`` (``--telemetry PATH``).
 
-``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors
-the loop builds (``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this
-process runs); ``simulate`` and ``compare`` call a function with their result.
+``train`` and ``infer`` attach an observer (:mod:`ptychopinn._observe`) that records the tensors the loop builds
+(``container_X`` / ``training_labels_Y_amp``: the batches of the first epoch this process runs); ``simulate`` and
+``compare`` call a function with their result.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,22 @@ import numpy as np
 
 from ptychopinn._io import atomic_path
 from ptychopinn._observe import Observer
+from ptychopinn.evaluation.align import canvas_box
 from ptychopinn.physics.dose import mean_total_counts
-from ptychopinn.telemetry.provenance import seeds_from_metadata
 from ptychopinn.telemetry.recorder import TelemetryRecorder, training_block
 from ptychopinn.telemetry.stats import StatsAccumulator, gathered_stats
 
 _TRAINER = "ptychopinn.training.trainer"
+
+
+def seeds_from_metadata(meta: Mapping[str, Any] | None) -> dict[str, int | None]:
+    """Seeds of a simulated dataset's ``_metadata``: ``object_seed``, ``sim_seed`` (the master
+    ``seed``), plus ``scan_seed`` / ``noise_seed`` when present."""
+    seeds = (meta or {}).get("seeds") or {}
+    found = {"object_seed": seeds.get("object_seed"), "sim_seed": seeds.get("seed", seeds.get("sim_seed")),
+             **{k: seeds[k] for k in ("scan_seed", "noise_seed") if k in seeds}}
+    return {k: int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+            for k, v in found.items()}
 
 
 def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathLike,
@@ -38,12 +49,11 @@ def record_simulation(path: str | os.PathLike, ds: Any, out_path: str | os.PathL
     rec.write()
 
 
-def record_comparison(path: str | os.PathLike, result: Any, label: str | None = None,
-                      scenario: str | None = None, pipeline: str | None = None) -> None:
-    """``compare``: the comparison block of one arm (default: PtychoPINN, else the first)."""
+def record_comparison(path: str | os.PathLike, result: Any, scenario: str | None = None,
+                      pipeline: str | None = None) -> None:
+    """``compare``: the comparison block of the PtychoPINN arm (else the first)."""
     rec = TelemetryRecorder.open(path, pipeline, scenario=scenario, command="compare")
-    labels = list(result.alignments)
-    label = label or ("PtychoPINN" if "PtychoPINN" in labels else labels[0])
+    label = "PtychoPINN" if "PtychoPINN" in result.alignments else next(iter(result.alignments))
     al = result.alignments[label]
     y0, y1, x0, x1 = (int(v) for v in al.crop_box)
     rec.record_comparison(al.gt_amplitude, al.recon_amplitude, al.gt_phase, al.recon_phase, "simulated_object",
@@ -59,7 +69,7 @@ class TrainingTelemetry(Observer):
 
     def __init__(self, path: str | os.PathLike, scenario: str | None = None, pipeline: str | None = None) -> None:
         self.path, self.scenario, self.pipeline = path, scenario, pipeline
-        self._inputs, self._targets, self._targets_i = StatsAccumulator(), StatsAccumulator(), StatsAccumulator()
+        self._acc = {k: StatsAccumulator() for k in ("x", "xm", "xm2")}  # container_X, Y_amp, Y_I
         self._epoch: int | None = None
         self._setup: dict[str, Any] = {}
         self._grouped: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -70,12 +80,10 @@ class TrainingTelemetry(Observer):
         self._grouped = (gathered_stats(info["X"], gi), gathered_stats(info["X"], gi, info["r"]))
 
     def batch(self, *, epoch: int, x: Any, measured: Any, **_: Any) -> None:
-        if self._epoch is None:
-            self._epoch = epoch
+        self._epoch = epoch if self._epoch is None else self._epoch
         if epoch == self._epoch:
-            self._inputs.update(x.detach())
-            self._targets.update(measured.detach())
-            self._targets_i.update(measured.detach().square())
+            for k, t in (("x", x), ("xm", measured), ("xm2", measured.square())):
+                self._acc[k].update(t.detach())
 
     def diverged(self, *, history: list[dict[str, Any]], epoch: int, checkpoint: Any, **_: Any) -> None:
         rec = TelemetryRecorder.open(self.path, self.pipeline, scenario=self.scenario, command="train")
@@ -111,10 +119,10 @@ class TrainingTelemetry(Observer):
                    "grouped_diffraction)", self._grouped[0]),
                   ("grouped_X_full", "_prepare X[groups] * r", self._grouped[1])]
         if self._epoch is not None:
-            stages.append(("container_X", "_batch x (training split, as fed to the model)", self._inputs.stats()))
+            stages.append(("container_X", "_batch x (training split, as fed to the model)", self._acc["x"].stats()))
             if mcfg.kind == "pinn":
-                stages += [("training_labels_Y_amp", "_batch xm (loss targets, count units)", self._targets.stats()),
-                           ("training_labels_Y_I", "_batch xm^2 (Poisson NLL counts)", self._targets_i.stats())]
+                stages += [("training_labels_Y_amp", "_batch xm (loss targets, count units)", self._acc["xm"].stats()),
+                           ("training_labels_Y_I", "_batch xm^2 (Poisson NLL counts)", self._acc["xm2"].stats())]
         for name, where, st in stages:
             rec.record_stage(name, None, f"{_TRAINER}::{where}", stats=st, gridsize=mcfg.gridsize,
                              group_limit=tcfg.n_groups)
@@ -149,10 +157,9 @@ class InferenceTelemetry(Observer):
                          "(stitched amplitude, covered pixels)", count=m,
                          gridsize=reconstruction.metadata.get("gridsize"), group_limit=m)
         if ds.object is not None:
-            y0, x0 = (int(round(float(v))) for v in reconstruction.origin)
-            h, w = amp.shape
-            if y0 >= 0 and x0 >= 0 and y0 + h <= ds.object.shape[0] and x0 + w <= ds.object.shape[1]:
-                gt = np.abs(ds.object[y0:y0 + h, x0:x0 + w])
+            y0, y1, x0, x1 = canvas_box(reconstruction.origin, amp.shape)
+            if y0 >= 0 and x0 >= 0 and y1 <= ds.object.shape[0] and x1 <= ds.object.shape[1]:
+                gt = np.abs(ds.object[y0:y1, x0:x1])
                 rec.record_stage("ground_truth_amplitude", gt[covered], "objectGuess over the stitched canvas", count=m)
         artifacts: dict[str, str] = {}
         if out_dir is not None:  # the seed's stitched arrays next to reconstruction.npz
@@ -160,9 +167,8 @@ class InferenceTelemetry(Observer):
             for name in ("amplitude", "phase"):
                 with atomic_path(out / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
                     np.save(fh, getattr(reconstruction, name))
-            artifacts = {name: os.fspath(out / f) for name, f in (
-                ("reconstruction_npz", "reconstruction.npz"), ("amplitude_npy", "amplitude.npy"),
-                ("phase_npy", "phase.npy"), ("amplitude_png", "amplitude.png"), ("phase_png", "phase.png"))}
+            artifacts = {f"{name}_{ext}": os.fspath(out / f"{name}.{ext}") for name, ext in (("reconstruction", "npz"),
+                         ("amplitude", "npy"), ("phase", "npy"), ("amplitude", "png"), ("phase", "png"))}
         rec.record_inference(amp, reconstruction.phase, group_limit=m, dataset_path=self.data_path,
                              artifacts=artifacts)
         scale = read_config(self.model_dir).get("intensity_scale") or {}

@@ -1,11 +1,10 @@
 """D0 parity logger (DESIGN section 9, seed 004): dataset / probe / baseline evidence for a dose sweep.
 
-For every ``data_p<dose>.npz`` under a dataset root: SHA-256, size, array shapes and dtypes,
-statistics of the diffraction values as stored (``raw``), of ``diff / (diff.max() + 1e-12)``
-(``normalized``) and of per-``scan_index`` averages (``grouped``), and the probe summary. An
-optional baseline ``params.dill`` (a pickle: loading it runs code, so only trusted files; ``dill``
-is imported only then) adds a parameter excerpt and metrics as ``[train, test]`` pairs. Outputs:
-``dose_parity_log.json``, ``dose_parity_log.md`` and ``probe_stats.csv``.
+For every ``data_p<dose>.npz`` under a dataset root: SHA-256, size, array shapes and dtypes, statistics of the
+diffraction values as stored (``raw``), of ``diff / (diff.max() + 1e-12)`` (``normalized``) and of per-``scan_index``
+averages (``grouped``), and the probe summary. An optional baseline ``params.dill`` (a pickle: loading it runs code, so
+only trusted files; ``dill`` is imported only then) adds a parameter excerpt and metrics as ``[train, test]`` pairs.
+Outputs: ``dose_parity_log.json``, ``dose_parity_log.md`` and ``probe_stats.csv``.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from ptychopinn._config import Config
-from ptychopinn._io import atomic_path, sha256_file, to_plain  # sha256_file: public helper named by seed 004
+from ptychopinn._io import sha256_file, to_plain, write_text_atomic  # sha256_file: public helper named by seed 004
 from ptychopinn.data.contract import open_npz
 from ptychopinn.errors import ConfigError, DataError, DependencyError
-from ptychopinn.telemetry.provenance import git_info
+from ptychopinn.telemetry.recorder import git_info
 from ptychopinn.telemetry.stats import array_stats, probe_stats
 
 JSON_NAME, MD_NAME, CSV_NAME = "dose_parity_log.json", "dose_parity_log.md", "probe_stats.csv"
@@ -42,7 +41,7 @@ ARRAY_STAT_KEYS = ("min", "max", "mean", "std", "median", "p01", "p10", "p90", "
 PROBE_PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p01", 1.0), ("p05", 5.0), ("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
 #: keys of each probe component block, in order
-PROBE_STAT_KEYS = ("min", "max", "mean", "std", "p01", "p05", "p50", "p95", "p99")
+PROBE_STAT_KEYS = ("min", "max", "mean", "std", *(k for k, _ in PROBE_PERCENTILES))
 #: metrics copied from params.dill as [train, test] pairs
 METRIC_KEYS = ("mae", "ms_ssim", "psnr", "mse", "frc50")
 #: scalar parameters copied into the baseline excerpt (missing ones are recorded as null)
@@ -88,18 +87,19 @@ def summarize_array(arr: Any, *, chunk_elems: int = _CHUNK) -> dict[str, float]:
     return out
 
 
-def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
+def summarize_grouped(diff3d: Any, scan_index: Any, where: str = "summarize_grouped: scan_index") -> dict[str, Any]:
     """:func:`summarize_array` of the per-scan averages of frame means (frames sharing a
-    ``scan_index`` averaged), plus ``n_unique_scans``, ``n_patterns``, ``patterns_per_scan_min/max/mean``."""
+    ``scan_index`` averaged), plus ``n_unique_scans``, ``n_patterns``, ``patterns_per_scan_min/max/mean``.
+    ``scan_index``: integers, or floats that are all finite whole numbers (errors start with ``where``)."""
     d = np.asarray(diff3d)
     si = np.asarray(scan_index).reshape(-1)
-    if si.dtype.kind not in "iub":
-        if not _integral(si):
-            raise DataError(f"summarize_grouped: scan_index must hold integers; got dtype {si.dtype}")
+    if si.dtype.kind not in "iu":
+        if si.dtype.kind != "f" or not (np.all(np.isfinite(si)) and np.all(si == np.round(si))):
+            raise DataError(f"{where} must hold integers; got dtype {si.dtype}")
         si = si.astype(np.int64)
     m = d.shape[0]
     if si.size != m:
-        raise DataError(f"summarize_grouped: scan_index has {si.size} entries for {m} frames")
+        raise DataError(f"{where} has {si.size} entries for {m} frames")
     frame_means = d.reshape(m, -1).mean(axis=1, dtype=np.float64)
     uniq, inv = np.unique(si, return_inverse=True)
     inv = inv.reshape(-1)
@@ -108,12 +108,6 @@ def summarize_grouped(diff3d: Any, scan_index: Any) -> dict[str, Any]:
     return {**summarize_array(sums / counts), "n_unique_scans": int(uniq.size), "n_patterns": int(m),
             "patterns_per_scan_min": int(counts.min()), "patterns_per_scan_max": int(counts.max()),
             "patterns_per_scan_mean": float(counts.mean())}
-
-
-def _integral(a: np.ndarray) -> bool:
-    """Integer dtype, or floats that are all finite whole numbers."""
-    return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a)))
-                                    and bool(np.all(a == np.round(a))))
 
 
 def summarize_probe(probe_array: Any) -> dict[str, Any]:
@@ -133,9 +127,8 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     try:
         import dill  # optional dependency, imported only when needed
     except ImportError:
-        raise DependencyError(
-            f"{path}: reading params.dill needs the optional dependency 'dill' (pip install dill)"
-        ) from None
+        raise DependencyError(f"{path}: reading params.dill needs the optional dependency 'dill' "
+                              "(pip install dill)") from None
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: params file not found")
@@ -145,12 +138,10 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
         msg = " ".join(str(exc).split())[:200]
         raise DataError(f"{p}: cannot unpickle params file ({exc.__class__.__name__}: {msg})") from None
-    if not isinstance(obj, Mapping):
-        d = getattr(obj, "__dict__", None)
-        if not isinstance(d, Mapping):
-            raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
-        obj = d
-    return to_plain(obj, max_list=64)
+    params = obj if isinstance(obj, Mapping) else getattr(obj, "__dict__", None)
+    if not isinstance(params, Mapping):
+        raise DataError(f"{p}: expected a dict of parameters; got {type(obj).__name__}")
+    return to_plain(params, max_list=64)
 
 
 def _as_float(v: Any) -> float | None:
@@ -199,23 +190,13 @@ def discover_datasets(root: str | os.PathLike, limit: Sequence[str] | None = Non
     """Dataset files under ``root`` sorted by (photon dose, name): every ``data_p<dose>.npz``, or
     exactly the ``limit`` names (relative to ``root``; a missing one is a DataError)."""
     root = Path(root)
-    if limit is None:
-        if not root.is_dir():
-            return []
-        files = [p for p in root.glob("data_p*.npz") if p.is_file() and parse_photon_dose(p) is not None]
-    else:
-        files = []
-        for name in limit:
-            p = Path(name) if Path(name).is_absolute() else root / name
-            if not p.is_file():
-                raise DataError(f"{p}: dataset listed in --limit-datasets not found")
-            files.append(p)
-
-    def dose_key(p: Path) -> tuple[bool, float, str]:
-        dose = parse_photon_dose(p)
-        return (dose is None, dose or 0.0, p.name)
-
-    return sorted(dict.fromkeys(files), key=dose_key)
+    files = [root / n for n in limit] if limit is not None else [  # root / an absolute name is that name
+        p for p in root.glob("data_p*.npz") if p.is_file() and parse_photon_dose(p) is not None]
+    missing = next((p for p in files if not p.is_file()), None)
+    if missing is not None:
+        raise DataError(f"{missing}: dataset listed in --limit-datasets not found")
+    doses = {p: parse_photon_dose(p) for p in files}
+    return sorted(doses, key=lambda p: (doses[p] is None, doses[p] or 0.0, p.name))
 
 
 def _frames_first(p: str, key: str, diff: np.ndarray, m: int | None) -> np.ndarray:
@@ -234,7 +215,6 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     path = Path(path)
     p = str(path)
     z = open_npz(path)  # DataError "<path>: file not found" for a missing file
-    size = path.stat().st_size
     shapes = {k: {"shape": [int(s) for s in a.shape], "dtype": str(a.dtype)} for k, a in z.items()}
     dkey = next((k for k in DIFF_KEYS if k in z), None)
     if dkey is None:
@@ -242,40 +222,32 @@ def summarize_dataset(path: str | os.PathLike, params: Mapping[str, Any] | None 
     if "probeGuess" not in z:
         raise DataError(f"{p}: key 'probeGuess' missing")
     diff, probe = z[dkey], z["probeGuess"]
-    if diff.dtype == bool or diff.dtype.kind not in "iuf":
+    if diff.dtype.kind not in "iuf":
         raise DataError(f"{p}: key '{dkey}' has unsupported dtype {diff.dtype} (needs real numbers)")
     if diff.size == 0:
         raise DataError(f"{p}: key '{dkey}' is empty")
     if probe.dtype.kind not in "iufc" or probe.size == 0:
         raise DataError(f"{p}: key 'probeGuess' has unsupported dtype {probe.dtype} or is empty")
-    si_source = "scan_index" if "scan_index" in z else "default_zeros"
     si = z["scan_index"].reshape(-1) if "scan_index" in z else None
     frames = _frames_first(p, dkey, diff, None if si is None else si.size)
-    si = np.zeros(frames.shape[0], dtype=np.int64) if si is None else si
-    if not _integral(si):
-        raise DataError(f"{p}: key 'scan_index' must hold integers; got dtype {si.dtype}")
-
-    raw = summarize_array(diff)
+    grouped = summarize_grouped(frames, np.zeros(len(frames), np.int64) if si is None else si, f"{p}: key 'scan_index'")
     dmax = float(diff.max())
-    normalized = summarize_array(diff / (dmax + NORM_EPS))
-    grouped = summarize_grouped(frames, si)
     dose = parse_photon_dose(path)
     return {
         "filename": path.name, "path": p, "photon_dose": dose,
         "photon_dose_label": _DOSE_RE.match(path.name).group(1) if dose is not None else None,
-        "sha256": sha256_file(path), "size_bytes": int(size), "arrays": shapes, "diffraction_key": dkey,
+        "sha256": sha256_file(path), "size_bytes": int(path.stat().st_size), "arrays": shapes, "diffraction_key": dkey,
         "n_patterns": int(frames.shape[0]),
-        "stage_stats": {"raw_diffraction": raw, "normalized_diffraction": {**normalized, "divisor": dmax + NORM_EPS},
-                        "grouped_intensity": grouped},
-        "grouped_counts": {"scan_index_source": si_source, **{k: grouped[k] for k in (
-            "n_patterns", "n_unique_scans", "patterns_per_scan_min", "patterns_per_scan_max")}},
+        "stage_stats": {"raw_diffraction": summarize_array(diff), "normalized_diffraction": {
+            **summarize_array(diff / (dmax + NORM_EPS)), "divisor": dmax + NORM_EPS}, "grouped_intensity": grouped},
+        "grouped_counts": {"scan_index_source": "default_zeros" if si is None else "scan_index", **{
+            k: grouped[k] for k in ("n_patterns", "n_unique_scans", "patterns_per_scan_min", "patterns_per_scan_max")}},
         "probe": {**summarize_probe(probe), "flags": {k: (params.get(k) if params is not None else None)
                                                        for k in PROBE_FLAG_KEYS}},
     }
 
 
-def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLike] | None = None, *,
-                     timestamp: str | None = None, sha: str | None = None) -> dict[str, Any]:
+def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLike] | None = None) -> dict[str, Any]:
     """Assemble the whole parity log (nothing is written); ``datasets`` defaults to discovery.
     ConfigError when no dataset is found, DataError / DependencyError for bad inputs."""
     files = list(datasets) if datasets is not None else discover_datasets(config.dataset_root, config.limit_datasets)
@@ -292,8 +264,8 @@ def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLi
             "scenario_id": config.scenario_id,
             "dataset_root": str(config.dataset_root),
             "baseline_params": None if config.baseline_params is None else str(config.baseline_params),
-            "timestamp": timestamp or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "git_sha": sha if sha is not None else git_sha(),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_sha": git_sha(),
             "limit_datasets": None if config.limit_datasets is None else list(config.limit_datasets),
             "tool": "ptychopinn parity-log",
         },
@@ -311,11 +283,6 @@ def build_parity_log(config: ParityLogConfig, datasets: Iterable[str | os.PathLi
     }
 
 
-def render_json(log: Mapping[str, Any]) -> str:
-    """Strict JSON text (non-finite floats become null)."""
-    return json.dumps(to_plain(log), indent=2, allow_nan=False) + "\n"
-
-
 def _fmt(v: Any) -> str:
     if v is None or isinstance(v, (bool, float)):
         return "n/a" if v is None else str(v) if isinstance(v, bool) else f"{v:.6g}"
@@ -326,48 +293,39 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+def _table(title: str | None, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = [] if title is None else [title, ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
     return lines + [""]
 
 
 def render_markdown(log: Mapping[str, Any]) -> str:
     """Human-readable digest quoting the JSON values."""
-    md = log["metadata"]
-    ds = log["datasets"]
-    out = [f"# D0 dose parity log: {md.get('scenario_id') or 'unnamed scenario'}", ""]
-    out += [
-        "## Problem statement", "",
+    md, ds = log["metadata"], log["datasets"]
+    out = [
+        f"# D0 dose parity log: {md.get('scenario_id') or 'unnamed scenario'}", "", "## Problem statement", "",
         "Maintainers need evidence that the dose-sweep datasets, the probe and the baseline run used",
         "for D0 parity are the ones the reference results were produced from. This digest quotes",
         f"`{JSON_NAME}`: per-dataset checksums and array layouts, diffraction statistics at three",
         "stages (raw as stored; normalised by `max + 1e-12`; per-`scan_index` averages of frame means),",
         "probe amplitude/phase percentiles and the baseline parameters and metrics. Compare these",
         "values against another run's log to locate a divergence.", "",
-        "## Metadata", "",
     ]
-    out += _table(["field", "value"], [(k, md.get(k)) for k in
-                   ("scenario_id", "dataset_root", "baseline_params", "timestamp", "git_sha", "limit_datasets")])
-    out += ["## Datasets", ""]
-    out += _table(
-        ["file", "photon dose", "patterns", "diff shape", "diff dtype", "size (bytes)", "SHA-256"],
-        [(e["filename"], e["photon_dose_label"] or e["photon_dose"], e["n_patterns"],
-          str(tuple(e["arrays"][e["diffraction_key"]]["shape"])),
-          e["arrays"][e["diffraction_key"]]["dtype"], e["size_bytes"], f"`{e['sha256']}`") for e in ds],
-    )
-    out += ["### Arrays", ""]
-    out += _table(["file", "key", "shape", "dtype"],
-                  [(e["filename"], k, str(tuple(a["shape"])), a["dtype"])
-                   for e in ds for k, a in e["arrays"].items()])
+    out += _table("## Metadata", ["field", "value"], [(k, md.get(k)) for k in (
+        "scenario_id", "dataset_root", "baseline_params", "timestamp", "git_sha", "limit_datasets")])
+    diffs = [e["arrays"][e["diffraction_key"]] for e in ds]
+    out += _table("## Datasets", ["file", "photon dose", "patterns", "diff shape", "diff dtype", "size (bytes)",
+                                  "SHA-256"],
+                  [(e["filename"], e["photon_dose_label"] or e["photon_dose"], e["n_patterns"], str(tuple(d["shape"])),
+                    d["dtype"], e["size_bytes"], f"`{e['sha256']}`") for e, d in zip(ds, diffs)])
+    out += _table("### Arrays", ["file", "key", "shape", "dtype"],
+                  [(e["filename"], k, str(tuple(a["shape"])), a["dtype"]) for e in ds for k, a in e["arrays"].items()])
     for stage in ("raw_diffraction", "normalized_diffraction", "grouped_intensity"):
-        out += [f"## Stage: {stage}", ""]
-        extra = ["n_unique_scans"] if stage == "grouped_intensity" else []
-        out += _table(["file", *ARRAY_STAT_KEYS, *extra],
-                      [(e["filename"], *(e["stage_stats"][stage][k] for k in (*ARRAY_STAT_KEYS, *extra)))
-                       for e in ds])
-    out += ["## Probe", ""]
-    out += _table(["file", "component", *PROBE_STAT_KEYS, "l2_norm"],
+        keys = (*ARRAY_STAT_KEYS, *(["n_unique_scans"] if stage == "grouped_intensity" else []))
+        out += _table(f"## Stage: {stage}", ["file", *keys],
+                      [(e["filename"], *(e["stage_stats"][stage][k] for k in keys)) for e in ds])
+    out += _table("## Probe", ["file", "component", *PROBE_STAT_KEYS, "l2_norm"],
                   [(e["filename"], c, *(e["probe"][c][k] for k in PROBE_STAT_KEYS), e["probe"]["l2_norm"])
                    for e in ds for c in ("amplitude", "phase")])
     flags = ds[0]["probe"]["flags"] if ds else {}
@@ -379,12 +337,12 @@ def render_markdown(log: Mapping[str, Any]) -> str:
     else:
         ex = b["excerpt"]
         out += [f"File: `{b['params_file']}` (SHA-256 `{b['sha256']}`)", ""]
-        out += _table(["parameter", "value"], [*((k, ex.get(k)) for k in EXCERPT_KEYS), *ex["loss_weights"].items(),
-                                               ("intensity_scale_value", ex["intensity_scale_value"])])
-        out += ["### Metrics (train, test)", ""]
+        out += _table(None, ["parameter", "value"], [*((k, ex.get(k)) for k in EXCERPT_KEYS),
+                                                     *ex["loss_weights"].items(),
+                                                     ("intensity_scale_value", ex["intensity_scale_value"])])
         metrics = {k: ex["metrics"].get(k) for k in METRIC_KEYS}
-        out += _table(["metric", "train", "test"], [(k, v[0], v[1]) if isinstance(v, list) and len(v) == 2
-                                                    else (k, v, None) for k, v in metrics.items()])
+        out += _table("### Metrics (train, test)", ["metric", "train", "test"], [
+            (k, v[0], v[1]) if isinstance(v, list) and len(v) == 2 else (k, v, None) for k, v in metrics.items()])
     out += ["## Definitions", ""]
     out += [f"- **{k}**: {v}" for k, v in log.get("definitions", {}).items()] + [""]
     return "\n".join(out)
@@ -404,12 +362,11 @@ def render_probe_csv(log: Mapping[str, Any]) -> str:
 
 
 def write_parity_log(log: Mapping[str, Any], output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Render all three outputs first, then write each atomically into ``output_dir``."""
-    texts = {JSON_NAME: render_json(log), MD_NAME: render_markdown(log), CSV_NAME: render_probe_csv(log)}
+    """Render all three outputs first (the JSON strict: non-finite floats become null), then write
+    each atomically into ``output_dir``."""
+    texts = {JSON_NAME: json.dumps(to_plain(log), indent=2, allow_nan=False) + "\n",
+             MD_NAME: render_markdown(log), CSV_NAME: render_probe_csv(log)}
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --output exists and is not a directory")
-    for name, text in texts.items():
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    return {name: out / name for name in texts}
+    return {name: write_text_atomic(out / name, text) for name, text in texts.items()}

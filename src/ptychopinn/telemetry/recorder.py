@@ -1,51 +1,49 @@
-"""Pipeline telemetry recorder: ``parity_telemetry.json`` (schema 1.0, DESIGN section 9, seed 003).
+"""Pipeline telemetry recorder: ``parity_telemetry.json`` (schema 1.0, DESIGN section 9, seed 003; docs/parity.md).
 
-One file collects what separate ``simulate`` / ``train`` / ``infer`` / ``compare`` invocations
-record: each opens it (:meth:`TelemetryRecorder.open`), adds its blocks and calls
-:meth:`TelemetryRecorder.write`, which recomputes the stage ratios and the symmetry check, checks
-the document against ``parity_telemetry.schema.json`` (:func:`validate_telemetry`, the one type
-check of every block) and writes it atomically. Blocks not recorded yet are ``null``.
+Each ``simulate`` / ``train`` / ``infer`` / ``compare`` invocation opens the one file (:meth:`TelemetryRecorder.open`),
+adds its blocks and its provenance (time, git state, versions) and calls :meth:`TelemetryRecorder.write`, which
+recomputes the stage ratios and the symmetry check, checks the document against ``parity_telemetry.schema.json``
+(:func:`validate_telemetry`, the one type check of every block) and writes it atomically. Unrecorded blocks are null.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 import os
+import platform
+import subprocess
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata as _md
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ptychopinn._io import read_json, sha256_file, to_plain, write_json_atomic
 from ptychopinn.errors import ConfigError, DataError
 from ptychopinn.telemetry import stats as _st
-from ptychopinn.telemetry.provenance import environment_versions, git_info, utc_timestamp
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "parity_telemetry.schema.json"
 #: pipeline label of a new file when none is given (``--pipeline``)
 DEFAULT_PIPELINE = "ptychopinn"
 #: required intensity stages, in pipeline order (seed 003 section 2.5)
-REQUIRED_STAGES: tuple[str, ...] = (
-    "raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
-    "training_labels_Y_amp", "inference_prediction",
-)
+REQUIRED_STAGES: tuple[str, ...] = ("raw_diffraction", "grouped_diffraction", "grouped_X_full", "container_X",
+                                    "training_labels_Y_amp", "inference_prediction")
 #: canonical order of every stage name the recorder accepts (required + optional)
 STAGE_ORDER: tuple[str, ...] = (
-    "raw_diffraction", "grouped_diffraction", "pre_normalization_diffraction", "grouped_X_full",
-    "container_X", "training_labels_Y_amp", "training_labels_Y_I", "scaler_output",
-    "inference_prediction", "ground_truth_amplitude",
-)
+    "raw_diffraction", "grouped_diffraction", "pre_normalization_diffraction", "grouped_X_full", "container_X",
+    "training_labels_Y_amp", "training_labels_Y_I", "scaler_output", "inference_prediction", "ground_truth_amplitude")
 #: blocks set with :meth:`TelemetryRecorder.set_block`
 BLOCKS: tuple[str, ...] = ("training", "inference", "comparison")
 #: keys of the training block (seed 003 section 2.8), the argument order of :func:`training_block`
 TRAINING_KEYS: tuple[str, ...] = (
-    "epochs_completed", "early_stopped", "early_stop_epoch", "final_loss", "final_val_loss",
-    "nan_detected", "first_nan_epoch", "history_artifact", "checkpoint_artifact",
-)
+    "epochs_completed", "early_stopped", "early_stop_epoch", "final_loss", "final_val_loss", "nan_detected",
+    "first_nan_epoch", "history_artifact", "checkpoint_artifact")
 
 DATASET_DERIVED_FORMULA = "sqrt(mean_patterns sum_xy X^2) / (N/2)  (X: measured amplitudes, count units)"
 FALLBACK_FORMULA = "sqrt(nphotons) / (N/2)"
@@ -54,18 +52,50 @@ _MODE_ALIASES = {"dataset_derived": "dataset_derived", "data": "dataset_derived"
                  "fallback": "fallback", "closed_form": "fallback"}
 
 
-def _opt_float(v: Any, what: str) -> float | None:
-    if v is None:
-        return None
+def utc_timestamp() -> str:
+    """Current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(args: Sequence[str], cwd: Path) -> str | None:
     try:
-        f = float(v)
+        r = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_info(repo_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{commit_hash, branch, dirty}`` of the git checkout holding ``repo_dir`` (default: the
+    installed ptychopinn sources); ``'unknown'`` / ``None`` outside a checkout."""
+    d = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
+    sha = _git(["rev-parse", "HEAD"], d) if d.is_dir() else None
+    if not sha or not all(c in "0123456789abcdef" for c in sha):
+        return {"commit_hash": "unknown", "branch": None, "dirty": None}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], d)
+    return {"commit_hash": sha, "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], d) or None,
+            "dirty": None if status is None else bool(status)}
+
+
+def environment_versions() -> dict[str, str | None]:
+    """Python, torch, numpy and ptychopinn versions (from package metadata; torch is not imported)."""
+    from ptychopinn import __version__
+
+    def version(dist: str) -> str | None:
+        try:
+            return _md.version(dist)
+        except _md.PackageNotFoundError:
+            return None
+
+    return {"python_version": platform.python_version(), "torch_version": version("torch"),
+            "numpy_version": np.__version__, "ptychopinn_version": version("ptychopinn") or __version__}
+
+
+def _opt_float(v: Any, what: str) -> float | None:
+    try:
+        return None if v is None else _st.finite_or_none(float(v))
     except (TypeError, ValueError):
         raise ConfigError(f"telemetry: {what} must be a number; got {v!r}") from None
-    return f if math.isfinite(f) else None
-
-
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
 
 
 def training_block(*values: Any) -> dict[str, Any]:
@@ -109,15 +139,9 @@ def empty_document(pipeline: str = DEFAULT_PIPELINE, scenario: str | None = None
         "intensity_scale": None, "training": None, "inference": None, "comparison": None}
 
 
-def _ordered(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rank = {n: i for i, n in enumerate(STAGE_ORDER)}
-    return sorted(stages, key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))  # stable: ties keep order
-
-
 def used_scale(block: Mapping[str, Any] | None) -> float | None:
     """The intensity scale that was used, from an ``intensity_scale`` block (``None`` if unknown)."""
-    if not block:
-        return None
+    block = block or {}
     sub = block.get(block.get("used_mode") or "")
     found = (block.get("used_value"), sub.get("computed_scale") if isinstance(sub, Mapping) else None,
              block.get("recorded_in_bundle"))
@@ -129,7 +153,9 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``doc`` with stages in canonical order, fresh ``stage_ratios``,
     ``full_chain_product``, ``symmetry_check`` and timestamp."""
     out = copy.deepcopy(dict(doc))
-    out["intensity_stages"] = _ordered(list(out.get("intensity_stages") or []))
+    rank = {n: i for i, n in enumerate(STAGE_ORDER)}  # stable sort: unknown names keep their order, last
+    out["intensity_stages"] = sorted(out.get("intensity_stages") or [],
+                                     key=lambda s: rank.get(str(s.get("name")), len(STAGE_ORDER)))
     ratios = _st.stage_ratios(out["intensity_stages"])
     tol = (out.get("symmetry_check") or {}).get("tolerance", _st.SYMMETRY_TOLERANCE)
     out["full_chain_product"], out["symmetry_check"] = _st.symmetry_check(
@@ -138,9 +164,9 @@ def finalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return to_plain(out)
 
 
-def read_document(path: str | os.PathLike, validate: bool = False) -> dict[str, Any]:
+def read_document(path: str | os.PathLike, validate: bool = True) -> dict[str, Any]:
     """A telemetry file as a dict; :class:`DataError` (one line) when it is unreadable, not a JSON
-    object or not schema 1.0 (with ``validate``, also when it fails the schema)."""
+    object, not schema 1.0 or (with ``validate``) fails the schema (``parity-diff``'s reader)."""
     doc = read_json(Path(path), "telemetry file", error=DataError, expect=dict)
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{path}: key 'schema_version': expected '{SCHEMA_VERSION}'; got {doc.get('schema_version')!r}")
@@ -175,10 +201,9 @@ class TelemetryRecorder:
         it did. :class:`DataError` for a file that is not a schema-1.0 JSON object."""
         if not self.path.exists():
             return False
-        base = empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario)
-        base.update(read_document(self.path))
-        base.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
-        self._doc = base
+        self._doc = {**empty_document(self.pipeline or DEFAULT_PIPELINE, self.scenario),
+                     **read_document(self.path, validate=False)}
+        self._doc.update({k: v for k, v in (("pipeline", self.pipeline), ("scenario", self.scenario)) if v is not None})
         return True
 
     def set_provenance(self, dataset_path: str | os.PathLike | None = None, seeds: Mapping[str, Any] | None = None,
@@ -188,34 +213,25 @@ class TelemetryRecorder:
         the SHA-256 of ``dataset_path``; type ``npz_file`` by default) and this invocation."""
         prov, git = self._doc.setdefault("provenance", {}), git_info(repo_dir)
         prov.update(git, environment=environment_versions())
-        merged = dict(prov.get("seeds") or {})
-        for k, v in (seeds or {}).items():
-            if v is not None or k not in merged:
-                merged[str(k)] = None if v is None else int(v)
-        for k in ("object_seed", "sim_seed", "training_seed"):
-            merged.setdefault(k, None)
-        prov["seeds"] = merged
-        src = dict(prov.get("dataset_source") or {"type": None, "path": None, "checksum": None})
+        merged = prov["seeds"] = {"object_seed": None, "sim_seed": None, "training_seed": None,
+                                  **(prov.get("seeds") or {})}
+        merged.update({str(k): None if v is None else int(v) for k, v in (seeds or {}).items()
+                       if v is not None or k not in merged})
+        src = prov["dataset_source"] = {"type": None, "path": None, "checksum": None, "provenance_chain": None,
+                                        **(prov.get("dataset_source") or {})}
         if dataset_path is not None:
-            src.update(path=os.fspath(dataset_path), checksum=sha256_file(dataset_path),
-                       type=dataset_type or src.get("type") or "npz_file")
-        elif dataset_type is not None:
-            src["type"] = dataset_type
+            src.update(path=os.fspath(dataset_path), checksum=sha256_file(dataset_path))
+        src["type"] = dataset_type or src["type"] or ("npz_file" if dataset_path is not None else None)
         if provenance_chain is not None:
             src["provenance_chain"] = provenance_chain
-        src.setdefault("provenance_chain", None)
-        prov["dataset_source"] = src
         prov["invocations"] = [*(prov.get("invocations") or []), {
             "command": self.command, "timestamp": utc_timestamp(), "commit_hash": git["commit_hash"],
             "dirty": git["dirty"]}]
 
-    def set_configuration(self, config: Mapping[str, Any], replace: bool = False) -> None:
+    def set_configuration(self, config: Mapping[str, Any]) -> None:
         """Merge ``config`` (the seed's keys, e.g. N, gridsize, loss_weights; others are kept) into
-        the configuration block (``replace=True`` starts afresh)."""
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"telemetry: configuration must be a mapping; got {type(config).__name__}")
-        self._doc["configuration"] = {**({} if replace else (self._doc.get("configuration") or {})),
-                                      **to_plain(config)}
+        the configuration block."""
+        self._doc["configuration"] = {**(self._doc.get("configuration") or {}), **to_plain(config)}
 
     def record_probe(self, pre: Any, post: Any | None = None, method: str = "none", factor: float | None = 1.0,
                      source_type: str = "idealized", path: str | os.PathLike | None = None, *,
@@ -253,9 +269,10 @@ class TelemetryRecorder:
         if count is None and st.get("shape"):
             count = st["shape"][0]
         entry = {"name": name, "source": source, "stats": to_plain(st), "metadata": {
-            "count": _opt_int(count), "gridsize": _opt_int(gridsize), "group_limit": _opt_int(group_limit)}}
+            k: None if v is None else int(v) for k, v in (("count", count), ("gridsize", gridsize),
+                                                          ("group_limit", group_limit))}}
         stages = [s for s in (self._doc.get("intensity_stages") or []) if s.get("name") != name]
-        self._doc["intensity_stages"] = _ordered([*stages, entry])
+        self._doc["intensity_stages"] = [*stages, entry]  # in canonical order at write
         return entry
 
     def set_intensity_scale(self, dataset_derived: float | None, closed_form: float | None, used_mode: str,
@@ -303,9 +320,7 @@ class TelemetryRecorder:
         """Set the ``training`` / ``inference`` / ``comparison`` block (replacing an earlier one)."""
         if name not in BLOCKS:
             raise ConfigError(f"telemetry: unknown block '{name}'; expected one of {', '.join(BLOCKS)}")
-        if block is not None and not isinstance(block, Mapping):
-            raise ConfigError(f"telemetry: block '{name}' must be a mapping or None")
-        self._doc[name] = None if block is None else to_plain(block)
+        self._doc[name] = to_plain(block)  # its type is the schema's to check, at write
 
     def record_inference(self, amplitude: Any, phase: Any, group_limit: int | None = None,
                          artifacts: Mapping[str, Any] | None = None,

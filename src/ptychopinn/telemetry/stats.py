@@ -1,12 +1,13 @@
 """Statistics for pipeline telemetry (``parity_telemetry.json``, schema 1.0).
 
-Arrays (numpy or torch, any device; complex -> ``abs``) are summarised in float64, chunk by chunk
-along the first axis: ``min / max / mean / std`` (population) over the finite elements, with
-``nan_count``, ``finite_count`` and ``total_count``; a statistic with no finite element is ``None``.
+Arrays (numpy or torch, any device; complex -> ``abs``) are summarised in float64, chunk by chunk along the first axis:
+``min / max / mean / std`` (population) over the finite elements, with ``nan_count``, ``finite_count`` and
+``total_count``; a statistic with no finite element is ``None``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,11 +45,10 @@ def _chunks_float64(x: Any, chunk_elems: int = CHUNK_ELEMS):
     with a numpy dtype is read through a numpy view, others are moved chunk by chunk."""
     if _is_torch(x):
         x = x.detach()
-        try:
-            x = x.numpy() if x.device.type == "cpu" else x
-        except (TypeError, RuntimeError):  # no numpy equivalent (bfloat16): moved chunk by chunk
-            pass
-    if not _is_torch(x):
+        if x.device.type == "cpu":
+            with contextlib.suppress(TypeError, RuntimeError):  # no numpy equivalent (bfloat16): moved chunk by chunk
+                x = x.numpy()
+    else:
         x = np.asarray(x)
         if x.dtype.kind not in "biufc":
             raise TypeError(f"cannot summarise an array of dtype {x.dtype}")
@@ -81,14 +81,11 @@ class StatsAccumulator:
         self._mean, self._m2, self._lo, self._hi = 0.0, 0.0, math.inf, -math.inf
         self._tail: list[int] | None = None  # shape after the first axis (None: ragged)
         self._dtype: str | None = None
-        self._complex = False
 
     def update(self, x: Any) -> StatsAccumulator:
         shape = [int(v) for v in tuple(x.shape)]
         if self._dtype is None:
-            self._dtype = _dtype_name(x) if hasattr(x, "dtype") else str(np.asarray(x).dtype)
-            self._tail = shape[1:]
-            self._complex = bool(x.is_complex()) if _is_torch(x) else np.asarray(x).dtype.kind == "c"
+            self._dtype, self._tail = _dtype_name(x), shape[1:]
         elif shape[1:] != self._tail:
             self._tail = None
         self._rows += shape[0] if shape else 1
@@ -116,15 +113,14 @@ class StatsAccumulator:
 
     def stats(self) -> dict[str, Any]:
         """The stage ``stats`` block (plus ``component: abs`` for complex input)."""
-        n = self._n
+        n = self._n  # without a finite element: min / max stay infinite, mean / std are None
+        mean, std = (self._mean, math.sqrt(max(self._m2 / n, 0.0))) if n else (None, None)
         out: dict[str, Any] = {
             "shape": [self._rows] if self._tail is None else [self._rows, *self._tail],
-            "dtype": self._dtype or "float64",
-            "min": finite_or_none(self._lo) if n else None, "max": finite_or_none(self._hi) if n else None,
-            "mean": finite_or_none(self._mean) if n else None,
-            "std": finite_or_none(math.sqrt(max(self._m2 / n, 0.0))) if n else None,
+            "dtype": self._dtype or "float64", "min": finite_or_none(self._lo), "max": finite_or_none(self._hi),
+            "mean": finite_or_none(mean), "std": finite_or_none(std),
             "nan_count": self._nan, "finite_count": n, "total_count": self._total}
-        if self._complex:
+        if "complex" in out["dtype"]:
             out["component"] = "abs"
         return out
 
@@ -186,8 +182,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 def stage_ratios(stages: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     """The ratios of stage means, :data:`RATIO_STAGES` (``None`` when a stage is missing)."""
-    means = {str(st.get("name")): (st.get("stats") or {}).get("mean") for st in stages}
-    means = {k: float(m) if isinstance(m, (int, float)) else None for k, m in means.items()}
+    means = {str(st.get("name")): finite_or_none((st.get("stats") or {}).get("mean")) for st in stages}
     return {k: _ratio(means.get(num), means.get(den)) for k, (num, den) in RATIO_STAGES.items()}
 
 
@@ -199,11 +194,8 @@ def expected_ratios(intensity_scale_used: float | None) -> dict[str, float | Non
             "normalized_to_container": 1.0, "container_to_labels": s, "prediction_to_truth": 1.0}
 
 
-def symmetry_check(
-    ratios: Mapping[str, float | None],
-    intensity_scale_used: float | None = None,
-    tolerance: float = SYMMETRY_TOLERANCE,
-) -> tuple[float | None, dict[str, Any]]:
+def symmetry_check(ratios: Mapping[str, float | None], intensity_scale_used: float | None = None,
+                   tolerance: float = SYMMETRY_TOLERANCE) -> tuple[float | None, dict[str, Any]]:
     """``(full_chain_product, symmetry_check)`` from the stage ratios.
 
     Each ratio is divided by its expected value (without a known scale the two scale ratios are
