@@ -59,13 +59,13 @@ class CompareConfig(Config):
     psnr_convention: str = opt("range", "PSNR peak: ground-truth data range or the legacy 255",
                                choices=PSNR_CONVENTIONS)
     phase_plane: bool = opt(False, "remove a phase plane, not only a constant offset")
+    scale_amplitude: bool = opt(True, "do not rescale the amplitude", flag="--no-amplitude-scale")
     register: bool = opt(True, "no sub-pixel registration", flag="--no-register")
     register_on: str = opt("auto", "signal used for registration (auto: amplitude, complex if the amplitude is "
                                    "flat)", choices=_al.REGISTER_ON)
     upsample_factor: int = opt(100, "registration upsampling", check="positive")
     rim: int | None = opt(None, "pixels dropped at each edge after shifting (default: none = auto)",
                           check="non_negative")
-    scale_amplitude: bool = opt(True, "do not rescale the amplitude", flag="--no-amplitude-scale")
     ms_ssim_sigma: float = opt(1.5, "Gaussian sigma of the MS-SSIM window", check="positive")
     frc_window: str = opt("hann", "window applied before the FRC", choices=FRC_WINDOWS)
     plot: bool = opt(True, "skip comparison_plot.png", flag="--no-plot")
