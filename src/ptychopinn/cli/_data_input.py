@@ -61,28 +61,15 @@ def load_input(args: argparse.Namespace, path: str, *, check: bool = True, **kw:
     return ds
 
 
-def options_change_data(args: argparse.Namespace, path: str) -> bool:
-    """True when an input option (or a beamline format) changes what is read from ``path``; else a
-    command may pass the path itself to the library."""
-    from ptychopinn.data.formats import reader_for
-
-    return bool(getattr(args, "probe_from", None) or getattr(args, "product", None)
-                or getattr(args, "flip_positions", "") or getattr(args, "transpose_positions", False)
-                or getattr(args, "fftshift", False) or getattr(args, "mask", None) or reader_for(path).beamline)
-
-
 def enforce_checks(ds: Any, force: bool, notes: bool = False) -> list[Any]:
-    """Refuse (DataError) on a refusing finding unless ``force``; print notes when ``notes``."""
-    from ptychopinn.data.checks import sanity_findings
-    from ptychopinn.errors import DataError
+    """:func:`ptychopinn.data.checks.check_dataset`, printing the notes (when ``notes``) and the
+    refusals that ``force`` overrides."""
+    from ptychopinn.data.checks import check_dataset
 
-    findings = sanity_findings(ds)
-    for f in findings:
-        if f.level == "note" and notes:
+    def report(f: Any) -> None:
+        if f.level == "refuse":
+            print(f"warning (--force): {f.line(ds.source)}", file=sys.stderr)
+        elif notes:
             print(f"note: {f.line(ds.source)}", file=sys.stderr)
-    refused = [f for f in findings if f.level == "refuse"]
-    if refused and not force:
-        raise DataError(refused[0].line(ds.source) + " (override with --force)")
-    for f in refused:
-        print(f"warning (--force): {f.line(ds.source)}", file=sys.stderr)
-    return findings
+
+    return check_dataset(ds, force=force, report=report)

@@ -51,8 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli import _checks as ck
     from ptychopinn.cli._data_input import load_input
-    from ptychopinn.data import cxi
-    from ptychopinn.data.formats import writer_for
+    from ptychopinn.data.formats import write_dataset, writer_for
+    from ptychopinn.data.reconstruction import Reconstruction
     from ptychopinn.errors import ConfigError
 
     w = writer_for(args.output, args.to)
@@ -66,17 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--reconstruction applies to --to product/product-cxi only, not --to {w.name}")
     ck.check_output(args.output, "file", overwrite=args.overwrite)
     ds = load_input(args, args.input, check_bounds=False)
-    geometry = cxi.geometry_for_writing(ds, args.energy_ev, args.distance_m, args.detector_pixel_m) \
-        if w.geometry else None
-    rec = losses = None
-    if w.reconstruction:
-        from ptychopinn.data.contract import open_npz
-        from ptychopinn.data.reconstruction import Reconstruction
-
-        rec = Reconstruction.load(args.reconstruction, "PtychoPINN")
-        z = open_npz(args.reconstruction)
-        losses = z["loss_history"] if "loss_history" in z else None
-    w.write(args.output, ds, geometry=geometry, reconstruction=rec, losses=losses)
+    write_dataset(args.output, ds, w.name, reconstruction=args.reconstruction, energy_ev=args.energy_ev,
+                  distance_m=args.distance_m, detector_pixel_m=args.detector_pixel_m)
+    rec = Reconstruction.load(args.reconstruction) if w.reconstruction else None
     if rec is not None:
         what = f"{rec.object.shape[0]}x{rec.object.shape[1]} object, {ds.n_patterns} positions"
     else:

@@ -85,7 +85,7 @@ def _load(args: argparse.Namespace):
     """The dataset (its path when nothing changes it)."""
     import os
 
-    from ptychopinn.cli._data_input import enforce_checks, input_options, options_change_data
+    from ptychopinn.cli._data_input import enforce_checks, input_options
     from ptychopinn.errors import BundleError
     from ptychopinn.inference.reconstruct import load_scan
     from ptychopinn.model.bundle import resolve_bundle
@@ -93,6 +93,7 @@ def _load(args: argparse.Namespace):
     args.model = str(resolve_bundle(args.model))
     if not os.path.isdir(args.model):  # the cheap check first
         raise BundleError(f"{args.model}: model bundle directory not found")
-    ds = load_scan(args.model, args.data, input_options(args))
+    options = input_options(args)
+    ds = load_scan(args.model, args.data, options)
     enforce_checks(ds, args.force)
-    return ds if options_change_data(args, args.data) else args.data
+    return ds if options.changes(args.data) else args.data

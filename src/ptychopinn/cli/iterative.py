@@ -53,11 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ptychopinn.cli._common import config_for
     from ptychopinn.cli._data_input import load_input
-    from ptychopinn.data.contract import save_probe_file
     from ptychopinn.iterative.ptychi_runner import (
         PtychiConfig,
         import_ptychi,
         run_ptychi,
+        save_probe,
         save_result,
     )
 
@@ -79,14 +79,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_ptychi(dataset, config, progress=not args.quiet)
     written = save_result(result, args.output, plot=not args.no_plot)
     if args.save_probe:
-        written["probe"] = save_probe_file(args.save_probe, result.probe, {
-            "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {args.data}"
-                            + (" (probe fixed)" if config.probe_fixed else ""),
-            "initial_probe": (dataset.metadata.get("probe_source")
-                              or (dataset.metadata.get("geometry") or {}).get("probe_source")
-                              or f"{args.data}: probeGuess"),
-            "seconds": result.computation_time_seconds, "final_loss": float(result.loss_history[-1])
-            if len(result.loss_history) else None})
+        written["probe"] = save_probe(args.save_probe, result, dataset, config, name=args.data)
     tv = " (torchvision stand-in)" if result.metadata.get("torchvision_stub_used") else ""
     print(f"iterative: pty-chi {config.algorithm}, {len(result.loss_history)} epochs on "
           f"{result.metadata['device']}{tv}, {args.threads} CPU threads: {result.computation_time_seconds:.2f} s, "

@@ -121,34 +121,20 @@ def _overrides(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
-
-
-def _read_manifest(path: str) -> dict[str, Any]:
-    from ptychopinn._io import read_json
-    from ptychopinn.errors import ConfigError
-
-    d = read_json(path, "training manifest", error=ConfigError)
-    if not isinstance(d, dict) or not isinstance(d.get("jobs"), list):
-        raise ConfigError(f"{path}: key 'jobs': missing or not a list (not a training_manifest.json)")
-    return d
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def _print_bundles(root: Path, jobs: list[Any]) -> None:
     """One line per training job (bundle path and SHA-256, or why it was skipped), then the skip count."""
-    from ptychopinn._io import sha256_file
+    from ptychopinn.studies.dose_overlap import job_outcomes
 
-    skipped = 0
-    for j in jobs:
-        d = root / j.id
-        st = d / "status.json"
-        status = json.loads(st.read_text()) if st.is_file() else {}
-        if status.get("status") == "skipped":
-            skipped += 1
-            if j.id.startswith("train/"):
-                print(f"skipped {j.id}: {status.get('reason', '')}")
-        elif j.id.startswith("train/") and (d / "model.safetensors").is_file():
-            print(f"bundle_path {d}  bundle_sha256 {sha256_file(d / 'model.safetensors')}")
+    outcomes = job_outcomes(root, jobs)
+    for jid, o in outcomes.items():
+        if "skipped" in o and jid.startswith("train/"):
+            print(f"skipped {jid}: {o['skipped']}")
+        elif "bundle" in o:
+            print(f"bundle_path {o['bundle']}  bundle_sha256 {o['bundle_sha256']}")
+    skipped = sum("skipped" in o for o in outcomes.values())
     print(f"{skipped} job(s) skipped (views with too few groups, or pty-chi missing); see skip_summary.json")
 
 
@@ -163,8 +149,6 @@ def _dry_run(jobs: list[Any], out: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ptychopinn.errors import ConfigError
 
     if not getattr(args, "study", None):
@@ -174,8 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.tolerance >= 0:
             raise ConfigError(f"--tolerance must be >= 0; got {args.tolerance}")
-        problems = check_loss(_read_manifest(args.reference), _read_manifest(args.candidate), args.tolerance,
-                              args.dose, args.view, args.gridsize)
+        problems = check_loss(args.reference, args.candidate, args.tolerance, args.dose, args.view, args.gridsize)
         for pr in problems if not args.quiet else ():
             print(f"FAIL {pr}")
         print("check-loss: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
@@ -185,14 +168,9 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "seed" and args.patience not in (None, 0):
         raise ConfigError(f"--protocol seed fixes --patience = 0 (no early stopping); got {args.patience}")
     if args.study == "dose-response":
-        from ptychopinn.studies.dose_response import (
-            PRESETS,
-            DoseResponseConfig,
-            run_dose_response,
-            sanity_text,
-        )
+        from ptychopinn.studies.dose_response import DoseResponseConfig, preset_config, run_dose_response, sanity_text
 
-        cfg = DoseResponseConfig.from_dict({**PRESETS[args.preset].to_dict(), **_overrides(args, DoseResponseConfig)})
+        cfg = preset_config(args.preset, **_overrides(args, DoseResponseConfig))
         if args.dry_run:
             from ptychopinn.studies.dose_response import build_jobs
 
@@ -207,15 +185,14 @@ def run(args: argparse.Namespace) -> int:
         outputs = ["dose_comparison.png", "metrics.csv", "frc_curves.png", "training_history.json", "summary.md"]
     else:
         from ptychopinn.studies.dose_overlap import (
-            PRESETS,
             DoseOverlapConfig,
             build_jobs,
+            preset_config,
             run_dose_overlap,
             select_jobs,
         )
 
-        base = dataclasses.replace(PRESETS[args.preset], object_from=args.object_from, probe_from=args.probe_from)
-        cfg = DoseOverlapConfig.from_dict({**base.to_dict(), **_overrides(args, DoseOverlapConfig)})
+        cfg = preset_config(args.preset, **_overrides(args, DoseOverlapConfig))
         filters = {"dose": args.only_dose, "view": args.only_view, "gridsize": args.only_gridsize}
         jobs = select_jobs(build_jobs(cfg), cfg, **filters)
         if args.dry_run:

@@ -69,7 +69,7 @@ def _prepare_data(args: argparse.Namespace):
     import os
     import sys
 
-    from ptychopinn.cli._data_input import load_input, options_change_data
+    from ptychopinn.cli._data_input import input_options, load_input
     from ptychopinn.errors import ConfigError
 
     e = args.probe_from_ptychi
@@ -81,7 +81,7 @@ def _prepare_data(args: argparse.Namespace):
         from ptychopinn.iterative.ptychi_runner import import_ptychi
 
         import_ptychi()  # fail fast (exit 2) before any work
-    changed = e is not None or options_change_data(args, args.train)
+    changed = e is not None or input_options(args).changes(args.train)
     if not changed and not os.path.exists(args.train):
         return args.train, args.test  # the trainer's loader reports it
     ds = load_input(args, args.train, estimate_missing_probe=e is not None)

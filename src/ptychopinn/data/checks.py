@@ -13,11 +13,13 @@ user overrides with ``--force``) or ``note`` (worth knowing, never blocks). Chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ptychopinn.data.contract import PtychoDataset
+from ptychopinn.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,20 @@ def sanity_findings(ds: PtychoDataset) -> list[Finding]:
         elif role and "not a ground truth" in role:
             out.append(Finding("note", "objectGuess", f"is the {role}"))
     return out
+
+
+def check_dataset(ds: PtychoDataset, *, force: bool = False,
+                  report: Callable[[Finding], None] | None = None) -> list[Finding]:
+    """The :func:`sanity_findings` of ``ds``; :class:`DataError` naming the first refusing finding
+    unless ``force``. ``report`` (e.g. a logger) is called with every note, then, with ``force``,
+    with every overridden refusal, before anything is raised."""
+    findings = sanity_findings(ds)
+    refused = [f for f in findings if f.level == "refuse"]
+    for f in findings:
+        if f.level == "note" and report is not None:
+            report(f)
+    if refused and not force:
+        raise DataError(refused[0].line(ds.source) + " (override with --force)")
+    for f in refused if report is not None else ():
+        report(f)
+    return findings

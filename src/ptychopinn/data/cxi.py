@@ -110,6 +110,15 @@ class InputOptions:
     mask: str | None = None  # detector mask file (.npy, or NPZ key 'mask'), joined to the file's own
     probe_from: str | None = None  # replace the file's probe with the one in this file
 
+    def changes(self, path: str | os.PathLike) -> bool:
+        """True when these options (or a beamline reader for ``path``) change what is read from
+        ``path``; else ``path`` itself may be handed to a function that reads the NPZ contract."""
+        from ptychopinn.data.formats import reader_for
+
+        c = self.convention
+        return bool(self.probe_from or self.product or c.flip or c.transpose or self.fftshift or self.mask
+                    or reader_for(path, self.source_format).beamline)
+
 
 # ---------------------------------------------------------------------------------------------
 # small h5py helpers

@@ -140,3 +140,36 @@ def writer_for(path: str | os.PathLike, fmt: str | None = None) -> Writer:
         return WRITERS[fmt]
     low = os.fspath(path).lower()
     return next((w for w in WRITERS.values() if low.endswith(w.suffixes)), WRITERS["npz"])
+
+
+def write_dataset(path: str | os.PathLike, ds: Any, fmt: str | None = None, *, reconstruction: Any = None,
+                  losses: Any = None, energy_ev: float | None = None, distance_m: float | None = None,
+                  detector_pixel_m: float | None = None) -> Path:
+    """Write ``ds`` to ``path`` in format ``fmt`` (default: by ``path``'s suffix, :func:`writer_for`),
+    as ``convert`` does. The CXI and product formats take the geometry recorded in ``ds`` or built
+    from ``energy_ev``, ``distance_m`` and ``detector_pixel_m``. The product formats write
+    ``reconstruction`` (a :class:`~ptychopinn.data.reconstruction.Reconstruction`, or a reconstruction
+    NPZ path: ``reconstruction.npz`` of ``infer``, ``ptychi_reconstruction.npz`` of ``iterative``,
+    whose ``loss_history`` is written unless ``losses`` is given, as is a pty-chi result's)."""
+    w = writer_for(path, fmt)
+    if w.reconstruction and reconstruction is None:
+        raise ConfigError(f"format {w.name} writes a reconstruction: give one")
+    geometry = None
+    if w.geometry:
+        from ptychopinn.data.cxi import geometry_for_writing
+
+        geometry = geometry_for_writing(ds, energy_ev, distance_m, detector_pixel_m)
+    rec = None
+    if w.reconstruction:
+        from ptychopinn.data.reconstruction import Reconstruction
+
+        if isinstance(reconstruction, (str, os.PathLike)):
+            from ptychopinn.data.contract import open_npz
+
+            rec = Reconstruction.load(reconstruction, "PtychoPINN")
+            z = open_npz(reconstruction)
+            losses = z["loss_history"] if losses is None and "loss_history" in z else losses
+        else:
+            rec = Reconstruction.load(reconstruction)
+            losses = getattr(reconstruction, "loss_history", None) if losses is None else losses
+    return w.write(os.fspath(path), ds, geometry=geometry, reconstruction=rec, losses=losses)

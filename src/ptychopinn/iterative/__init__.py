@@ -15,6 +15,8 @@ _LAZY = {
     "run_ptychi": "ptychopinn.iterative.ptychi_runner",
     "save_result": "ptychopinn.iterative.ptychi_runner",
     "import_ptychi": "ptychopinn.iterative.ptychi_runner",
+    "save_probe": "ptychopinn.iterative.ptychi_runner",
+    "refine_probe": "ptychopinn.iterative.ptychi_runner",
 }
 
 __all__ = list(_LAZY)

@@ -721,6 +721,30 @@ def save_result(result: PtychiResult, out_dir: str | os.PathLike, plot: bool = T
     return written
 
 
+def initial_probe_source(dataset: PtychoDataset, name: str | None = None) -> str:
+    """Where ``dataset``'s probe came from (recorded ``probe_source``, else the file's
+    ``probeGuess``; ``name`` replaces ``dataset.source`` in that)."""
+    md = dataset.metadata
+    return (md.get("probe_source") or (md.get("geometry") or {}).get("probe_source")
+            or f"{name or dataset.source}: probeGuess")
+
+
+def save_probe(path: str | os.PathLike, result: PtychiResult, dataset: PtychoDataset, config: PtychiConfig,
+               name: str | None = None) -> Path:
+    """Write ``result``'s refined probe as a probe NPZ (``probeGuess`` + ``_metadata``: the run, the
+    initial probe, seconds, final loss) for ``load_dataset(..., options=InputOptions(probe_from=path))``
+    (``train/infer --probe-from``); ``name``: the data's name in the record (default its source)."""
+    from ptychopinn.data.contract import save_probe_file
+
+    name = name or dataset.source
+    return save_probe_file(path, result.probe, {
+        "probe_source": f"pty-chi {config.algorithm} {len(result.loss_history)} epochs on {name}"
+                        + (" (probe fixed)" if config.probe_fixed else ""),
+        "initial_probe": initial_probe_source(dataset, name),
+        "seconds": result.computation_time_seconds,
+        "final_loss": float(result.loss_history[-1]) if len(result.loss_history) else None})
+
+
 #: the refined probe's file beside a bundle trained on it (``train --probe-from-ptychi``)
 REFINED_PROBE_FILE = "ptychi_probe.npz"
 
@@ -731,8 +755,7 @@ def refine_probe(dataset: PtychoDataset, epochs: int, *, device: str = "auto", s
     metadata records the source (``probe_source``) and the refinement (``probe_refinement``:
     seconds, loss history, the file the trainer writes it to), which the trainer puts in the bundle."""
     md = dataset.metadata
-    initial = md.get("probe_source") or (md.get("geometry") or {}).get("probe_source") \
-        or f"{dataset.source}: probeGuess"
+    initial = initial_probe_source(dataset)
     res = run_ptychi(dataset, PtychiConfig(epochs=int(epochs), device=device, seed=seed), progress=progress)
     dataset.probe = np.asarray(res.probe, dtype=np.complex64)
     md["probe_source"] = f"pty-chi LSQML {len(res.loss_history)} epochs on {dataset.source} (initial probe: {initial})"

@@ -29,6 +29,15 @@ from ptychopinn.training.config import PROTOCOLS
 PRESET_NAMES = ("quick", "full", "seed")
 
 
+def from_preset(presets: dict[str, Any], name: str, overrides: dict[str, Any]) -> Any:
+    """``presets[name]`` with the ``overrides`` (field -> value) that are not None: a field left
+    None keeps the preset's value. Checked as :meth:`Config.from_dict` checks (unknown fields named)."""
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(presets)})")
+    base = presets[name]
+    return type(base).from_dict({**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyTraining(Config):
     """How every study trains its PINN arms (the fields the studies share; each study's config

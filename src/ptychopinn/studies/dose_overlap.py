@@ -110,6 +110,12 @@ PRESETS: dict[str, DoseOverlapConfig] = {
 }
 
 
+def preset_config(preset: str = "full", **overrides: Any) -> DoseOverlapConfig:
+    """The study's settings: ``PRESETS[preset]`` with the ``overrides`` that are not None (e.g.
+    ``preset_config("quick", object_from="obj.npz", probe_from="probe.npz")``)."""
+    return C.from_preset(PRESETS, preset, overrides)
+
+
 def spacing(f: float, n: int) -> float:
     """Minimum group-centre spacing S = (1 - f) N of a view with overlap fraction f."""
     return (1.0 - f) * n
@@ -732,11 +738,26 @@ def summary_md(cfg: DoseOverlapConfig, datasets: list[dict[str, Any]], bundle: d
 # ---------------------------------------------------------------------------------------------
 # training-loss guardrail
 # ---------------------------------------------------------------------------------------------
-def check_loss(reference: dict[str, Any], candidate: dict[str, Any], tolerance: float = 0.05,
-               dose: float | None = None, view: str | None = None, gridsize: int | None = None) -> list[str]:
-    """Problems of ``candidate`` against ``reference`` (two ``training_manifest.json`` dicts): a job
-    of the reference that is missing from the candidate, a missing or non-finite final loss, or a
-    final loss above ``reference + tolerance * |reference|``. Empty list: passed."""
+def read_training_manifest(path: str | Path) -> dict[str, Any]:
+    """A ``training_manifest.json``; ConfigError naming the file when it is unreadable or has no
+    list of ``jobs``."""
+    from ptychopinn._io import read_json
+
+    d = read_json(path, "training manifest", error=ConfigError)
+    if not isinstance(d, dict) or not isinstance(d.get("jobs"), list):
+        raise ConfigError(f"{path}: key 'jobs': missing or not a list (not a training_manifest.json)")
+    return d
+
+
+def check_loss(reference: dict[str, Any] | str | Path, candidate: dict[str, Any] | str | Path,
+               tolerance: float = 0.05, dose: float | None = None, view: str | None = None,
+               gridsize: int | None = None) -> list[str]:
+    """Problems of ``candidate`` against ``reference`` (two ``training_manifest.json`` dicts, or their
+    paths: :func:`read_training_manifest`): a job of the reference that is missing from the
+    candidate, a missing or non-finite final loss, or a final loss above
+    ``reference + tolerance * |reference|``. Empty list: passed."""
+    reference, candidate = (m if isinstance(m, dict) else read_training_manifest(m) for m in (reference, candidate))
+
     def sel(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out = {}
         for r in rows:
@@ -771,3 +792,24 @@ def check_loss(reference: dict[str, Any], candidate: dict[str, Any], tolerance: 
             problems.append(f"{jid}: final_loss {fl:.6g} exceeds the reference {rl:.6g} by more than "
                             f"{100 * tolerance:g} % (limit {limit:.6g})")
     return problems
+
+
+def job_outcomes(root: str | Path, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+    """What each of ``jobs`` left in the study folder ``root``: ``{"skipped": reason}`` for a job
+    that skipped itself (too few groups in its view, pty-chi missing), ``{"bundle": path,
+    "bundle_sha256": hex digest of its model.safetensors}`` for a training job that wrote a model
+    bundle, else ``{}``."""
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        d = Path(root) / j.id
+        st = d / "status.json"
+        status = json.loads(st.read_text()) if st.is_file() else {}
+        if status.get("status") == "skipped":
+            out[j.id] = {"skipped": status.get("reason", "")}
+        elif j.id.startswith("train/") and (d / "model.safetensors").is_file():
+            out[j.id] = {"bundle": d, "bundle_sha256": sha256_file(d / "model.safetensors")}
+        else:
+            out[j.id] = {}
+    return out

@@ -79,6 +79,12 @@ PRESETS: dict[str, DoseResponseConfig] = {
 }
 
 
+def preset_config(preset: str = "full", **overrides: Any) -> DoseResponseConfig:
+    """The study's settings: ``PRESETS[preset]`` with the ``overrides`` that are not None (e.g.
+    ``preset_config("quick", doses=(1e3, 1e4, 1e5))``)."""
+    return C.from_preset(PRESETS, preset, overrides)
+
+
 def dose_tags(doses: tuple[float, ...]) -> dict[float, str]:
     """Folder tag per dose: 'high'/'low' for a pair, 'p1e4'-style labels for a sweep."""
     if len(doses) == 2:
