@@ -123,15 +123,23 @@ def load_rel(root: Path, rel: str) -> Any:
 
 
 def train_bundle(out: Path, root: Path, p: dict[str, Any], progress: bool) -> None:
-    """Train one model on ``p['train']`` into ``out`` (the bundle; the resume checkpoint is dropped)."""
+    """Train one model on ``p['train']`` into ``out`` (the bundle; the resume checkpoint is dropped).
+    A checkpoint already in ``out`` (a run killed mid-training, kept by the runner) is continued when
+    its settings and data match (the trainer's bit-identical resume), else training starts afresh."""
     from ptychopinn.model.config import ModelConfig
     from ptychopinn.training.config import TrainConfig
     from ptychopinn.training.trainer import train
 
     ds = load_rel(root, p["train"])
     mcfg = ModelConfig.from_dict(p["model"])
-    tcfg = TrainConfig.from_dict({**p["training"], "overwrite": True, "resume": False})
-    res = train(ds, out, mcfg, tcfg, progress=progress)
+    resume = (out / "checkpoint.pt").is_file()
+    tcfg = TrainConfig.from_dict({**p["training"], "overwrite": True, "resume": resume})
+    try:
+        res = train(ds, out, mcfg, tcfg, progress=progress)
+    except ConfigError as exc:
+        if not resume or "cannot resume" not in str(exc):
+            raise
+        res = train(ds, out, mcfg, dataclasses.replace(tcfg, resume=False), progress=progress)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     hist = [{k: h.get(k) for k in ("epoch", "train_loss", "val_loss", "lr")} for h in res.history]
     write_json_atomic(out / "losses.json", {"history": hist, "epochs_run": res.epochs_run,

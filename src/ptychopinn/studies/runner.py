@@ -146,6 +146,21 @@ def resolve_fn(name: str) -> Callable[..., Any]:
         raise ConfigError(f"job function {name!r} cannot be imported ({exc})") from None
 
 
+#: a job folder left by a killed run that holds this file is continued, not redone: a training
+#: job's checkpoint (the trainer resumes it bit-identically when its settings and data match)
+RESUMABLE = "checkpoint.pt"
+
+
+def _partial_dir(final: Path) -> Path | None:
+    """The newest folder a killed run left for ``final`` with a :data:`RESUMABLE` file (older
+    ones are removed), or None."""
+    found = sorted((d for d in final.parent.glob(f".{final.name}.*.tmp") if (d / RESUMABLE).is_file()),
+                   key=lambda d: (d / RESUMABLE).stat().st_mtime)
+    for old in found[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+    return found[-1] if found else None
+
+
 def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False, threads: int | None = None
                 ) -> dict[str, Any]:
     """Run one job into a temporary folder, rename it onto ``root/<id>``, return its manifest entry.
@@ -171,7 +186,8 @@ def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False, thr
     inputs = hash_inputs(rootp, job)
     started = time.time()
     t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    partial = _partial_dir(final)
+    tmp = partial or Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         fn = resolve_fn(job.fn)
         fn(tmp, rootp, dict(job.params), progress)
@@ -180,8 +196,9 @@ def execute_job(job_dict: dict[str, Any], root: str, progress: bool = False, thr
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if not (isinstance(exc, KeyboardInterrupt) and (tmp / RESUMABLE).is_file()):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     wall = time.perf_counter() - t0
     return {
@@ -329,7 +346,7 @@ def _run_locked(order: list[Job], rootp: Path, name: str, n_jobs: int, scheduler
                 log: Callable[[str], None], study_config: dict[str, Any] | None, t0: float,
                 threads: int) -> StudyResult:
     for stale in sorted(rootp.rglob(".*.tmp"), reverse=True):  # left by a killed run
-        if stale.is_dir():
+        if stale.is_dir() and not (stale / RESUMABLE).is_file():  # a training checkpoint is kept to resume
             shutil.rmtree(stale, ignore_errors=True)
     for stale in rootp.glob(".*.tmp.*"):  # a half-copied published file
         stale.unlink(missing_ok=True)
