@@ -16,6 +16,14 @@ class ConfigError(PtychoPINNError, ValueError):
     """An invalid combination of settings."""
 
 
+class MissingProbeError(DataError):
+    """A dataset file holds no probe (a caller may supply one, e.g. a bundle's)."""
+
+
+class ResumeMismatchError(ConfigError):
+    """A checkpoint was written by a run with other settings or data, so it cannot be resumed."""
+
+
 class BundleError(PtychoPINNError):
     """A model bundle is missing files, has a newer format or is corrupt."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ptychopinn._io import jsonable, save_npz_atomic
 from ptychopinn.data.formats import is_hdf5_path
-from ptychopinn.errors import ConfigError, DataError, one_line
+from ptychopinn.errors import ConfigError, DataError, MissingProbeError, one_line
 from ptychopinn.physics.dose import mean_total_counts
 from ptychopinn.physics.probe import resample_probe
 
@@ -457,8 +457,9 @@ def _read_source(p: str, options: Any, probe: np.ndarray | None) -> tuple[dict[s
 def _read_probe(p: str, z: dict[str, Any], missing_path: str | None) -> np.ndarray:
     """``probeGuess``: square, 2-D (or (N, N, 1)), float or complex, finite and not all zero."""
     if "probeGuess" not in z:
-        raise _err(p, missing_path or "probeGuess", "missing: no probe in this file; pass --probe-from FILE "
-                   "(e.g. from 'iterative --save-probe') or use 'train --probe-from-ptychi EPOCHS'")
+        raise MissingProbeError(f"{p}: key '{missing_path or 'probeGuess'}': missing: no probe in this file; pass "
+                                "--probe-from FILE (e.g. from 'iterative --save-probe') or use "
+                                "'train --probe-from-ptychi EPOCHS'")
     probe = np.asarray(z["probeGuess"])
     if probe.ndim == 3 and probe.shape[-1] == 1:
         probe = probe[..., 0]

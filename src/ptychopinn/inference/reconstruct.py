@@ -20,7 +20,7 @@ import torch
 from ptychopinn._observe import notify
 from ptychopinn.data.contract import as_dataset
 from ptychopinn.data.reconstruction import Reconstruction
-from ptychopinn.errors import BundleError, ConfigError, DataError
+from ptychopinn.errors import BundleError, ConfigError, DataError, MissingProbeError
 from ptychopinn.inference.predict import (
     InferenceModel,
     data_input_scale,
@@ -124,12 +124,12 @@ def load_scan(model: str | os.PathLike, path: str | os.PathLike, options: Any = 
 
     try:
         return load_dataset(path, options=options)
-    except DataError as exc:
-        if "no probe in this file" not in str(exc) or getattr(options, "probe_from", None):
+    except MissingProbeError:
+        if getattr(options, "probe_from", None):
             raise
         bundle = load_bundle(resolve_bundle(model))
         if bundle.model_config.probe_conditioned:
-            raise DataError(f"{path}: no probe in this file, and the general model {Path(model).name} reconstructs "
+            raise MissingProbeError(f"{path}: no probe in this file, and the general model {Path(model).name} reconstructs "
                             "with the scan's own probe: pass --probe-from FILE") from None
     return load_dataset(path, options=options, probe=bundle.probe, probe_source=f"{model}: bundle probe")
 

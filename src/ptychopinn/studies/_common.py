@@ -21,7 +21,7 @@ from ptychopinn._config import Config, opt
 from ptychopinn._device import check_device_name
 from ptychopinn._io import save_npz_atomic, write_json_atomic
 from ptychopinn.data.grouping import DEFAULT_NEIGHBOR_COUNT
-from ptychopinn.errors import ConfigError
+from ptychopinn.errors import ConfigError, ResumeMismatchError
 from ptychopinn.model.config import NORMS
 from ptychopinn.training.config import PROTOCOLS
 
@@ -136,9 +136,7 @@ def train_bundle(out: Path, root: Path, p: dict[str, Any], progress: bool) -> No
     tcfg = TrainConfig.from_dict({**p["training"], "overwrite": True, "resume": resume})
     try:
         res = train(ds, out, mcfg, tcfg, progress=progress)
-    except ConfigError as exc:
-        if not resume or "cannot resume" not in str(exc):
-            raise
+    except ResumeMismatchError:  # the checkpoint was trained with other settings or data
         res = train(ds, out, mcfg, dataclasses.replace(tcfg, resume=False), progress=progress)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     hist = [{k: h.get(k) for k in ("epoch", "train_loss", "val_loss", "lr")} for h in res.history]

@@ -162,14 +162,15 @@ def train_general(run_dir: str | os.PathLike, corpus: CorpusConfig | None = None
     data = Corpus(ccfg)
     val_data = Corpus(CorpusConfig.from_dict({**ccfg.to_dict(), "seed": ccfg.seed + 1_000_003}))
     ref_probe = default_probe(ccfg.N)
-    previous = None
+    previous = start = None
     if tcfg.init_from is not None:
-        mcfg, previous = _previous_run(tcfg.init_from, ccfg)
+        start, previous = _previous_run(tcfg.init_from, ccfg)
+        mcfg = start.model_config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tcfg.seed)
         model = build_model(mcfg, ref_probe, 1.0).to(device)
-    if previous is not None:
-        model.load_state_dict(bundle_mod.load_bundle(bundle_mod.resolve_bundle(tcfg.init_from)).model.state_dict())
+    if start is not None:
+        model.load_state_dict(start.model.state_dict())
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     val_pool = Pool.from_scans([val_data.scan(i) for i in range(tcfg.val_scans)], mcfg.gridsize, tcfg.seed)
     n_params = count_parameters(model)
@@ -225,11 +226,12 @@ def train_general(run_dir: str | os.PathLike, corpus: CorpusConfig | None = None
     return run
 
 
-def _previous_run(init_from: str, ccfg: CorpusConfig) -> tuple[ModelConfig, dict[str, Any]]:
-    """(network, previous run's ``general`` block) of the general bundle a run continues; its corpus
+def _previous_run(init_from: str, ccfg: CorpusConfig) -> tuple[Any, dict[str, Any]]:
+    """(the bundle, its run's ``general`` block) of the general bundle a run continues; its corpus
     must be this one (the continuation draws the scans after those it saw)."""
     path = bundle_mod.resolve_bundle(init_from)
-    cfg = bundle_mod.read_config(path)
+    bundle = bundle_mod.load_bundle(path)
+    cfg = bundle.config
     prev = cfg.get("general")
     if not isinstance(prev, dict) or not cfg.get("model", {}).get("probe_conditioned"):
         raise ConfigError(f"{path}: config.json: not a general model bundle (no 'general' block); "
@@ -243,7 +245,7 @@ def _previous_run(init_from: str, ccfg: CorpusConfig) -> tuple[ModelConfig, dict
         raise ConfigError(f"{path}: config.json: key 'general.corpus': differs from this run's corpus in "
                           f"{', '.join(diff)} (give the same corpus options)")
     seen = int(cfg.get("data", {}).get("train", {}).get("n_scans", 0))
-    return ModelConfig.from_dict(cfg["model"]), {**prev, "bundle": str(init_from),
+    return bundle, {**prev, "bundle": str(init_from),
                                                 "first_scan": int(prev.get("first_scan", 0)), "scans_seen": seen}
 
 

@@ -41,7 +41,7 @@ from ptychopinn._device import resolve_device
 from ptychopinn._io import atomic_path, sha256_file, write_json_atomic
 from ptychopinn._observe import notify
 from ptychopinn.data.contract import PtychoDataset, as_dataset, save_probe_file
-from ptychopinn.errors import ConfigError, DataError, TrainingDivergedError, one_line
+from ptychopinn.errors import ConfigError, DataError, ResumeMismatchError, TrainingDivergedError, one_line
 from ptychopinn.model import build_model, count_parameters
 from ptychopinn.model import losses as losses_mod
 from ptychopinn.model.config import ModelConfig
@@ -328,7 +328,7 @@ def _resume_policy(run: Path, tcfg: TrainConfig, signature: str, main: bool) -> 
         ck = _load_checkpoint(ckpt_path, torch.device("cpu"))
         if ck["signature"] != signature:
             diff = "; ".join(_signature_diff(ck["signature"], signature)) or "settings differ"
-            raise ConfigError(f"{ckpt_path}: cannot resume, the run was started with other settings "
+            raise ResumeMismatchError(f"{ckpt_path}: cannot resume, the run was started with other settings "
                               f"or data ({diff})")
         return ck
     if not tcfg.overwrite and not tcfg.resume:
